@@ -1,0 +1,130 @@
+"""Argument checks shared by every layer.
+
+Each check raises ``TypeError`` for a value of the wrong kind and ``ValueError`` for a value of
+the right kind but wrong size or shape, with a message naming the owner (``"ConvLSTM2D"`` or
+``"ConvLSTM2D.forward"``), the argument, what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def positive_int(owner: str, name: str, value: object) -> int:
+    """Return ``value`` as an int, requiring an integer >= 1."""
+    if not _is_int(value):
+        raise TypeError(f"{owner}: expected {name} to be a positive int; got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{owner}: expected {name} to be a positive int; got {value!r}.")
+    return int(value)
+
+
+def int_tuple(owner: str, name: str, value: object, length: int, minimum: int = 1) -> tuple:
+    """Return ``value`` (an int or a sequence of ``length`` ints) as a tuple of ints >= minimum."""
+    what = f"an int >= {minimum} or a tuple of {length} such ints"
+    if _is_int(value):
+        items = (value,) * length
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        items = tuple(value)
+        if len(items) != length or not all(_is_int(item) for item in items):
+            raise TypeError(f"{owner}: expected {name} to be {what}; got {value!r}.")
+    else:
+        raise TypeError(f"{owner}: expected {name} to be {what}; got {value!r}.")
+    if any(item < minimum for item in items):
+        raise ValueError(f"{owner}: expected {name} to be {what}; got {value!r}.")
+    return tuple(int(item) for item in items)
+
+
+def padding_arg(owner: str, value: object, length: int, allow_explicit: bool) -> str | tuple:
+    """Normalise a padding argument.
+
+    Returns ``"same"`` or ``"valid"`` for the Keras names (any case), or, when ``allow_explicit``,
+    a tuple of ``length`` non-negative ints for symmetric zero padding given as an int or tuple.
+    """
+    if isinstance(value, str):
+        mode = value.lower()
+        if mode in ("same", "valid"):
+            return mode
+        raise ValueError(f"{owner}: expected padding to be 'same' or 'valid'; got {value!r}.")
+    if not allow_explicit:
+        raise TypeError(f"{owner}: expected padding to be 'same' or 'valid'; got {value!r}.")
+    return int_tuple(owner, "padding", value, length, minimum=0)
+
+
+def choice(owner: str, name: str, value: object, options: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``options``."""
+    if not isinstance(value, str) or value not in options:
+        listed = ", ".join(repr(option) for option in options)
+        raise ValueError(f"{owner}: expected {name} to be one of {listed}; got {value!r}.")
+    return value
+
+
+def boolean(owner: str, name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool (NumPy bools included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: expected {name} to be True or False; got {value!r}.")
+    return bool(value)
+
+
+def float_dtype(owner: str, value: object) -> np.dtype:
+    """Return the NumPy dtype for ``"float32"`` or ``"float64"`` (or the dtype objects)."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.name not in FLOAT_DTYPES:
+        raise ValueError(f"{owner}: expected dtype to be 'float32' or 'float64'; got {value!r}.")
+    return dtype
+
+
+def seed_arg(owner: str, value: object) -> int | None:
+    """Return ``value`` if it is None or a non-negative int."""
+    if value is None:
+        return None
+    if not _is_int(value) or value < 0:
+        raise TypeError(f"{owner}: expected seed to be None or a non-negative int; got {value!r}.")
+    return int(value)
+
+
+def shape_text(names: Sequence[object]) -> str:
+    """Format a shape whose entries are ints or dimension names: ``(batch, time, 32, 32, 1)``."""
+    items = [str(name) for name in names]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+def numeric_array(owner: str, name: str, value: object, dtype: np.dtype) -> np.ndarray:
+    """Return ``value`` as an array of ``dtype``, never a view that could write to the caller's.
+
+    Integers and booleans are cast; complex, object, string or other kinds raise ``TypeError``.
+    """
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{owner}: expected {name} to be a real numeric array (bool, int or float); "
+            f"got dtype {array.dtype}."
+        )
+    return array.astype(dtype, copy=False)
+
+
+def check_shape(owner: str, name: str, array: np.ndarray, expected: Sequence[object]) -> None:
+    """Raise ``ValueError`` unless ``array.shape`` matches ``expected``.
+
+    ``expected`` holds ints (which must match) and strings (names of free dimensions).
+    """
+    shape = array.shape
+    matches = len(shape) == len(expected) and all(
+        isinstance(want, str) or want == got for want, got in zip(expected, shape, strict=False)
+    )
+    if not matches:
+        raise ValueError(
+            f"{owner}: expected {name} of shape {shape_text(expected)}; got {shape_text(shape)}."
+        )

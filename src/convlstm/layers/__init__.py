@@ -1,0 +1,1 @@
+"""Layer classes: validate arguments, hold weights, describe themselves."""
