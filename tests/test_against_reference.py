@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convlstm import ConvLSTM2D, MaxPooling3D
+
 from reference import convlstm_reference, hard_sigmoid, maxpool3d_reference, same_pads
 
 RNG_SEED = 1234
@@ -27,18 +28,45 @@ def _random_layer(rng, in_channels, filters, **kwargs):
     return layer
 
 
-def _check_single_layer(rng, batch, time, size, in_channels, filters, kernel, padding, stride,
-                        dilation, mask=None, go_backwards=False):
-    layer = _random_layer(rng, in_channels, filters, kernel_size=kernel, padding=padding,
-                          stride=stride, dilation=dilation, go_backwards=go_backwards,
-                          return_state=True)
+def _check_single_layer(
+    rng,
+    batch,
+    time,
+    size,
+    in_channels,
+    filters,
+    kernel,
+    padding,
+    stride,
+    dilation,
+    mask=None,
+    go_backwards=False,
+):
+    layer = _random_layer(
+        rng,
+        in_channels,
+        filters,
+        kernel_size=kernel,
+        padding=padding,
+        stride=stride,
+        dilation=dilation,
+        go_backwards=go_backwards,
+        return_state=True,
+    )
     x = rng.normal(size=(batch, time, *size, in_channels))
     output, h, c = layer.forward(x, mask=mask)
     kernel_w, recurrent_w, *bias = layer.get_weights()
     pads = _reference_pads(layer.padding, size, layer.kernel_size, layer.stride, layer.dilation)
     expected, expected_h, expected_c = convlstm_reference(
-        x, kernel_w, recurrent_w, bias[0] if bias else None, stride=layer.stride, pads=pads,
-        dilation=layer.dilation, mask=mask, go_backwards=go_backwards,
+        x,
+        kernel_w,
+        recurrent_w,
+        bias[0] if bias else None,
+        stride=layer.stride,
+        pads=pads,
+        dilation=layer.dilation,
+        mask=mask,
+        go_backwards=go_backwards,
     )
     np.testing.assert_allclose(output, expected, rtol=0, atol=1e-10)
     np.testing.assert_allclose(h, expected_h, rtol=0, atol=1e-10)
@@ -69,10 +97,16 @@ def test_batch_and_time_lengths(batch, time):
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_mask_against_reference(go_backwards):
     rng = np.random.default_rng(RNG_SEED)
-    mask = np.array([[False, True, False, True, True], [True, True, False, False, True],
-                     [False, False, False, False, False]])
-    _check_single_layer(rng, 3, 5, (4, 5), 2, 2, 3, "same", 1, 1, mask=mask,
-                        go_backwards=go_backwards)
+    mask = np.array(
+        [
+            [False, True, False, True, True],
+            [True, True, False, False, True],
+            [False, False, False, False, False],
+        ]
+    )
+    _check_single_layer(
+        rng, 3, 5, (4, 5), 2, 2, 3, "same", 1, 1, mask=mask, go_backwards=go_backwards
+    )
 
 
 def test_hard_sigmoid_against_reference():
@@ -80,8 +114,9 @@ def test_hard_sigmoid_against_reference():
     layer = _random_layer(rng, 2, 3, recurrent_activation="hard_sigmoid")
     x = rng.normal(size=(2, 3, 5, 5, 2)) * 3
     kernel_w, recurrent_w, bias = layer.get_weights()
-    expected, _, _ = convlstm_reference(x, kernel_w, recurrent_w, bias, pads=((1, 1), (1, 1)),
-                                        recurrent_activation=hard_sigmoid)
+    expected, _, _ = convlstm_reference(
+        x, kernel_w, recurrent_w, bias, pads=((1, 1), (1, 1)), recurrent_activation=hard_sigmoid
+    )
     np.testing.assert_allclose(layer.forward(x), expected, rtol=0, atol=1e-10)
 
 
@@ -113,8 +148,14 @@ def test_random_geometries(kernel, stride, padding, size, seed):
 
 @pytest.mark.parametrize(
     ("pool_size", "stride", "padding"),
-    [((2, 2, 2), None, "valid"), ((3, 3, 3), (1, 2, 2), "valid"), ((2, 3, 2), (2, 2, 1), "same"),
-     ((3, 1, 2), (2, 1, 3), "same"), (1, 1, "valid"), ((3, 3, 3), (3, 3, 3), "same")],
+    [
+        ((2, 2, 2), None, "valid"),
+        ((3, 3, 3), (1, 2, 2), "valid"),
+        ((2, 3, 2), (2, 2, 1), "same"),
+        ((3, 1, 2), (2, 1, 3), "same"),
+        (1, 1, "valid"),
+        ((3, 3, 3), (3, 3, 3), "same"),
+    ],
 )
 def test_max_pooling_against_reference(pool_size, stride, padding):
     rng = np.random.default_rng(RNG_SEED)

@@ -28,9 +28,7 @@ def max_pool3d(
     out = None
     # One vectorised pass per offset inside the window: pool_size products, not one per window.
     for offset in itertools.product(*map(range, pool_size)):
-        view = padded[
-            (slice(None), *map(window_slice, offset, stride, out_dhw), slice(None))
-        ]
+        view = padded[(slice(None), *map(window_slice, offset, stride, out_dhw), slice(None))]
         if out is None:
             out = view.copy()
         else:

@@ -65,7 +65,9 @@ class ConvLSTM2DCell(Layer):
             owner, "recurrent_activation", recurrent_activation
         )
         self.use_bias = check.boolean(owner, "use_bias", use_bias)
-        self.kernel_initializer = initializers.check(owner, "kernel_initializer", kernel_initializer)
+        self.kernel_initializer = initializers.check(
+            owner, "kernel_initializer", kernel_initializer
+        )
         self.recurrent_initializer = initializers.check(
             owner, "recurrent_initializer", recurrent_initializer
         )
@@ -122,12 +124,14 @@ class ConvLSTM2DCell(Layer):
 
     def output_hw(self, height: int, width: int) -> tuple[int, int]:
         """Height and width of the states for input frames of ``height`` x ``width``."""
-        return output_size((height, width), self.kernel_size, self.stride,
-                           self._pads(height, width), self.dilation)
+        return output_size(
+            (height, width), self.kernel_size, self.stride, self._pads(height, width), self.dilation
+        )
 
     def _pads(self, height: int, width: int):
-        return resolve_pads(self.padding, (height, width), self.kernel_size, self.stride,
-                            self.dilation)
+        return resolve_pads(
+            self.padding, (height, width), self.kernel_size, self.stride, self.dilation
+        )
 
     def _checked_output_hw(self, owner: str, height: int, width: int) -> tuple[int, int]:
         out_hw = self.output_hw(height, width)
@@ -179,8 +183,9 @@ class ConvLSTM2DCell(Layer):
         frames = layout.to_channels_last(x)[:, None]
         B, _, H, W, _ = frames.shape
         out_hw = self._checked_output_hw(owner, H, W)
-        h0, c0 = _state_pair(owner, "states", states, (B, *out_hw, self.out_channels),
-                             layout, self.dtype)
+        h0, c0 = _state_pair(
+            owner, "states", states, (B, *out_hw, self.out_channels), layout, self.dtype
+        )
         _, h, c = self.run_sequence(frames, h0, c0, None)
         h, c = layout.from_channels_last(h), layout.from_channels_last(c)
         return h, (h, c)
@@ -322,8 +327,9 @@ class ConvLSTM2D(Layer):
             dtype=dtype,
         )
         try:
-            first = ConvLSTM2DCell(in_channels, out_channels, kernel_size, padding, stride,
-                                   **options, seed=seed)
+            first = ConvLSTM2DCell(
+                in_channels, out_channels, kernel_size, padding, stride, **options, seed=seed
+            )
         except (TypeError, ValueError) as error:
             raise type(error)(str(error).replace("ConvLSTM2DCell", owner, 1)) from None
         self.cells = [first] + [
@@ -391,7 +397,7 @@ class ConvLSTM2D(Layer):
     # ------------------------------------------------------------------ shapes
 
     def compute_output_shape(self, input_shape: Sequence[int]) -> tuple:
-        """The output shape (with ``return_state``: ``(output, h, c)`` shapes) for an input shape."""
+        """Output shape for ``input_shape`` (with ``return_state``: output, h and c shapes)."""
         layout = _Layout(self.data_format)
         B, T, H, W = layout.split_shape(tuple(input_shape))
         for cell in self.cells:
@@ -499,9 +505,24 @@ class ConvLSTM2D(Layer):
 
 
 _SHARED_OPTIONS = frozenset(
-    ["in_channels", "out_channels", "kernel_size", "padding", "stride", "dilation", "activation",
-     "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
-     "bias_initializer", "unit_forget_bias", "data_format", "dtype", "seed"]
+    [
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "padding",
+        "stride",
+        "dilation",
+        "activation",
+        "recurrent_activation",
+        "use_bias",
+        "kernel_initializer",
+        "recurrent_initializer",
+        "bias_initializer",
+        "unit_forget_bias",
+        "data_format",
+        "dtype",
+        "seed",
+    ]
 )
 
 
@@ -545,7 +566,9 @@ def _copy_states(states, layout: _Layout):
 def _per_layer_pairs(owner: str, name: str, value: object, num_layers: int) -> list:
     """Accept ``[h, c]`` for one layer or ``[[h, c], ...]`` with one pair per layer."""
     if not isinstance(value, Sequence) or isinstance(value, str):
-        raise TypeError(f"{owner}: expected {name} to be a list [h, c]; got {type(value).__name__}.")
+        raise TypeError(
+            f"{owner}: expected {name} to be a list [h, c]; got {type(value).__name__}."
+        )
     if len(value) == 2 and all(isinstance(item, np.ndarray) for item in value):
         pairs = [value]
     else:
@@ -585,15 +608,16 @@ def _checked_mask(owner: str, mask: object, B: int, T: int) -> np.ndarray | None
 
 def _set_weights(owner: str, cells: Sequence[ConvLSTM2DCell], weights: Sequence[np.ndarray]):
     """Check the count and every shape first, then copy the weights into the cells."""
-    slots = [(k, cell, name, shape) for k, cell in enumerate(cells)
-             for name, shape in cell.weight_shapes.items()]
+    slots = [
+        (k, cell, name, shape)
+        for k, cell in enumerate(cells)
+        for name, shape in cell.weight_shapes.items()
+    ]
     if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
         raise TypeError(f"{owner}: expected a list of {len(slots)} arrays; got {type(weights)}.")
     if len(weights) != len(slots):
         names = ", ".join(f"layer {k} {name}" for k, _, name, _ in slots)
-        raise ValueError(
-            f"{owner}: expected {len(slots)} weights ({names}); got {len(weights)}."
-        )
+        raise ValueError(f"{owner}: expected {len(slots)} weights ({names}); got {len(weights)}.")
     arrays = []
     for index, ((k, cell, name, shape), weight) in enumerate(zip(slots, weights)):
         label = f"weights[{index}] (layer {k} {name})"

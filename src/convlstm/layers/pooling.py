@@ -38,8 +38,8 @@ class MaxPooling3D(Layer):
     ) -> None:
         owner = type(self).__name__
         self.pool_size = check.int_tuple(owner, "pool_size", pool_size, 3)
-        self.stride = self.pool_size if stride is None else check.int_tuple(
-            owner, "stride", stride, 3
+        self.stride = (
+            self.pool_size if stride is None else check.int_tuple(owner, "stride", stride, 3)
         )
         self.padding = check.padding_arg(owner, padding, 3, allow_explicit=False)
         self.data_format = check.choice(owner, "data_format", data_format, DATA_FORMATS)
@@ -62,9 +62,7 @@ class MaxPooling3D(Layer):
         owner = f"{type(self).__name__}.forward"
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
-            raise TypeError(
-                f"{owner}: expected x to be a real numeric array; got dtype {x.dtype}."
-            )
+            raise TypeError(f"{owner}: expected x to be a real numeric array; got dtype {x.dtype}.")
         names = ("batch", "channels", "depth", "height", "width")
         if self.data_format == "channels_last":
             names = ("batch", "depth", "height", "width", "channels")
