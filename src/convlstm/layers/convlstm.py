@@ -77,6 +77,7 @@ class ConvLSTM2DCell(Layer):
         self.dtype = check.float_dtype(owner, dtype)
         self.seed = check.seed_arg(owner, seed)
         self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
         self.initialize_weights(np.random.default_rng(self.seed))
 
     # ----------------------------------------------------------------- weights
@@ -111,14 +112,6 @@ class ConvLSTM2DCell(Layer):
                 # Jozefowicz et al.: a forget gate open at the start lets gradients flow.
                 bias[F : 2 * F] = 1.0
             self.params["bias"] = bias
-
-    def get_weights(self) -> list[np.ndarray]:
-        """Copies of ``[kernel, recurrent_kernel, bias]`` (no bias when ``use_bias=False``)."""
-        return [self.params[name].copy() for name in self.weight_shapes]
-
-    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
-        """Replace the weights from a list in the order of :meth:`get_weights`."""
-        _set_weights(f"{type(self).__name__}.set_weights", [self], weights)
 
     # ------------------------------------------------------------------- shapes
 
@@ -348,15 +341,8 @@ class ConvLSTM2D(Layer):
             return getattr(self.cells[0], name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    # ----------------------------------------------------------------- weights
-
-    def get_weights(self) -> list[np.ndarray]:
-        """Copies of ``[kernel, recurrent_kernel, bias]`` for each stacked layer, in order."""
-        return [weight for cell in self.cells for weight in cell.get_weights()]
-
-    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
-        """Replace every layer's weights from a list in the order of :meth:`get_weights`."""
-        _set_weights(f"{type(self).__name__}.set_weights", self.cells, weights)
+    def sublayers(self) -> list[ConvLSTM2DCell]:
+        return list(self.cells)
 
     # ------------------------------------------------------------------ states
 
@@ -604,25 +590,3 @@ def _checked_mask(owner: str, mask: object, B: int, T: int) -> np.ndarray | None
         raise TypeError(f"{owner}: expected mask to be a bool array; got dtype {mask.dtype}.")
     check.check_shape(owner, "mask", mask, (B, T))
     return mask.astype(bool)
-
-
-def _set_weights(owner: str, cells: Sequence[ConvLSTM2DCell], weights: Sequence[np.ndarray]):
-    """Check the count and every shape first, then copy the weights into the cells."""
-    slots = [
-        (k, cell, name, shape)
-        for k, cell in enumerate(cells)
-        for name, shape in cell.weight_shapes.items()
-    ]
-    if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
-        raise TypeError(f"{owner}: expected a list of {len(slots)} arrays; got {type(weights)}.")
-    if len(weights) != len(slots):
-        names = ", ".join(f"layer {k} {name}" for k, _, name, _ in slots)
-        raise ValueError(f"{owner}: expected {len(slots)} weights ({names}); got {len(weights)}.")
-    arrays = []
-    for index, ((k, cell, name, shape), weight) in enumerate(zip(slots, weights)):
-        label = f"weights[{index}] (layer {k} {name})"
-        array = check.numeric_array(owner, label, weight, cell.dtype)
-        check.check_shape(owner, label, array, shape)
-        arrays.append(array)
-    for (_, cell, name, _), array in zip(slots, arrays):
-        cell.params[name] = array.copy()
