@@ -64,7 +64,8 @@ def check_gradients(layer, x: np.ndarray, *, seed: int = 0, **forward_kwargs) ->
 
     errors = {"x": relative_error(d_x, numerical_gradient(scalar, x))}
     for name, owner, key in layer.named_params():
-        errors[name] = relative_error(owner.grads[key], numerical_gradient(scalar, owner.params[key]))
+        numeric = numerical_gradient(scalar, owner.params[key])
+        errors[name] = relative_error(owner.grads[key], numeric)
     failing = {name: error for name, error in errors.items() if not error < TOLERANCE}
     assert not failing, f"gradient check failed (relative errors): {failing}"
     return errors
