@@ -36,8 +36,8 @@ class Layer(ABC):
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-serialisable."""
 
-    def __call__(self, x: np.ndarray, **kwargs: Any) -> Any:
-        return self.forward(x, **kwargs)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
