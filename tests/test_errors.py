@@ -25,7 +25,7 @@ X = np.zeros((2, 3, 5, 5, 1), dtype=np.float32)
         (
             {"leaky_relu_slope": "0.2"},
             TypeError,
-            r"expected leaky_relu_slope to be None or a float",
+            r"expected leaky_relu_slope to be None or a float >= 0",
         ),
         ({"num_layers": 0}, ValueError, r"expected num_layers to be a positive int; got 0"),
         (

@@ -60,6 +60,15 @@ def padding_arg(owner: str, value: object, length: int, allow_explicit: bool) ->
     return int_tuple(owner, "padding", value, length, minimum=0)
 
 
+def rate(owner: str, name: str, value: object) -> float:
+    """Return ``value`` as a float in [0, 1) (a dropout rate)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: expected {name} to be a float in [0, 1); got {value!r}.")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{owner}: expected {name} to be a float in [0, 1); got {value!r}.")
+    return float(value)
+
+
 def choice(owner: str, name: str, value: object, options: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``options``."""
     if not isinstance(value, str) or value not in options:

@@ -1,7 +1,9 @@
-"""Activation functions by their Keras 3 names.
+"""Activation functions by their Keras 3 names, each with its derivative.
 
 Every activation takes ``(x, out=None)`` and may write its result into ``out`` (which may be
-``x`` itself), so the ConvLSTM time loop can apply gate activations in place.
+``x`` itself), so the ConvLSTM time loop can apply gate activations in place. Because the
+pre-activations are then gone, every derivative is written in terms of the output ``y``:
+``derivative(y) = f'(f^{-1}(y))``.
 """
 
 from __future__ import annotations
@@ -17,24 +19,28 @@ _SELU_SCALE = 1.0507009873554805
 
 @dataclass(frozen=True)
 class Activation:
-    """A named elementwise function ``fn(x, out=None) -> y``."""
+    """A named elementwise function ``fn(x, out=None) -> y`` and its ``derivative(y)``.
+
+    ``derivative`` is None for a user's plain callable, which can run forward but not backward.
+    """
 
     name: str
     fn: Callable[..., np.ndarray]
+    derivative: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return self.fn(x, out=out)
 
 
-def _linear(x, out=None):
+def _store(y: np.ndarray, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     if out is None:
-        return x.copy()
-    out[...] = x
+        return y.astype(x.dtype, copy=False)
+    out[...] = y
     return out
 
 
-def _tanh(x, out=None):
-    return np.tanh(x, out=out)
+def _linear(x, out=None):
+    return _store(x, x, out) if out is not None else x.copy()
 
 
 def _sigmoid(x, out=None):
@@ -47,19 +53,11 @@ def _sigmoid(x, out=None):
 
 
 def _hard_sigmoid(x, out=None):
-    # Keras 3: relu6(x + 3) / 6.
+    # Keras 3: relu6(x + 3) / 6 (Keras 2's was clip(0.2x + 0.5, 0, 1)).
     y = np.add(x, 3.0, out=out)
     np.clip(y, 0.0, 6.0, out=y)
     y /= 6.0
     return y
-
-
-def _relu(x, out=None):
-    return np.maximum(x, 0.0, out=out)
-
-
-def _relu6(x, out=None):
-    return np.clip(x, 0.0, 6.0, out=out)
 
 
 def _elu(x, out=None):
@@ -67,8 +65,8 @@ def _elu(x, out=None):
 
 
 def _selu(x, out=None):
-    y = np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0))) * _SELU_SCALE
-    return _store(y, x, out)
+    negative = _SELU_ALPHA * np.expm1(np.minimum(x, 0))
+    return _store(_SELU_SCALE * np.where(x > 0, x, negative), x, out)
 
 
 def _softsign(x, out=None):
@@ -79,19 +77,29 @@ def _softplus(x, out=None):
     return _store(np.logaddexp(x, 0.0), x, out)
 
 
-def _silu(x, out=None):
-    return _store(x * _sigmoid(x), x, out)
+def _inside(y, low, high, slope=1.0):
+    return np.where((y > low) & (y < high), slope, 0.0).astype(y.dtype)
 
 
-def _exponential(x, out=None):
-    return np.exp(x, out=out)
-
-
-def _store(y: np.ndarray, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    if out is None:
-        return y.astype(x.dtype, copy=False)
-    out[...] = y
-    return out
+ACTIVATIONS: dict[str, Activation] = {
+    activation.name: activation
+    for activation in (
+        Activation("linear", _linear, np.ones_like),
+        Activation("tanh", lambda x, out=None: np.tanh(x, out=out), lambda y: 1 - y * y),
+        Activation("sigmoid", _sigmoid, lambda y: y * (1 - y)),
+        Activation("hard_sigmoid", _hard_sigmoid, lambda y: _inside(y, 0.0, 1.0, 1 / 6)),
+        Activation("relu", lambda x, out=None: np.maximum(x, 0.0, out=out),
+                   lambda y: _inside(y, 0.0, np.inf)),
+        Activation("relu6", lambda x, out=None: np.clip(x, 0.0, 6.0, out=out),
+                   lambda y: _inside(y, 0.0, 6.0)),
+        Activation("elu", _elu, lambda y: np.where(y > 0, 1.0, y + 1.0).astype(y.dtype)),
+        Activation("selu", _selu, lambda y: np.where(
+            y > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA).astype(y.dtype)),
+        Activation("softsign", _softsign, lambda y: (1 - np.abs(y)) ** 2),
+        Activation("softplus", _softplus, lambda y: -np.expm1(-y)),
+        Activation("exponential", lambda x, out=None: np.exp(x, out=out), lambda y: y.copy()),
+    )
+}
 
 
 def leaky_relu(x: np.ndarray, negative_slope: float, out: np.ndarray | None = None) -> np.ndarray:
@@ -99,35 +107,23 @@ def leaky_relu(x: np.ndarray, negative_slope: float, out: np.ndarray | None = No
     return _store(np.where(x >= 0, x, x * negative_slope), x, out)
 
 
-ACTIVATIONS: dict[str, Activation] = {
-    activation.name: activation
-    for activation in (
-        Activation("linear", _linear),
-        Activation("tanh", _tanh),
-        Activation("sigmoid", _sigmoid),
-        Activation("hard_sigmoid", _hard_sigmoid),
-        Activation("relu", _relu),
-        Activation("relu6", _relu6),
-        Activation("elu", _elu),
-        Activation("selu", _selu),
-        Activation("softsign", _softsign),
-        Activation("softplus", _softplus),
-        Activation("silu", _silu),
-        Activation("exponential", _exponential),
-    )
-}
-ALIASES = {"swish": "silu", None: "linear"}
+def leaky_relu_backward(
+    d_y: np.ndarray, positive: np.ndarray, negative_slope: float
+) -> np.ndarray:
+    """Gradient through :func:`leaky_relu`, given where its output was positive."""
+    return np.where(positive, d_y, d_y * negative_slope)
 
 
 def get(owner: str, name: str, identifier: object) -> Activation:
-    """Resolve a Keras activation name (or None, or a callable ``f(x) -> y``) to an Activation.
+    """Resolve a Keras activation name (or None, an Activation, or a callable) to an Activation.
 
-    A callable is wrapped as-is under its ``__name__``; it cannot be serialised by ``get_config``.
+    A plain callable ``f(x) -> y`` runs forward only; wrap it in ``Activation(name, fn,
+    derivative)`` to train with it. Neither can be serialised by ``get_config``.
     """
     if isinstance(identifier, Activation):
         return identifier
     if identifier is None or isinstance(identifier, str):
-        key = ALIASES.get(identifier, identifier)
+        key = "linear" if identifier is None else identifier
         if key in ACTIVATIONS:
             return ACTIVATIONS[key]
         listed = ", ".join(sorted(ACTIVATIONS))

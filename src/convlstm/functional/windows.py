@@ -81,23 +81,58 @@ def im2col(
     """Gather every 2-D window of an already padded batch of frames.
 
     Args:
-        padded: (N, Hp, Wp, C) frames, padding included.
+        padded: (..., Hp, Wp, C) frames, padding included, any leading axes.
         window: (kh, kw).
         stride, dilation: per-axis ints.
         out_hw: (H', W'), the number of window positions.
-        out: optional (N, H', W', kh, kw, C) buffer to fill.
+        out: optional (..., H', W', kh, kw, C) buffer to fill.
 
     Returns:
-        (N, H', W', kh, kw, C): row ``(n, y, x)`` flattened is the window at output pixel (y, x),
-        in the (kh, kw, C) order of a Keras kernel, so ``cols.reshape(-1, kh*kw*C) @
+        (..., H', W', kh, kw, C): entry ``[..., y, x]`` flattened is the window at output pixel
+        (y, x), in the (kh, kw, C) order of a Keras kernel, so ``cols.reshape(-1, kh*kw*C) @
         kernel.reshape(kh*kw*C, F)`` is the convolution.
     """
-    N, C = padded.shape[0], padded.shape[-1]
     (kh, kw), (sh, sw), (dh, dw), (Ho, Wo) = window, stride, dilation, out_hw
     if out is None:
-        out = np.empty((N, Ho, Wo, kh, kw, C), dtype=padded.dtype)
+        out = np.empty((*padded.shape[:-3], Ho, Wo, kh, kw, padded.shape[-1]), padded.dtype)
     for i in range(kh):
         rows = window_slice(i * dh, sh, Ho)
         for j in range(kw):
-            out[:, :, :, i, j, :] = padded[:, rows, window_slice(j * dw, sw, Wo), :]
+            out[..., i, j, :] = padded[..., rows, window_slice(j * dw, sw, Wo), :]
     return out
+
+
+def col2im(
+    d_cols: np.ndarray,
+    padded_shape: tuple[int, ...],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The adjoint of :func:`im2col`: scatter-add window gradients back onto the padded frames.
+
+    Args:
+        d_cols: (..., H', W', kh, kw, C) gradients of the gathered windows.
+        padded_shape: (..., Hp, Wp, C), the shape :func:`im2col` read from.
+        stride, dilation: as given to :func:`im2col`.
+        out: optional zero-filled buffer of ``padded_shape`` to accumulate into.
+
+    Returns:
+        (..., Hp, Wp, C); a pixel covered by several windows gets the sum of their gradients.
+    """
+    Ho, Wo, kh, kw = d_cols.shape[-5:-1]
+    (sh, sw), (dh, dw) = stride, dilation
+    if out is None:
+        out = np.zeros(padded_shape, dtype=d_cols.dtype)
+    for i in range(kh):
+        rows = window_slice(i * dh, sh, Ho)
+        for j in range(kw):
+            out[..., rows, window_slice(j * dw, sw, Wo), :] += d_cols[..., i, j, :]
+    return out
+
+
+def crop(padded: np.ndarray, pads: Pads) -> np.ndarray:
+    """The interior of (..., *spatial, C) frames padded by ``pads`` (a view)."""
+    spatial = padded.shape[-1 - len(pads) : -1]
+    interior = tuple(slice(before, size - after) for size, (before, after) in zip(spatial, pads))
+    return padded[(..., *interior, slice(None))]

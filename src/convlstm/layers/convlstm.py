@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,8 +11,13 @@ import numpy as np
 from convlstm import _validation as check
 from convlstm import initializers
 from convlstm.functional import activations
-from convlstm.functional.activations import leaky_relu
-from convlstm.functional.convlstm import convlstm_sequence
+from convlstm.functional.activations import leaky_relu, leaky_relu_backward
+from convlstm.functional.convlstm import (
+    ConvLSTMCache,
+    convlstm_backward,
+    convlstm_forward,
+    dropout_masks,
+)
 from convlstm.functional.windows import output_size, resolve_pads
 from convlstm.layers.base import Layer
 
@@ -138,10 +144,16 @@ class ConvLSTM2DCell(Layer):
     # ------------------------------------------------------------------ compute
 
     def run_sequence(
-        self, x: np.ndarray, h0: np.ndarray, c0: np.ndarray, mask: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Run the cell over (B, T, H, W, C) channels-last frames; see ``convlstm_sequence``."""
-        return convlstm_sequence(
+        self,
+        x: np.ndarray,
+        h0: np.ndarray,
+        c0: np.ndarray,
+        mask: np.ndarray | None,
+        **options: Any,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvLSTMCache | None]:
+        """Run the cell over (B, T, H, W, C) channels-last frames; see ``convlstm_forward``
+        (``options``: its dropout masks and ``training``)."""
+        return convlstm_forward(
             x,
             self.params["kernel"],
             self.params["recurrent_kernel"],
@@ -154,7 +166,37 @@ class ConvLSTM2DCell(Layer):
             activation=self.activation,
             recurrent_activation=self.recurrent_activation,
             mask=mask,
+            **options,
         )
+
+    def backward_sequence(
+        self,
+        d_outputs: np.ndarray,
+        d_h: np.ndarray | None,
+        d_c: np.ndarray | None,
+        cache: ConvLSTMCache,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """BPTT for :meth:`run_sequence`: fills ``grads``; returns d_x, d_h0 and d_c0."""
+        for name in ("activation", "recurrent_activation"):
+            function = getattr(self, name)
+            if function.derivative is None:
+                raise TypeError(
+                    f"{type(self).__name__}.backward: {name} {function.name!r} is a plain "
+                    "callable with no derivative; use a named activation or "
+                    "convlstm.functional.activations.Activation(name, fn, derivative) to train."
+                )
+        d_x, d_h0, d_c0, self.grads = convlstm_backward(
+            d_outputs,
+            d_h,
+            d_c,
+            cache,
+            self.params["kernel"],
+            self.params["recurrent_kernel"],
+            activation=self.activation,
+            recurrent_activation=self.recurrent_activation,
+            use_bias=self.use_bias,
+        )
+        return d_x, d_h0, d_c0
 
     def forward(
         self, x: np.ndarray, states: Sequence[np.ndarray] | None = None
@@ -179,7 +221,7 @@ class ConvLSTM2DCell(Layer):
         h0, c0 = _state_pair(
             owner, "states", states, (B, *out_hw, self.out_channels), layout, self.dtype
         )
-        _, h, c = self.run_sequence(frames, h0, c0, None)
+        _, h, c, _ = self.run_sequence(frames, h0, c0, None)
         h, c = layout.from_channels_last(h), layout.from_channels_last(c)
         return h, (h, c)
 
@@ -262,6 +304,9 @@ class ConvLSTM2D(Layer):
         go_backwards: process time reversed; outputs come in processing order, as in Keras.
             For a stack this reverses the input once (Keras: go_backwards on the first layer).
         stateful: each call starts from the previous call's final states.
+        dropout, recurrent_dropout: Keras' rates in [0, 1): with ``training=True``, each gate's
+            convolution sees its own inverted-dropout mask of the frames (and of the state),
+            drawn once per call and reused at every step.
         data_format: "channels_last" (B, T, H, W, C) or "channels_first" (B, T, C, H, W).
         dtype: "float32" (default) or "float64".
         seed: seeds the weight initializers.
@@ -289,6 +334,8 @@ class ConvLSTM2D(Layer):
         return_state: bool = False,
         go_backwards: bool = False,
         stateful: bool = False,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
         data_format: str = "channels_last",
         dtype: str | np.dtype = "float32",
         seed: int | None = None,
@@ -299,14 +346,21 @@ class ConvLSTM2D(Layer):
             isinstance(leaky_relu_slope, bool) or not isinstance(leaky_relu_slope, (int, float))
         ):
             raise TypeError(
-                f"{owner}: expected leaky_relu_slope to be None or a float; "
+                f"{owner}: expected leaky_relu_slope to be None or a float >= 0; "
                 f"got {leaky_relu_slope!r}."
+            )
+        if leaky_relu_slope is not None and not leaky_relu_slope >= 0:
+            raise ValueError(
+                f"{owner}: expected leaky_relu_slope to be None or a float >= 0 (as Keras' "
+                f"LeakyReLU); got {leaky_relu_slope!r}."
             )
         self.leaky_relu_slope = None if leaky_relu_slope is None else float(leaky_relu_slope)
         self.return_sequences = check.boolean(owner, "return_sequences", return_sequences)
         self.return_state = check.boolean(owner, "return_state", return_state)
         self.go_backwards = check.boolean(owner, "go_backwards", go_backwards)
         self.stateful = check.boolean(owner, "stateful", stateful)
+        self.dropout = check.rate(owner, "dropout", dropout)
+        self.recurrent_dropout = check.rate(owner, "recurrent_dropout", recurrent_dropout)
         options = dict(
             dilation=dilation,
             activation=activation,
@@ -334,6 +388,9 @@ class ConvLSTM2D(Layer):
             cell.initialize_weights(rng)
         self._states: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._final_states: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._state_grads: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._cache: _StackCache | None = None
+        self._rng = np.random.default_rng(None if first.seed is None else [first.seed, 1])
 
     def __getattr__(self, name: str) -> Any:
         # The shared options (kernel_size, padding, dtype, ...) are the first cell's.
@@ -411,14 +468,15 @@ class ConvLSTM2D(Layer):
                 states when stateful.
             mask: (B, T) bool; where False the step is skipped: the state carries over and the
                 output repeats the previous step's output.
-            training: Keras' training flag; this layer computes the same in both modes.
+            training: keep what :meth:`backward` needs (one cache, replaced by every call) and
+                apply ``dropout``/``recurrent_dropout`` (fresh masks each call).
 
         Returns:
             (B, T, H', W', F) (or (B, H', W', F) with ``return_sequences=False``); with
             ``return_state``, ``(output, h, c)`` with h and c of shape (B, H', W', F).
         """
         owner = f"{type(self).__name__}.forward"
-        check.boolean(owner, "training", training)
+        training = check.boolean(owner, "training", training)
         layout = _Layout(self.data_format)
         x = check.numeric_array(owner, "x", x, self.dtype)
         check.check_shape(owner, "x", x, layout.sequence_names(self.in_channels))
@@ -432,14 +490,23 @@ class ConvLSTM2D(Layer):
             frames = frames[:, ::-1]
             mask = None if mask is None else mask[:, ::-1]
 
+        self._cache = None
+        dropping = training and (self.dropout > 0 or self.recurrent_dropout > 0)
         sequence = frames
-        final_states = []
+        final_states, caches = [], []
         for cell, (h0, c0) in zip(self.cells, states):
-            sequence, h, c = cell.run_sequence(sequence, h0, c0, mask)
+            masks = self._dropout_masks(sequence.shape, h0.shape) if dropping else {}
+            sequence, h, c, cache = cell.run_sequence(sequence, h0, c0, mask, training=training,
+                                                      **masks)
+            positive = None
             if self.leaky_relu_slope is not None:
                 leaky_relu(sequence, self.leaky_relu_slope, out=sequence)
+                positive = sequence > 0 if training else None
             final_states.append((h, c))
+            caches.append((cache, positive))
         self._final_states = final_states
+        if training:
+            self._cache = _StackCache(caches, sequence.shape, layout)
         if self.stateful:
             self._states = final_states
 
@@ -449,6 +516,84 @@ class ConvLSTM2D(Layer):
             return output
         h, c = final_states[-1]
         return output, layout.from_channels_last(h).copy(), layout.from_channels_last(c).copy()
+
+    def backward(
+        self,
+        d_output: np.ndarray,
+        d_h: np.ndarray | None = None,
+        d_c: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Backpropagation through time for the last ``forward(..., training=True)``.
+
+        Fills every cell's ``grads`` (same names and shapes as its weights) and
+        :attr:`state_grads` (d_h0, d_c0 per layer), then frees the cache.
+
+        Args:
+            d_output: gradient for the output, shaped like it.
+            d_h, d_c: gradients for the final states returned with ``return_state``, or None.
+
+        Returns:
+            The gradient for the input ``x``, shaped like it.
+        """
+        owner = f"{type(self).__name__}.backward"
+        stack = self._cache
+        if stack is None:
+            raise RuntimeError(
+                f"{owner}: no training forward to differentiate; call "
+                "forward(x, training=True) before backward (each backward consumes its cache)."
+            )
+        layout, dtype = stack.layout, self.dtype
+        B, T, Ho, Wo, F = stack.output_shape
+        state_shape = layout.frame_shape(B, Ho, Wo, F)
+        output_names = (B, T, *state_shape[1:]) if self.return_sequences else state_shape
+        d_output = check.numeric_array(owner, "d_output", d_output, dtype)
+        check.check_shape(owner, "d_output", d_output, output_names)
+        d_states = []
+        for name, value in (("d_h", d_h), ("d_c", d_c)):
+            if value is not None:
+                value = check.numeric_array(owner, name, value, dtype)
+                check.check_shape(owner, name, value, state_shape)
+                value = layout.to_channels_last(value)
+            d_states.append(value)
+
+        d_output = layout.to_channels_last(d_output)
+        if self.return_sequences:
+            d_sequence = d_output
+        else:
+            d_sequence = np.zeros(stack.output_shape, dtype)
+            d_sequence[:, -1] = d_output
+        state_grads = []
+        for index in reversed(range(self.num_layers)):
+            cache, positive = stack.layers[index]
+            if positive is not None:
+                d_sequence = leaky_relu_backward(d_sequence, positive, self.leaky_relu_slope)
+            last = index == self.num_layers - 1
+            d_sequence, d_h0, d_c0 = self.cells[index].backward_sequence(
+                d_sequence, d_states[0] if last else None, d_states[1] if last else None, cache
+            )
+            state_grads.append((d_h0, d_c0))
+        self._cache = None
+        self._state_grads = state_grads[::-1]
+        if self.go_backwards:
+            d_sequence = d_sequence[:, ::-1]
+        return np.ascontiguousarray(layout.from_channels_last(d_sequence))
+
+    @property
+    def state_grads(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Gradients for every layer's initial ``(h, c)`` from the last :meth:`backward`."""
+        return _copy_states(self._state_grads, _Layout(self.data_format))
+
+    def _dropout_masks(self, input_shape, state_shape) -> dict[str, np.ndarray]:
+        """Keras' per-call dropout: four masks per gate, for the frames and for the state."""
+        masks = {}
+        B, _, H, W, C = input_shape
+        if self.dropout > 0:
+            masks["input_masks"] = dropout_masks(self._rng, self.dropout, (B, H, W, C), self.dtype)
+        if self.recurrent_dropout > 0:
+            masks["recurrent_masks"] = dropout_masks(
+                self._rng, self.recurrent_dropout, state_shape, self.dtype
+            )
+        return masks
 
     def _starting_states(self, owner, initial_state, B, H, W, layout):
         """One (h0, c0) channels-last pair per layer, checked against the input's shape."""
@@ -487,6 +632,8 @@ class ConvLSTM2D(Layer):
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
             "stateful": self.stateful,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
         }
 
 
@@ -510,6 +657,15 @@ _SHARED_OPTIONS = frozenset(
         "seed",
     ]
 )
+
+
+@dataclass
+class _StackCache:
+    """One training forward: each layer's BPTT cache and, under LeakyReLU, where it passed."""
+
+    layers: list[tuple[ConvLSTMCache, np.ndarray | None]]
+    output_shape: tuple[int, ...]  # the last layer's channels-last sequence shape
+    layout: _Layout
 
 
 class _Layout:
