@@ -48,9 +48,10 @@ def test_layer_options(options):
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_every_activation(name):
-    # Small weights keep "exponential" (which grows without bound) finite over the steps.
-    check_gradients(_layer(activation=name, scale=0.2), _x())
-    check_gradients(_layer(recurrent_activation=name, scale=0.2), _x())
+    # As the cell activation, "exponential" feeds exp(c) back into c: tiny weights keep it finite.
+    scale = 0.02 if name == "exponential" else 0.3
+    check_gradients(_layer(activation=name, scale=scale), _x())
+    check_gradients(_layer(recurrent_activation=name, scale=0.3), _x())
 
 
 def test_channels_first():
