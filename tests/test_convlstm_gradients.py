@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from gradcheck import TOLERANCE, check_gradients, numerical_gradient, relative_error
 
 from convlstm import ConvLSTM2D
 from convlstm.functional.activations import ACTIVATIONS
 from convlstm.functional.convlstm import convlstm_backward, convlstm_forward, dropout_masks
-from gradcheck import TOLERANCE, check_gradients, numerical_gradient, relative_error
 
 
 def _layer(in_channels=2, filters=2, scale=0.5, **options):

@@ -1,4 +1,5 @@
-"""MaxPooling3D, Keras-compatible, with the seed's positional (pool_size, stride)."""
+"""Max pooling layers: MaxPooling3D (with the seed's positional pool_size, stride) and
+MaxPooling2D, one implementation for both."""
 
 from __future__ import annotations
 
@@ -8,14 +9,107 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
-from convlstm.functional.pooling import max_pool3d
+from convlstm.functional.pooling import max_pool, max_pool_backward
 from convlstm.functional.windows import output_size, resolve_pads
 from convlstm.layers.base import Layer
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
-class MaxPooling3D(Layer):
+class _MaxPooling(Layer):
+    """Max pooling over ``rank`` spatial axes, as Keras' ``MaxPooling{rank}D``."""
+
+    rank: int
+    spatial_names: tuple[str, ...]
+
+    def __init__(
+        self,
+        pool_size: int | Sequence[int],
+        stride: int | Sequence[int] | None = None,
+        padding: str = "valid",
+        data_format: str = "channels_last",
+    ) -> None:
+        owner = type(self).__name__
+        self.pool_size = check.int_tuple(owner, "pool_size", pool_size, self.rank)
+        if stride is None:
+            stride = self.pool_size
+        self.stride = check.int_tuple(owner, "stride", stride, self.rank)
+        self.padding = check.padding_arg(owner, padding, self.rank, allow_explicit=False)
+        self.data_format = check.choice(owner, "data_format", data_format, DATA_FORMATS)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    def _geometry(self, spatial: tuple[int, ...]):
+        ones = (1,) * self.rank
+        pads = resolve_pads(self.padding, spatial, self.pool_size, self.stride, ones)
+        return pads, output_size(spatial, self.pool_size, self.stride, pads, ones)
+
+    def compute_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
+        """The output shape for an input of ``input_shape``."""
+        shape = tuple(input_shape)
+        if self.data_format == "channels_first":
+            return (*shape[:2], *self._geometry(shape[2:])[1])
+        return (shape[0], *self._geometry(shape[1:-1])[1], shape[-1])
+
+    def _to_channels_last(self, array: np.ndarray) -> np.ndarray:
+        return np.moveaxis(array, 1, -1) if self.data_format == "channels_first" else array
+
+    def _from_channels_last(self, array: np.ndarray) -> np.ndarray:
+        if self.data_format == "channels_first":
+            return np.ascontiguousarray(np.moveaxis(array, -1, 1))
+        return array
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Pool (B, *spatial, C) (channels_first: (B, C, *spatial)); the dtype is kept.
+
+        With ``training=True`` the winners are kept for :meth:`backward`.
+        """
+        owner = f"{type(self).__name__}.forward"
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{owner}: expected x to be a real numeric array; got dtype {x.dtype}.")
+        names = ("batch", *self.spatial_names, "channels")
+        if self.data_format == "channels_first":
+            names = ("batch", "channels", *self.spatial_names)
+        check.check_shape(owner, "x", x, names)
+        volumes = self._to_channels_last(x)
+        spatial = volumes.shape[1:-1]
+        pads, out = self._geometry(spatial)
+        if min(out) < 1:
+            raise ValueError(
+                f"{owner}: a window of pool_size={self.pool_size} does not fit in the "
+                f"({', '.join(self.spatial_names)}) = {spatial} of x under padding='valid'."
+            )
+        pooled, self._cache = max_pool(volumes, self.pool_size, self.stride, pads, training)
+        return self._from_channels_last(pooled)
+
+    def backward(self, d_output: np.ndarray) -> np.ndarray:
+        """Route each window's gradient to its maximum: the first in scan order on ties (as
+        PyTorch); overlapping windows add up. Returns the input's gradient."""
+        owner = f"{type(self).__name__}.backward"
+        if self._cache is None:
+            raise RuntimeError(
+                f"{owner}: no training forward to differentiate; call "
+                "forward(x, training=True) before backward (each backward consumes its cache)."
+            )
+        winner = self._cache[0]
+        d_output = self._to_channels_last(np.asarray(d_output, dtype=float))
+        check.check_shape(owner, "d_output", d_output, winner.shape)
+        d_x = max_pool_backward(d_output, self._cache)
+        self._cache = None
+        return self._from_channels_last(d_x)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "pool_size": list(self.pool_size),
+            "stride": list(self.stride),
+            "padding": self.padding,
+            "data_format": self.data_format,
+        }
+
+
+class MaxPooling3D(_MaxPooling):
     """Max pooling over three spatial axes, as Keras' ``MaxPooling3D``.
 
     On a ConvLSTM2D output (B, T, H, W, C), time is the first pooled axis: with the seed's
@@ -29,6 +123,9 @@ class MaxPooling3D(Layer):
         data_format: "channels_last" (B, D, H, W, C) or "channels_first" (B, C, D, H, W).
     """
 
+    rank = 3
+    spatial_names = ("depth", "height", "width")
+
     def __init__(
         self,
         pool_size: int | Sequence[int] = (2, 2, 2),
@@ -36,52 +133,21 @@ class MaxPooling3D(Layer):
         padding: str = "valid",
         data_format: str = "channels_last",
     ) -> None:
-        owner = type(self).__name__
-        self.pool_size = check.int_tuple(owner, "pool_size", pool_size, 3)
-        self.stride = (
-            self.pool_size if stride is None else check.int_tuple(owner, "stride", stride, 3)
-        )
-        self.padding = check.padding_arg(owner, padding, 3, allow_explicit=False)
-        self.data_format = check.choice(owner, "data_format", data_format, DATA_FORMATS)
+        super().__init__(pool_size, stride, padding, data_format)
 
-    def _geometry(self, spatial: tuple[int, int, int]):
-        pads = resolve_pads(self.padding, spatial, self.pool_size, self.stride, (1, 1, 1))
-        return pads, output_size(spatial, self.pool_size, self.stride, pads, (1, 1, 1))
 
-    def compute_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
-        """The output shape for an input of ``input_shape``."""
-        shape = tuple(input_shape)
-        spatial = shape[2:] if self.data_format == "channels_first" else shape[1:4]
-        _, out = self._geometry(spatial)
-        if self.data_format == "channels_first":
-            return (*shape[:2], *out)
-        return (shape[0], *out, shape[4])
+class MaxPooling2D(_MaxPooling):
+    """Max pooling over height and width, as Keras' ``MaxPooling2D``; arguments as
+    :class:`MaxPooling3D` with pairs: (B, H, W, C) (channels_first: (B, C, H, W))."""
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Pool (B, D, H, W, C) (channels_first: (B, C, D, H, W)); the dtype is kept."""
-        owner = f"{type(self).__name__}.forward"
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f"{owner}: expected x to be a real numeric array; got dtype {x.dtype}.")
-        names = ("batch", "channels", "depth", "height", "width")
-        if self.data_format == "channels_last":
-            names = ("batch", "depth", "height", "width", "channels")
-        check.check_shape(owner, "x", x, names)
-        volumes = np.moveaxis(x, 1, -1) if self.data_format == "channels_first" else x
-        spatial = volumes.shape[1:4]
-        pads, out = self._geometry(spatial)
-        if min(out) < 1:
-            raise ValueError(
-                f"{owner}: a window of pool_size={self.pool_size} does not fit in the "
-                f"(depth, height, width) = {spatial} of x under padding='valid'."
-            )
-        pooled = max_pool3d(volumes, self.pool_size, self.stride, pads)
-        return np.moveaxis(pooled, -1, 1).copy() if self.data_format == "channels_first" else pooled
+    rank = 2
+    spatial_names = ("height", "width")
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "pool_size": list(self.pool_size),
-            "stride": list(self.stride),
-            "padding": self.padding,
-            "data_format": self.data_format,
-        }
+    def __init__(
+        self,
+        pool_size: int | Sequence[int] = (2, 2),
+        stride: int | Sequence[int] | None = None,
+        padding: str = "valid",
+        data_format: str = "channels_last",
+    ) -> None:
+        super().__init__(pool_size, stride, padding, data_format)

@@ -1,0 +1,51 @@
+"""Max pooling backward: finite differences on tie-free inputs, and the tie rule."""
+
+import numpy as np
+import pytest
+from gradcheck import check_gradients
+
+from convlstm import MaxPooling2D, MaxPooling3D
+
+
+def _tie_free(shape, seed=0):
+    # A shuffled range: every value distinct and far apart compared with the finite-difference step.
+    rng = np.random.default_rng(seed)
+    return rng.permutation(np.prod(shape)).reshape(shape).astype(np.float64) * 0.01
+
+
+@pytest.mark.parametrize(
+    ("pool", "stride", "padding"),
+    [(2, None, "valid"), (3, 1, "valid"), (3, 2, "same"), ((2, 3, 1), (1, 2, 1), "same"),
+     ((1, 2, 2), 2, "valid")],
+)
+def test_max_pooling3d_gradients(pool, stride, padding):
+    check_gradients(MaxPooling3D(pool, stride, padding), _tie_free((2, 5, 6, 5, 3)))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_max_pooling2d_gradients(data_format):
+    check_gradients(MaxPooling2D(3, 2, "same", data_format), _tie_free((2, 7, 6, 3)))
+
+
+def test_ties_go_to_the_first_maximum_in_scan_order():
+    x = np.zeros((1, 2, 2, 2, 1))
+    layer = MaxPooling3D(2)
+    layer.forward(x, training=True)
+    d_x = layer.backward(np.ones((1, 1, 1, 1, 1)))
+    expected = np.zeros_like(x)
+    expected[0, 0, 0, 0, 0] = 1.0
+    np.testing.assert_array_equal(d_x, expected)
+
+
+def test_overlapping_windows_add_up():
+    x = np.array([0.0, 5.0, 1.0, 2.0]).reshape(1, 1, 4, 1)  # 5 wins all three 2-wide windows
+    layer = MaxPooling2D((1, 2), 1)
+    layer.forward(x, training=True)
+    d_x = layer.backward(np.array([1.0, 2.0, 3.0]).reshape(1, 1, 3, 1))
+    np.testing.assert_array_equal(d_x.ravel(), [0.0, 3.0, 0.0, 3.0])
+
+
+def test_backward_needs_a_training_forward():
+    layer = MaxPooling3D(2)
+    with pytest.raises(RuntimeError, match=r"call forward\(x, training=True\) before backward"):
+        layer.backward(np.zeros((1, 1, 1, 1, 1)))
