@@ -1,0 +1,263 @@
+"""Conv2D and Conv3D, Keras-compatible: forward pass by im2col, backward pass by col2im."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from convlstm import _validation as check
+from convlstm import initializers
+from convlstm.functional.dense_ops import conv_backward, conv_forward
+from convlstm.functional.windows import output_size, resolve_pads
+from convlstm.layers.core import (
+    DATA_FORMATS,
+    CachedLayer,
+    LayerActivation,
+    shape_arg,
+    training_arg,
+)
+
+
+class _Conv(CachedLayer):
+    """A convolution over ``rank`` spatial axes; Conv2D and Conv3D fix the rank.
+
+    ``y = activation(conv(x, kernel) + bias)``, a cross-correlation as in Keras. Arguments and
+    weights are Keras': ``kernel`` (*kernel_size, in_channels, filters), ``bias`` (filters,).
+    """
+
+    rank: int
+    spatial_names: tuple[str, ...]
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] = 1,
+        padding: str = "valid",
+        *,
+        data_format: str = "channels_last",
+        dilation_rate: int | Sequence[int] = 1,
+        activation: str | Any = None,
+        use_bias: bool = True,
+        kernel_initializer: str = "glorot_uniform",
+        bias_initializer: str = "zeros",
+        dtype: str | np.dtype = "float32",
+        seed: int | None = None,
+    ) -> None:
+        owner = type(self).__name__
+        rank = self.rank
+        self.filters = check.positive_int(owner, "filters", filters)
+        self.kernel_size = check.int_tuple(owner, "kernel_size", kernel_size, rank)
+        self.strides = check.int_tuple(owner, "strides", strides, rank)
+        self.padding = check.padding_arg(owner, padding, rank, allow_explicit=False)
+        self.data_format = check.choice(owner, "data_format", data_format, DATA_FORMATS)
+        self.dilation_rate = check.int_tuple(owner, "dilation_rate", dilation_rate, rank)
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(
+                f"{owner}: strides > 1 is not compatible with dilation_rate > 1 (as in Keras); "
+                f"got strides={self.strides} and dilation_rate={self.dilation_rate}."
+            )
+        self.activation = LayerActivation(owner, activation)
+        self.use_bias = check.boolean(owner, "use_bias", use_bias)
+        self.kernel_initializer = initializers.check(
+            owner, "kernel_initializer", kernel_initializer
+        )
+        self.bias_initializer = initializers.check(owner, "bias_initializer", bias_initializer)
+        self.dtype = check.float_dtype(owner, dtype)
+        self.seed = check.seed_arg(owner, seed)
+        self._empty_weights()
+
+    # ------------------------------------------------------------------- shapes
+
+    @property
+    def built(self) -> bool:
+        return "kernel" in self.params
+
+    @property
+    def in_channels(self) -> int | None:
+        """Channels of the input, once built."""
+        return self.params["kernel"].shape[-2] if self.built else None
+
+    @property
+    def _channels_first(self) -> bool:
+        return self.data_format == "channels_first"
+
+    def _expected(self) -> tuple:
+        channels = self.in_channels or "channels"
+        if self._channels_first:
+            return ("batch", channels, *self.spatial_names)
+        return ("batch", *self.spatial_names, channels)
+
+    def _split(self, shape: tuple) -> tuple[tuple, Any]:
+        """The spatial sizes and the channel count of an input shape in the data_format."""
+        if self._channels_first:
+            return shape[2:], shape[1]
+        return shape[1:-1], shape[-1]
+
+    def _geometry(self, spatial: tuple[int, ...]):
+        window, strides, dilation = self.kernel_size, self.strides, self.dilation_rate
+        pads = resolve_pads(self.padding, spatial, window, strides, dilation)
+        return pads, output_size(spatial, window, strides, pads, dilation)
+
+    def _checked_shape(self, owner: str, name: str, shape: tuple) -> tuple[int, ...]:
+        """Raise unless ``shape`` fits the layer; return the output's spatial sizes."""
+        spatial, channels = self._split(shape) if len(shape) == self.rank + 2 else ((), None)
+        if (
+            len(shape) != self.rank + 2
+            or not channels
+            or (self.built and channels != self.in_channels)
+        ):
+            raise ValueError(
+                f"{owner}: expected {name} of shape {check.shape_text(self._expected())}; "
+                f"got {check.shape_text(shape)}."
+            )
+        if None in spatial:
+            return tuple(None for _ in spatial)
+        out_sizes = self._geometry(spatial)[1]
+        if min(out_sizes) < 1:
+            raise ValueError(
+                f"{owner}: the {'x'.join(self.spatial_names)} = {spatial} of {name} is too small "
+                f"for kernel_size={self.kernel_size} with dilation_rate={self.dilation_rate} and "
+                f"padding={self.padding!r}."
+            )
+        return out_sizes
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
+        """The output shape for ``input_shape`` (None entries stay None)."""
+        owner = f"{type(self).__name__}.compute_output_shape"
+        shape = shape_arg(owner, "input_shape", input_shape)
+        out_sizes = self._checked_shape(owner, "input_shape", shape)
+        if self._channels_first:
+            return (shape[0], self.filters, *out_sizes)
+        return (shape[0], *out_sizes, self.filters)
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        """Create the weights for inputs of ``input_shape`` (only the channel count matters)."""
+        owner = f"{type(self).__name__}.build"
+        shape = shape_arg(owner, "input_shape", input_shape)
+        self._checked_shape(owner, "input_shape", shape)
+        if self.built:
+            return
+        channels = self._split(shape)[1]
+        rng = np.random.default_rng(self.seed)
+        params = {
+            "kernel": initializers.initialize(
+                self.kernel_initializer,
+                (*self.kernel_size, channels, self.filters),
+                rng,
+                self.dtype,
+            )
+        }
+        if self.use_bias:
+            params["bias"] = initializers.initialize(
+                self.bias_initializer, (self.filters,), rng, self.dtype
+            )
+        self._set_new_weights(params)
+
+    # ------------------------------------------------------------------ compute
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Convolve a batch.
+
+        Args:
+            x: (batch, *spatial, channels); channels_first: (batch, channels, *spatial).
+                Integers are cast to the layer's dtype.
+            training: keep the cache (the gathered windows) for :meth:`backward`.
+
+        Returns:
+            (batch, *spatial', filters) (channels_first: (batch, filters, *spatial')).
+        """
+        owner = f"{type(self).__name__}.forward"
+        training = training_arg(owner, training)
+        x = check.numeric_array(owner, "x", x, self.dtype)
+        self._checked_shape(owner, "x", x.shape)
+        self.build(x.shape)
+        frames = np.moveaxis(x, 1, -1) if self._channels_first else x
+        pads = self._geometry(frames.shape[1:-1])[0]
+        z, cols = conv_forward(
+            frames,
+            self.params["kernel"],
+            self.params.get("bias"),
+            self.strides,
+            pads,
+            self.dilation_rate,
+        )
+        y, saved = self.activation.apply(owner, z, training, in_place=True)
+        if self._channels_first:
+            y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
+        self._keep((cols, frames.shape, pads, saved), y if training else None)
+        return y
+
+    def backward(self, d_output: np.ndarray) -> np.ndarray:
+        """Fill ``grads`` from d_output (the output's shape); return d_x (the input's shape)."""
+        (cols, frames_shape, pads, saved), d_output = self._consume(d_output)
+        if self._channels_first:
+            d_output = np.moveaxis(d_output, 1, -1)
+        d_z = self.activation.backward(saved, d_output)
+        d_x, self.grads["kernel"], d_bias = conv_backward(
+            d_z, cols, self.params["kernel"], frames_shape, self.strides, pads, self.dilation_rate
+        )
+        if self.use_bias:
+            self.grads["bias"] = d_bias
+        if self._channels_first:
+            d_x = np.ascontiguousarray(np.moveaxis(d_x, -1, 1))
+        return d_x
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": list(self.dilation_rate),
+            "activation": self.activation.config(type(self).__name__),
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+        }
+
+
+class Conv2D(_Conv):
+    """2-D convolution, as Keras' ``Conv2D``.
+
+    Args:
+        filters: output channels.
+        kernel_size: int or (kh, kw).
+        strides: int or pair.
+        padding: "valid" or "same" ("same" gives ``ceil(n / stride)`` outputs, with TensorFlow's
+            split: when the total padding is odd the extra row or column goes after).
+        data_format: "channels_last" (batch, height, width, channels) or "channels_first"
+            (batch, channels, height, width).
+        dilation_rate: int or pair; strides > 1 together with dilation_rate > 1 is refused
+            (as in Keras).
+        activation: a Keras name (None = "linear") or a callable (inference only).
+        use_bias, kernel_initializer, bias_initializer: as in Keras.
+        dtype: "float32" (default) or "float64".
+        seed: seeds the initializers.
+
+    Weights: ``kernel`` (kh, kw, in_channels, filters), ``bias`` (filters,). Built lazily from
+    the first input, or by :meth:`build`. A training forward keeps the gathered windows
+    (batch * H' * W' rows of kh*kw*in_channels values) for the backward pass.
+    """
+
+    rank = 2
+    spatial_names = ("height", "width")
+
+
+class Conv3D(_Conv):
+    """3-D convolution, as Keras' ``Conv3D``; the arguments are those of :class:`Conv2D` with
+    triples for kernel_size, strides and dilation_rate.
+
+    Input (batch, depth, height, width, channels) (channels_first: (batch, channels, depth,
+    height, width)); weights ``kernel`` (kd, kh, kw, in_channels, filters) and ``bias``
+    (filters,). The head of Keras' next-frame example is
+    ``Conv3D(1, (3, 3, 3), activation="sigmoid", padding="same")``.
+    """
+
+    rank = 3
+    spatial_names = ("depth", "height", "width")
