@@ -23,7 +23,7 @@ from convlstm.layers.core import (
     Softmax,
     Tanh,
 )
-from convlstm.layers.wrappers import deserialize
+from convlstm.registry import deserialize
 
 FIXTURES = Path(__file__).parent / "fixtures" / "layers"
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}

@@ -13,7 +13,8 @@ from convlstm.layers.convlstm import ConvLSTM2D
 from convlstm.layers.core import Dense, Dropout, Flatten, ReLU
 from convlstm.layers.normalization import BatchNormalization
 from convlstm.layers.pooling import MaxPooling2D
-from convlstm.layers.wrappers import LAYER_CLASSES, TimeDistributed, deserialize, serialize
+from convlstm.layers.wrappers import TimeDistributed
+from convlstm.registry import LAYER_CLASSES, deserialize, serialize
 
 
 @pytest.fixture

@@ -1,7 +1,50 @@
-"""ConvLSTM2D and MaxPooling3D in pure NumPy, computing what Keras 3 computes."""
+"""ConvLSTM2D and MaxPooling3D in pure NumPy, computing what Keras 3 computes, with explicit
+backward passes, the layers around them, losses, optimizers and a trainable Sequential model."""
 
+from convlstm import callbacks, losses, optimizers
+from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D, ConvLSTM2DCell
+from convlstm.layers.core import (
+    Activation,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from convlstm.layers.normalization import BatchNormalization
 from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
+from convlstm.layers.wrappers import TimeDistributed
+from convlstm.models import History, Sequential
+from convlstm.saving import load
 
 __version__ = "0.1.0"
-__all__ = ["ConvLSTM2D", "ConvLSTM2DCell", "MaxPooling2D", "MaxPooling3D", "__version__"]
+__all__ = [
+    "Activation",
+    "BatchNormalization",
+    "Conv2D",
+    "Conv3D",
+    "ConvLSTM2D",
+    "ConvLSTM2DCell",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "History",
+    "LeakyReLU",
+    "MaxPooling2D",
+    "MaxPooling3D",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "TimeDistributed",
+    "__version__",
+    "callbacks",
+    "load",
+    "losses",
+    "optimizers",
+]

@@ -44,6 +44,12 @@ class Layer(ABC):
         """Build a layer from ``get_config()`` output (weights are not part of the config)."""
         return cls(**config)
 
+    @property
+    def trainable_params(self) -> tuple[str, ...]:
+        """Keys of ``params`` an optimizer updates (all of them unless a layer says otherwise,
+        as BatchNormalization does for its moving statistics)."""
+        return tuple(getattr(self, "params", {}))
+
     def sublayers(self) -> list[Layer]:
         """The layers this one is made of (none for a plain layer)."""
         return []

@@ -1,4 +1,4 @@
-"""TimeDistributed, and the registry that turns ``{"class_name", "config"}`` back into layers."""
+"""TimeDistributed: one layer applied to every time step."""
 
 from __future__ import annotations
 
@@ -9,24 +9,7 @@ from typing import Any
 import numpy as np
 
 from convlstm.layers.base import Layer
-from convlstm.layers.conv import Conv2D, Conv3D
-from convlstm.layers.convlstm import ConvLSTM2D, ConvLSTM2DCell
-from convlstm.layers.core import (
-    Activation,
-    CachedLayer,
-    Dense,
-    Dropout,
-    Flatten,
-    LeakyReLU,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-    shape_arg,
-    training_arg,
-)
-from convlstm.layers.normalization import BatchNormalization
-from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
+from convlstm.layers.core import CachedLayer, shape_arg, training_arg
 
 
 class TimeDistributed(CachedLayer):
@@ -127,6 +110,8 @@ class TimeDistributed(CachedLayer):
         return d_steps.reshape(B, T, *d_steps.shape[1:])
 
     def get_config(self) -> dict[str, Any]:
+        from convlstm.registry import serialize
+
         return {"layer": serialize(self.layer)}
 
     def __repr__(self) -> str:
@@ -134,54 +119,6 @@ class TimeDistributed(CachedLayer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TimeDistributed:
+        from convlstm.registry import deserialize
+
         return cls(deserialize(config["layer"]))
-
-
-LAYER_CLASSES: dict[str, type[Layer]] = {
-    cls.__name__: cls
-    for cls in (
-        Activation,
-        BatchNormalization,
-        Conv2D,
-        Conv3D,
-        ConvLSTM2D,
-        ConvLSTM2DCell,
-        Dense,
-        Dropout,
-        Flatten,
-        LeakyReLU,
-        MaxPooling2D,
-        MaxPooling3D,
-        ReLU,
-        Sigmoid,
-        Softmax,
-        Tanh,
-        TimeDistributed,
-    )
-}
-
-
-def serialize(layer: Layer) -> dict[str, Any]:
-    """``{"class_name": ..., "config": ...}`` for a layer of a registered class."""
-    name = type(layer).__name__
-    if LAYER_CLASSES.get(name) is not type(layer):
-        raise TypeError(
-            f"serialize: {name} is not a registered layer class; expected one of "
-            f"{sorted(LAYER_CLASSES)}."
-        )
-    return {"class_name": name, "config": layer.get_config()}
-
-
-def deserialize(spec: object) -> Layer:
-    """Rebuild a layer from :func:`serialize` output."""
-    if not isinstance(spec, dict) or set(spec) != {"class_name", "config"}:
-        raise TypeError(
-            f"deserialize: expected a dict with keys 'class_name' and 'config'; got {spec!r:.80}."
-        )
-    cls = LAYER_CLASSES.get(spec["class_name"])
-    if cls is None:
-        raise ValueError(
-            f"deserialize: unknown layer class {spec['class_name']!r}; expected one of "
-            f"{sorted(LAYER_CLASSES)}."
-        )
-    return cls.from_config(spec["config"])

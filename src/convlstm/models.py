@@ -1,0 +1,289 @@
+"""Sequential: a stack of layers with Keras' compile / fit / evaluate / predict."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from convlstm import losses as losses_module
+from convlstm import optimizers as optimizers_module
+from convlstm import saving
+from convlstm.callbacks import Callback, ProgressLogger
+from convlstm.layers.base import Layer
+
+
+class History:
+    """What ``fit`` returns: ``history["loss"]`` (and ``"val_loss"``) per epoch, as Keras."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def append(self, epoch: int, logs: dict[str, float]) -> None:
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            if key != "seconds":
+                self.history.setdefault(key, []).append(value)
+
+
+class Sequential(Layer):
+    """Layers applied one after another, trained with explicit backward passes.
+
+    Args:
+        layers: the layers, in order (more can be added with :meth:`add`).
+        input_shape: optional shape of one sample, without the batch axis, for example
+            ``(10, 64, 64, 1)``; with it, lazy layers are built at once and :meth:`summary`
+            works before any data is seen.
+    """
+
+    def __init__(
+        self, layers: Sequence[Layer] = (), input_shape: Sequence[int] | None = None
+    ) -> None:
+        self.layers: list[Layer] = []
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.input_shape = None if input_shape is None else tuple(int(n) for n in input_shape)
+        self.optimizer: optimizers_module.Optimizer | None = None
+        self.loss: losses_module.Loss | None = None
+        self.stop_training = False
+        for layer in layers:
+            self.add(layer)
+        if self.input_shape is not None:
+            self.build((None, *self.input_shape))
+
+    def add(self, layer: Layer) -> None:
+        """Append a layer."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a layer; got {type(layer).__name__}.")
+        if getattr(layer, "return_state", False):
+            raise ValueError(
+                f"Sequential.add: {type(layer).__name__} with return_state=True has three "
+                "outputs; a Sequential layer must have one."
+            )
+        self.layers.append(layer)
+
+    def sublayers(self) -> list[Layer]:
+        return list(self.layers)
+
+    # ------------------------------------------------------------------ shapes
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        """Build every lazy layer for a batch of ``input_shape`` (batch axis first)."""
+        shape = tuple(input_shape)
+        self.input_shape = shape[1:]
+        for layer in self.layers:
+            if hasattr(layer, "build"):
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def ensure_built(self) -> None:
+        """Build from the recorded ``input_shape``, if there is one."""
+        if self.input_shape is not None:
+            self.build((None, *self.input_shape))
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def summary(self) -> str:
+        """A table of layers, output shapes and parameter counts (returned, not printed)."""
+        if self.input_shape is None:
+            raise RuntimeError(
+                "Sequential.summary: the input shape is unknown; pass input_shape= or call the "
+                "model on data first."
+            )
+        shape: tuple = (None, *self.input_shape)
+        rows = [("Layer", "Output shape", "Params")]
+        total = trainable = 0
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+            count = sum(owner.params[key].size for _, owner, key in layer.named_params())
+            total += count
+            trainable += sum(owner.params[key].size for _, owner, key in layer.named_params()
+                             if key in owner.trainable_params)
+            rows.append((type(layer).__name__, str(shape), f"{count:,}"))
+        widths = [max(len(row[k]) for row in rows) for k in range(3)]
+        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
+        rule = "-" * len(lines[0])
+        return "\n".join([lines[0], rule, *lines[1:], rule,
+                          f"Total params: {total:,} (trainable: {trainable:,})"])
+
+    # ----------------------------------------------------------------- compute
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Apply every layer in order."""
+        if self.input_shape is None:
+            self.input_shape = tuple(np.shape(x)[1:])  # lazy layers build on their first call
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, d_output: np.ndarray) -> np.ndarray:
+        """Backward through every layer in reverse order; fills each layer's ``grads``."""
+        for layer in reversed(self.layers):
+            d_output = layer.backward(d_output)
+        return d_output
+
+    def trainable_weights(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """``(params, grads)`` dicts of every trainable weight under its unique name."""
+        params, grads = {}, {}
+        for name, owner, key in self.named_params():
+            if key in owner.trainable_params:
+                params[name], grads[name] = owner.params[key], owner.grads[key]
+        return params, grads
+
+    # ------------------------------------------------------------ training API
+
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = "mean_squared_error") -> None:
+        """Choose the optimizer and loss, by Keras name or as objects."""
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+
+    def _require_compiled(self, owner: str) -> None:
+        if self.optimizer is None or self.loss is None:
+            raise RuntimeError(f"Sequential.{owner}: call compile(optimizer=..., loss=...) first.")
+
+    def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One step: forward, loss, backward, optimizer update. Returns the batch's loss (before
+        the update, as Keras reports it)."""
+        self._require_compiled("train_on_batch")
+        prediction = self.forward(x, training=True)
+        loss = self.loss(y, prediction)
+        self.backward(self.loss.gradient(y, prediction))
+        self.optimizer.apply(*self.trainable_weights())
+        return loss
+
+    def predict(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Inference over ``x`` in batches."""
+        x = np.asarray(x)
+        return np.concatenate(
+            [self.forward(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
+        )
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 32) -> float:
+        """Mean loss over ``(x, y)``, batches weighted by their size (as Keras)."""
+        if self.loss is None:
+            raise RuntimeError("Sequential.evaluate: call compile(optimizer=..., loss=...) first.")
+        x, y = _checked_pair("evaluate", x, y)
+        total = sum(
+            self.loss(y[start : start + batch_size], self.forward(x[start : start + batch_size]))
+            * len(x[start : start + batch_size])
+            for start in range(0, len(x), batch_size)
+        )
+        return float(total / len(x))
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        callbacks: Sequence[Callback] = (),
+        verbose: int = 1,
+        seed: int | None = None,
+    ) -> History:
+        """Train for ``epochs`` epochs of mini-batch steps.
+
+        Args:
+            x, y: inputs and targets; the first axis indexes samples.
+            epochs, batch_size: as Keras.
+            validation_data: ``(x_val, y_val)`` evaluated after every epoch.
+            validation_split: else this fraction of the samples, taken from the end before any
+                shuffling (as Keras), is held out for validation.
+            shuffle: reshuffle the training samples every epoch (from ``seed``).
+            callbacks: :mod:`convlstm.callbacks` objects (early stopping, checkpoints, ...).
+            verbose: 1 prints one progress line per epoch; 0 is silent.
+            seed: seeds the shuffling.
+
+        Returns:
+            A :class:`History`; ``history["loss"][e]`` is epoch e's mean training loss, each
+            batch's loss (before its update) weighted by its size, as Keras reports it.
+        """
+        self._require_compiled("fit")
+        x, y = _checked_pair("fit", x, y)
+        if validation_data is None and validation_split:
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(
+                    f"Sequential.fit: expected validation_split in (0, 1); got {validation_split}."
+                )
+            split = math.floor(len(x) * (1.0 - validation_split))
+            x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+        if validation_data is not None:
+            validation_data = _checked_pair("fit", *validation_data)
+        callbacks = list(callbacks) + ([ProgressLogger()] if verbose else [])
+        for callback in callbacks:
+            callback.model = self
+        rng = np.random.default_rng(seed)
+        history = History()
+        self.stop_training = False
+        _notify(callbacks, "on_train_begin", {"epochs": epochs})
+        for epoch in range(epochs):
+            _notify(callbacks, "on_epoch_begin", epoch, {})
+            started = time.perf_counter()
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            total = 0.0
+            for batch, start in enumerate(range(0, len(x), batch_size)):
+                chosen = order[start : start + batch_size]
+                loss = self.train_on_batch(x[chosen], y[chosen])
+                total += loss * len(chosen)
+                _notify(callbacks, "on_batch_end", batch, {"loss": loss})
+            logs = {"loss": total / len(x)}
+            if validation_data is not None:
+                logs["val_loss"] = self.evaluate(*validation_data, batch_size=batch_size)
+            logs["seconds"] = time.perf_counter() - started
+            history.append(epoch, logs)
+            _notify(callbacks, "on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        _notify(callbacks, "on_train_end", {})
+        return history
+
+    # ------------------------------------------------------------------- files
+
+    def save(self, path: str) -> str:
+        """Write the model (config and weights) to a native ``.npz`` file; see
+        :func:`convlstm.load`."""
+        return saving.save(self, path)
+
+    def get_config(self) -> dict[str, Any]:
+        from convlstm.registry import serialize
+
+        return {
+            "layers": [serialize(layer) for layer in self.layers],
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        from convlstm.registry import deserialize
+
+        return cls([deserialize(spec) for spec in config["layers"]], config.get("input_shape"))
+
+    def __repr__(self) -> str:
+        return f"Sequential({self.layers!r})"
+
+
+def _notify(callbacks: list[Callback], hook: str, *arguments: Any) -> None:
+    for callback in callbacks:
+        getattr(callback, hook)(*arguments)
+
+
+def _checked_pair(owner: str, x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
+        raise ValueError(
+            f"Sequential.{owner}: expected x and y with the same number of samples; got shapes "
+            f"{x.shape} and {y.shape}."
+        )
+    if len(x) == 0:
+        raise ValueError(f"Sequential.{owner}: expected at least one sample; got none.")
+    return x, y

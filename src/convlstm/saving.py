@@ -1,0 +1,82 @@
+"""The native model file: one ``.npz`` holding a JSON config and the weights.
+
+Loading reads it with ``allow_pickle=False`` and rebuilds layers from a fixed registry of
+classes, so a file can never run code. Entries: ``format`` ("numpy-convlstm"), ``version``,
+``config`` (the JSON of ``serialize(model)``) and ``weight_0000``, ``weight_0001``, ... in
+``model.get_weights()`` order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from typing import Any
+
+import numpy as np
+
+FORMAT = "numpy-convlstm"
+VERSION = 1
+
+
+def save(model: Any, path: str | os.PathLike) -> str:
+    """Write ``model`` (any registered layer, a Sequential included) to ``path``; returns the
+    path written (``.npz`` is appended when missing, as ``np.savez`` does)."""
+    from convlstm.registry import serialize
+
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    entries = {
+        "format": np.array(FORMAT),
+        "version": np.array(VERSION),
+        "config": np.array(json.dumps(serialize(model))),
+    }
+    for index, weight in enumerate(model.get_weights()):
+        entries[f"weight_{index:04d}"] = weight
+    with open(path, "wb") as file:
+        np.savez(file, **entries)
+    return path
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Read a model written by :func:`save`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is truncated, corrupted, not this format, or its weights do not
+            fit its config; the message names the file and what is wrong.
+    """
+    from convlstm.registry import deserialize
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"load: no such file {path!r}.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            entries = {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise ValueError(
+            f"load: {path!r} is not a readable numpy-convlstm model file ({error})."
+        ) from None
+    if not isinstance(entries, dict) or str(entries.get("format", "")) != FORMAT:
+        raise ValueError(f"load: {path!r} is not a numpy-convlstm model file (no format tag).")
+    if int(entries["version"]) > VERSION:
+        raise ValueError(
+            f"load: {path!r} has format version {int(entries['version'])}; this library reads "
+            f"up to {VERSION}; upgrade numpy-convlstm."
+        )
+    try:
+        model = deserialize(json.loads(str(entries["config"])))
+    except (KeyError, json.JSONDecodeError, TypeError, ValueError) as error:
+        raise ValueError(f"load: {path!r} has an invalid model config: {error}") from None
+    names = sorted(name for name in entries if name.startswith("weight_"))
+    if hasattr(model, "ensure_built"):
+        model.ensure_built()
+    try:
+        model.set_weights([entries[name] for name in names])
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"load: {path!r} has weights that do not fit its config: {error}"
+        ) from None
+    return model
