@@ -9,9 +9,9 @@ from convlstm.functional.activations import ACTIVATIONS
 from convlstm.functional.convlstm import convlstm_backward, convlstm_forward, dropout_masks
 
 
-def _layer(in_channels=2, filters=2, scale=0.5, **options):
+def _layer(in_channels=2, filters=2, scale=0.5, seed=0, **options):
     rng = np.random.default_rng(11)
-    layer = ConvLSTM2D(in_channels, filters, dtype="float64", seed=0, **options)
+    layer = ConvLSTM2D(in_channels, filters, dtype="float64", seed=seed, **options)
     layer.set_weights([rng.uniform(-scale, scale, w.shape) for w in layer.get_weights()])
     return layer
 
@@ -180,3 +180,18 @@ def test_plain_callable_activation_refuses_backward():
     layer.forward(np.ones((1, 2, 3, 3, 1)), training=True)
     with pytest.raises(TypeError, match="plain callable with no derivative"):
         layer.backward(np.ones((1, 2, 3, 3, 2)))
+
+
+def test_dropout_masks_are_per_call_seeded_and_training_only():
+    x = _x()
+    outputs = []
+    for _ in range(2):
+        layer = _layer(dropout=0.3, recurrent_dropout=0.2, seed=7)
+        first = layer.forward(x, training=True)
+        second = layer.forward(x, training=True)
+        outputs.append((first, second))
+        assert not np.allclose(first, second)  # fresh masks every call
+        inference = layer.forward(x)
+        np.testing.assert_array_equal(inference, _layer(seed=7).forward(x))  # none at inference
+    np.testing.assert_array_equal(outputs[0][0], outputs[1][0])  # reproducible from the seed
+    np.testing.assert_array_equal(outputs[0][1], outputs[1][1])

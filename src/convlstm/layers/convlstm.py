@@ -118,6 +118,7 @@ class ConvLSTM2DCell(Layer):
                 # Jozefowicz et al.: a forget gate open at the start lets gradients flow.
                 bias[F : 2 * F] = 1.0
             self.params["bias"] = bias
+        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
 
     # ------------------------------------------------------------------- shapes
 
