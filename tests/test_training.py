@@ -106,7 +106,7 @@ def test_summary_lists_layers_shapes_and_counts():
 
 def test_batch_norm_moving_statistics_are_not_trained():
     model = _next_frame_model(seed=0)
-    x, y = _moving_squares(np.random.default_rng(1), 4)
+    x, _ = _moving_squares(np.random.default_rng(1), 4)
     model.forward(x)
     params, _ = model.trainable_weights()
     assert "1/gamma" in params and "1/moving_mean" not in params
