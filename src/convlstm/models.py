@@ -109,7 +109,10 @@ class Sequential(Layer):
                              if key in owner.trainable_params)
             rows.append((type(layer).__name__, str(shape), f"{count:,}"))
         widths = [max(len(row[k]) for row in rows) for k in range(3)]
-        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
+        lines = [
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in rows
+        ]
         rule = "-" * len(lines[0])
         return "\n".join([lines[0], rule, *lines[1:], rule,
                           f"Total params: {total:,} (trainable: {trainable:,})"])
