@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ import keras
 import numpy as np
 import torch
 from keras.src.backend.common import dtypes as keras_dtypes
+from make_keras_fixtures import save_npz
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "layers"
 BASE_SEED = 20240602
@@ -276,16 +276,6 @@ def make_case(case: Case) -> dict[str, np.ndarray]:
         )
     arrays.update({f"after{i}": w for i, w in enumerate(layer.get_weights())})
     return arrays
-
-
-def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write a compressed ``.npz`` like ``np.savez_compressed``, with fixed zip timestamps."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with archive.open(info, "w") as stream:
-                np.lib.format.write_array(stream, np.asanyarray(array), allow_pickle=False)
 
 
 def main() -> None:
