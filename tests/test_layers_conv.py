@@ -8,7 +8,6 @@ import pytest
 from gradcheck import check_gradients
 from test_layers_core import assert_close, check_keras_fixture, fixture_cases, round_trip
 
-from convlstm.functional.col2im import col2im_nd, im2col_nd
 from convlstm.functional.windows import col2im, im2col
 from convlstm.layers.conv import Conv2D, Conv3D
 
@@ -170,25 +169,59 @@ def test_conv3d_same_split_puts_the_odd_cell_after():
 # ------------------------------------------------------------------------ N-d window kernels
 
 
-def test_im2col_nd_and_col2im_nd_equal_the_2d_pair(rng):
-    padded = rng.normal(size=(2, 7, 8, 3))
-    window, stride, dilation, out = (3, 2), (2, 1), (1, 3), (3, 5)
-    cols = im2col_nd(padded, window, stride, dilation, out)
-    np.testing.assert_array_equal(cols, im2col(padded, window, stride, dilation, out))
-    np.testing.assert_array_equal(
-        col2im_nd(cols, padded.shape, stride, dilation),
+def gather_loop(padded, window, stride, dilation, out_sizes):
+    """im2col by plain loops over output positions and kernel taps; the spatial axes are the
+    ``len(window)`` axes before the channels."""
+    rank = len(window)
+    cols = np.zeros((*padded.shape[: -1 - rank], *out_sizes, *window, padded.shape[-1]))
+    for position in itertools.product(*map(range, out_sizes)):
+        for tap in itertools.product(*map(range, window)):
+            source = tuple(p * s + t * d for p, t, s, d in zip(position, tap, stride, dilation))
+            cols[(..., *position, *tap, slice(None))] = padded[(..., *source, slice(None))]
+    return cols
+
+
+def scatter_loop(cols, padded_shape, stride, dilation):
+    """col2im by plain loops: add every window value back where :func:`gather_loop` read it."""
+    rank = len(stride)
+    out_sizes, window = cols.shape[-1 - 2 * rank : -1 - rank], cols.shape[-1 - rank : -1]
+    padded = np.zeros(padded_shape)
+    for position in itertools.product(*map(range, out_sizes)):
+        for tap in itertools.product(*map(range, window)):
+            target = tuple(p * s + t * d for p, t, s, d in zip(position, tap, stride, dilation))
+            padded[(..., *target, slice(None))] += cols[(..., *position, *tap, slice(None))]
+    return padded
+
+
+WINDOW_CASES = [
+    # padded shape, window, stride, dilation, out_sizes
+    ((2, 7, 8, 3), (3, 2), (2, 1), (1, 3), (3, 5)),
+    ((3, 2, 7, 8, 3), (3, 2), (2, 1), (1, 3), (3, 5)),  # leading (time, batch) axes
+    ((2, 6, 7, 5, 2), (2, 3, 2), (2, 1, 2), (1, 2, 1), (3, 3, 2)),
+]
+
+
+@pytest.mark.parametrize(("shape", "window", "stride", "dilation", "out"), WINDOW_CASES)
+def test_im2col_and_col2im_match_loops(rng, shape, window, stride, dilation, out):
+    padded = rng.normal(size=shape)
+    cols = im2col(padded, window, stride, dilation, out)
+    np.testing.assert_array_equal(cols, gather_loop(padded, window, stride, dilation, out))
+    np.testing.assert_allclose(
         col2im(cols, padded.shape, stride, dilation),
+        scatter_loop(cols, padded.shape, stride, dilation),
+        rtol=1e-12,
+        atol=1e-12,
     )
 
 
-def test_col2im_nd_is_the_adjoint_of_im2col_nd(rng):
+@pytest.mark.parametrize(("shape", "window", "stride", "dilation", "out"), WINDOW_CASES)
+def test_col2im_is_the_adjoint_of_im2col(rng, shape, window, stride, dilation, out):
     # <im2col(x), c> == <x, col2im(c)> for every x and c: the scatter is the gather's transpose.
-    padded = rng.normal(size=(2, 6, 7, 5, 2))
-    window, stride, dilation, out = (2, 3, 2), (2, 1, 2), (1, 2, 1), (3, 3, 2)
-    cols = im2col_nd(padded, window, stride, dilation, out)
+    padded = rng.normal(size=shape)
+    cols = im2col(padded, window, stride, dilation, out)
     other = rng.normal(size=cols.shape)
     lhs = np.sum(cols * other)
-    rhs = np.sum(padded * col2im_nd(other, padded.shape, stride, dilation))
+    rhs = np.sum(padded * col2im(other, padded.shape, stride, dilation))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
 
 

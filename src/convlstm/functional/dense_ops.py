@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 
-from convlstm.functional.col2im import col2im_nd, im2col_nd
 from convlstm.functional.windows import Pads, col2im, crop, im2col, output_size, zero_pad
 
 # ------------------------------------------------------------------------------------- dense
@@ -80,8 +79,7 @@ def conv_forward(
     *window, C, F = kernel.shape
     window = tuple(window)
     out_sizes = output_size(x.shape[1:-1], window, stride, pads, dilation)
-    gather = im2col if len(window) == 2 else im2col_nd
-    cols = gather(zero_pad(x, pads), window, stride, dilation, out_sizes)
+    cols = im2col(zero_pad(x, pads), window, stride, dilation, out_sizes)
     size = math.prod(window) * C
     z = cols.reshape(-1, size) @ kernel.reshape(size, F)  # (N * prod(out_sizes), F)
     if bias is not None:
@@ -120,8 +118,7 @@ def conv_backward(
         *(n + before + after for n, (before, after) in zip(x_shape[1:-1], pads)),
         x_shape[-1],
     )
-    scatter = col2im if len(stride) == 2 else col2im_nd
-    d_x = crop(scatter(d_cols, padded_shape, stride, dilation), pads)
+    d_x = crop(col2im(d_cols, padded_shape, stride, dilation), pads)
     return np.ascontiguousarray(d_x), d_kernel, d_flat.sum(axis=0)
 
 

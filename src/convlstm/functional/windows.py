@@ -6,6 +6,8 @@ runs, so the kernels never see the words "same" or "valid".
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 Pads = tuple[tuple[int, int], ...]
@@ -70,64 +72,82 @@ def window_slice(offset: int, stride: int, count: int) -> slice:
     return slice(offset, offset + stride * (count - 1) + 1, stride)
 
 
+def _taps(
+    window: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    out_sizes: tuple[int, ...],
+):
+    """``(tap, source)`` per kernel tap: its offsets, and the slices of the padded input it
+    reads at every output position (the slices are made once per axis, not once per tap)."""
+    per_axis = [
+        [window_slice(offset * d, s, n) for offset in range(k)]
+        for k, s, d, n in zip(window, stride, dilation, out_sizes)
+    ]
+    return zip(itertools.product(*map(range, window)), itertools.product(*per_axis))
+
+
 def im2col(
     padded: np.ndarray,
-    window: tuple[int, int],
-    stride: tuple[int, int],
-    dilation: tuple[int, int],
-    out_hw: tuple[int, int],
+    window: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    out_sizes: tuple[int, ...],
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Gather every 2-D window of an already padded batch of frames.
+    """Gather every window of an already padded input, for any number of spatial axes.
+
+    The spatial axes are the ``len(window)`` axes before the last (channel) axis; any axes
+    before them (batch, time) are carried along.
 
     Args:
-        padded: (..., Hp, Wp, C) frames, padding included, any leading axes.
-        window: (kh, kw).
+        padded: (..., *padded_sizes, C), padding included.
+        window: kernel size per spatial axis, e.g. (kh, kw) or (kd, kh, kw).
         stride, dilation: per-axis ints.
-        out_hw: (H', W'), the number of window positions.
-        out: optional (..., H', W', kh, kw, C) buffer to fill.
+        out_sizes: the number of window positions per axis, e.g. (H', W').
+        out: optional (..., *out_sizes, *window, C) buffer to fill.
 
     Returns:
-        (..., H', W', kh, kw, C): entry ``[..., y, x]`` flattened is the window at output pixel
-        (y, x), in the (kh, kw, C) order of a Keras kernel, so ``cols.reshape(-1, kh*kw*C) @
-        kernel.reshape(kh*kw*C, F)`` is the convolution.
+        (..., *out_sizes, *window, C): entry ``[..., *position]`` is the window at that output
+        position in the (*window, C) order of a Keras kernel, so
+        ``cols.reshape(-1, prod(window)*C) @ kernel.reshape(-1, F)`` is the convolution.
     """
-    (kh, kw), (sh, sw), (dh, dw), (Ho, Wo) = window, stride, dilation, out_hw
     if out is None:
-        out = np.empty((*padded.shape[:-3], Ho, Wo, kh, kw, padded.shape[-1]), padded.dtype)
-    for i in range(kh):
-        rows = window_slice(i * dh, sh, Ho)
-        for j in range(kw):
-            out[..., i, j, :] = padded[..., rows, window_slice(j * dw, sw, Wo), :]
+        lead = padded.shape[: -1 - len(window)]
+        out = np.empty((*lead, *out_sizes, *window, padded.shape[-1]), padded.dtype)
+    for tap, source in _taps(window, stride, dilation, out_sizes):
+        out[(..., *tap, slice(None))] = padded[(..., *source, slice(None))]
     return out
 
 
 def col2im(
     d_cols: np.ndarray,
     padded_shape: tuple[int, ...],
-    stride: tuple[int, int],
-    dilation: tuple[int, int],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The adjoint of :func:`im2col`: scatter-add window gradients back onto the padded frames.
+    """The adjoint of :func:`im2col`: scatter-add window gradients back onto the padded input.
 
     Args:
-        d_cols: (..., H', W', kh, kw, C) gradients of the gathered windows.
-        padded_shape: (..., Hp, Wp, C), the shape :func:`im2col` read from.
-        stride, dilation: as given to :func:`im2col`.
+        d_cols: (..., *out_sizes, *window, C) gradients of the gathered windows.
+        padded_shape: (..., *padded_sizes, C), the shape :func:`im2col` read from.
+        stride, dilation: as given to :func:`im2col` (their length is the number of spatial
+            axes).
         out: optional zero-filled buffer of ``padded_shape`` to accumulate into.
 
     Returns:
-        (..., Hp, Wp, C); a pixel covered by several windows gets the sum of their gradients.
+        (..., *padded_sizes, C): every element gets the sum of the gradients of all windows that
+        read it (zero where no window reached, such as the rows a "valid" stride skips).
     """
-    Ho, Wo, kh, kw = d_cols.shape[-5:-1]
-    (sh, sw), (dh, dw) = stride, dilation
+    rank = len(stride)
+    out_sizes = d_cols.shape[-1 - 2 * rank : -1 - rank]
+    window = d_cols.shape[-1 - rank : -1]
     if out is None:
         out = np.zeros(padded_shape, dtype=d_cols.dtype)
-    for i in range(kh):
-        rows = window_slice(i * dh, sh, Ho)
-        for j in range(kw):
-            out[..., rows, window_slice(j * dw, sw, Wo), :] += d_cols[..., i, j, :]
+    # Within one tap the strided positions are distinct, so ``+=`` never drops a collision.
+    for tap, target in _taps(window, stride, dilation, out_sizes):
+        out[(..., *target, slice(None))] += d_cols[(..., *tap, slice(None))]
     return out
 
 
