@@ -8,19 +8,17 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
-from convlstm import initializers
 from convlstm.functional.dense_ops import conv_backward, conv_forward
 from convlstm.functional.windows import output_size, resolve_pads
 from convlstm.layers.core import (
     DATA_FORMATS,
-    CachedLayer,
-    LayerActivation,
+    KernelLayer,
     shape_arg,
     training_arg,
 )
 
 
-class _Conv(CachedLayer):
+class _Conv(KernelLayer):
     """A convolution over ``rank`` spatial axes; Conv2D and Conv3D fix the rank.
 
     ``y = activation(conv(x, kernel) + bias)``, a cross-correlation as in Keras. Arguments and
@@ -59,21 +57,9 @@ class _Conv(CachedLayer):
                 f"{owner}: strides > 1 is not compatible with dilation_rate > 1 (as in Keras); "
                 f"got strides={self.strides} and dilation_rate={self.dilation_rate}."
             )
-        self.activation = LayerActivation(owner, activation)
-        self.use_bias = check.boolean(owner, "use_bias", use_bias)
-        self.kernel_initializer = initializers.check(
-            owner, "kernel_initializer", kernel_initializer
-        )
-        self.bias_initializer = initializers.check(owner, "bias_initializer", bias_initializer)
-        self.dtype = check.float_dtype(owner, dtype)
-        self.seed = check.seed_arg(owner, seed)
-        self._empty_weights()
+        super().__init__(activation, use_bias, kernel_initializer, bias_initializer, dtype, seed)
 
     # ------------------------------------------------------------------- shapes
-
-    @property
-    def built(self) -> bool:
-        return "kernel" in self.params
 
     @property
     def in_channels(self) -> int | None:
@@ -138,23 +124,8 @@ class _Conv(CachedLayer):
         owner = f"{type(self).__name__}.build"
         shape = shape_arg(owner, "input_shape", input_shape)
         self._checked_shape(owner, "input_shape", shape)
-        if self.built:
-            return
-        channels = self._split(shape)[1]
-        rng = np.random.default_rng(self.seed)
-        params = {
-            "kernel": initializers.initialize(
-                self.kernel_initializer,
-                (*self.kernel_size, channels, self.filters),
-                rng,
-                self.dtype,
-            )
-        }
-        if self.use_bias:
-            params["bias"] = initializers.initialize(
-                self.bias_initializer, (self.filters,), rng, self.dtype
-            )
-        self._set_new_weights(params)
+        if not self.built:
+            self._create_weights((*self.kernel_size, self._split(shape)[1], self.filters))
 
     # ------------------------------------------------------------------ compute
 
@@ -213,12 +184,7 @@ class _Conv(CachedLayer):
             "padding": self.padding,
             "data_format": self.data_format,
             "dilation_rate": list(self.dilation_rate),
-            "activation": self.activation.config(type(self).__name__),
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
-            "dtype": self.dtype.name,
-            "seed": self.seed,
+            **self._shared_config(),
         }
 
 

@@ -1,8 +1,10 @@
 """Dense, Flatten, Dropout and the activation layers, each with a forward and a backward pass.
 
 Also the plumbing the other feed-forward layers (conv, normalization, wrappers) share:
-:class:`CachedLayer` (the one-cache training contract of ``layers/base.py``) and
-:class:`LayerActivation` (an ``activation=`` option with its derivative).
+:class:`CachedLayer` (the one-cache training contract of ``layers/base.py``),
+:class:`LayerActivation` (an ``activation=`` option with its derivative) and
+:class:`KernelLayer` (the kernel, bias, activation, initializer, dtype and seed options of Dense
+and the convolutions).
 
 Layers with weights (Dense, Conv2D, ...) compute in their ``dtype`` and cast the input to it.
 Layers without weights keep a float32 or float64 input's dtype and cast anything else (ints,
@@ -174,10 +176,66 @@ class LayerActivation:
         return self.name
 
 
+class KernelLayer(CachedLayer):
+    """A layer with a ``kernel``, an optional ``bias`` and an ``activation``: Dense and the
+    convolutions. It owns their shared options, weight creation and config entries; each
+    subclass validates its own arguments first, then calls this ``__init__``."""
+
+    def __init__(
+        self,
+        activation: str | Any,
+        use_bias: bool,
+        kernel_initializer: str,
+        bias_initializer: str,
+        dtype: str | np.dtype,
+        seed: int | None,
+    ) -> None:
+        owner = type(self).__name__
+        self.activation = LayerActivation(owner, activation)
+        self.use_bias = check.boolean(owner, "use_bias", use_bias)
+        self.kernel_initializer = initializers.check(
+            owner, "kernel_initializer", kernel_initializer
+        )
+        self.bias_initializer = initializers.check(owner, "bias_initializer", bias_initializer)
+        self.dtype = check.float_dtype(owner, dtype)
+        self.seed = check.seed_arg(owner, seed)
+        self._empty_weights()
+
+    @property
+    def built(self) -> bool:
+        return "kernel" in self.params
+
+    def _create_weights(self, kernel_shape: tuple[int, ...]) -> None:
+        """Initialise ``kernel`` (kernel_shape) and, with use_bias, ``bias`` (kernel_shape[-1],)
+        from the seed, in Keras order."""
+        rng = np.random.default_rng(self.seed)
+        params = {
+            "kernel": initializers.initialize(
+                self.kernel_initializer, kernel_shape, rng, self.dtype
+            )
+        }
+        if self.use_bias:
+            params["bias"] = initializers.initialize(
+                self.bias_initializer, kernel_shape[-1:], rng, self.dtype
+            )
+        self._set_new_weights(params)
+
+    def _shared_config(self) -> dict[str, Any]:
+        """The config entries of the options this class owns."""
+        return {
+            "activation": self.activation.config(type(self).__name__),
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+        }
+
+
 # ------------------------------------------------------------------------------------- Dense
 
 
-class Dense(CachedLayer):
+class Dense(KernelLayer):
     """Densely connected layer on the last axis, as Keras' ``Dense``: ``activation(x @ W + b)``.
 
     Built lazily from the first input (or by :meth:`build`): ``Dense(10)`` needs no input size.
@@ -205,21 +263,8 @@ class Dense(CachedLayer):
         dtype: str | np.dtype = "float32",
         seed: int | None = None,
     ) -> None:
-        owner = type(self).__name__
-        self.units = check.positive_int(owner, "units", units)
-        self.activation = LayerActivation(owner, activation)
-        self.use_bias = check.boolean(owner, "use_bias", use_bias)
-        self.kernel_initializer = initializers.check(
-            owner, "kernel_initializer", kernel_initializer
-        )
-        self.bias_initializer = initializers.check(owner, "bias_initializer", bias_initializer)
-        self.dtype = check.float_dtype(owner, dtype)
-        self.seed = check.seed_arg(owner, seed)
-        self._empty_weights()
-
-    @property
-    def built(self) -> bool:
-        return "kernel" in self.params
+        self.units = check.positive_int(type(self).__name__, "units", units)
+        super().__init__(activation, use_bias, kernel_initializer, bias_initializer, dtype, seed)
 
     @property
     def in_features(self) -> int | None:
@@ -238,19 +283,8 @@ class Dense(CachedLayer):
                 f"{owner}: expected input_shape {check.shape_text(self._expected())}; "
                 f"got {shape!r}."
             )
-        if self.built:
-            return
-        rng = np.random.default_rng(self.seed)
-        params = {
-            "kernel": initializers.initialize(
-                self.kernel_initializer, (shape[-1], self.units), rng, self.dtype
-            )
-        }
-        if self.use_bias:
-            params["bias"] = initializers.initialize(
-                self.bias_initializer, (self.units,), rng, self.dtype
-            )
-        self._set_new_weights(params)
+        if not self.built:
+            self._create_weights((shape[-1], self.units))
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
         """``(*input_shape[:-1], units)``."""
@@ -291,15 +325,7 @@ class Dense(CachedLayer):
         return d_x
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "units": self.units,
-            "activation": self.activation.config(type(self).__name__),
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
-            "dtype": self.dtype.name,
-            "seed": self.seed,
-        }
+        return {"units": self.units, **self._shared_config()}
 
 
 # ---------------------------------------------------------------------------------- Flatten
