@@ -9,6 +9,9 @@ input convolution for all frames in one product after the loop.
 With Keras' dropout, each gate convolves its own masked copy of the input (or state), so the
 fused product splits into four, one per gate.
 
+Inside, arrays are channels-first planes (C, ..., H, W): each kernel tap then copies whole image
+rows, and every gate is a contiguous block of rows of the fused product.
+
 Training cache size, per layer, in floats: ``B*H'*W'*F*(6T + 2)`` (activated gates ``4T``, cell
 states ``T+1``, hidden states ``T+1``), plus a reference to the input.
 """
@@ -20,14 +23,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from convlstm.functional.activations import Activation
-from convlstm.functional.windows import Pads, col2im, crop, im2col, output_size, same_pads
+from convlstm.functional.planes import col2im_planes, im2col_planes, interior
+from convlstm.functional.windows import Pads, output_size, same_pads
 
 
 class GateConvolution:
     """A convolution into the fused gates, with its padding and im2col buffers made once.
 
-    Inputs are (..., H, W, C) with any leading axes (time and batch for the input convolution,
-    batch for the recurrent one); outputs are rows (prod(...) * H' * W', 4F).
+    Works on channels-first planes (C, ..., H, W) with any leading axes (time and batch for the
+    input convolution, batch for the recurrent one); outputs are (4F, pixels), one block of F
+    rows per gate.
     """
 
     def __init__(
@@ -40,41 +45,41 @@ class GateConvolution:
     ) -> None:
         kh, kw, C, F4 = kernel.shape
         self.gate_width = F4 // 4
-        self.flat_kernel = kernel.reshape(kh * kw * C, F4)
+        self.flat_kernel = kernel.reshape(kh * kw * C, F4).T  # (4F, kh*kw*C)
         self.window, self.stride, self.pads, self.dilation = (kh, kw), stride, pads, dilation
-        *lead, H, W, _ = in_shape
+        *lead, H, W = in_shape
         self.out_hw = output_size((H, W), (kh, kw), stride, pads, dilation)
         (top, bottom), (left, right) = pads
-        self.padded_shape = (*lead, top + H + bottom, left + W + right, C)
+        self.padded_shape = (*lead, top + H + bottom, left + W + right)
         padded = top + bottom + left + right > 0
         self.padded = np.zeros(self.padded_shape, kernel.dtype) if padded else None
-        self.cols = np.empty((*lead, *self.out_hw, kh, kw, C), kernel.dtype)
+        self.cols = np.empty((kh, kw, *lead, *self.out_hw), kernel.dtype)
 
     def columns(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """im2col of ``x`` (times ``mask``), as rows (M, kh*kw*C) of a reused buffer."""
+        """im2col of ``x`` (times ``mask``), as (kh*kw*C, pixels) of a reused buffer."""
         if self.padded is None:
             source = x if mask is None else x * mask
         else:
             source = self.padded
-            interior = crop(self.padded, self.pads)
+            inside = interior(self.padded, self.pads)
             if mask is None:
-                interior[...] = x
+                inside[...] = x
             else:
-                np.multiply(x, mask, out=interior)
-        im2col(source, self.window, self.stride, self.dilation, self.out_hw, out=self.cols)
-        return self.cols.reshape(-1, self.flat_kernel.shape[0])
+                np.multiply(x, mask, out=inside)
+        im2col_planes(source, self.window, self.stride, self.dilation, self.out_hw, out=self.cols)
+        return self.cols.reshape(self.flat_kernel.shape[1], -1)
 
     def _groups(self, gate_masks: np.ndarray | None):
-        """(columns slice, mask) pairs: one fused group, or one per gate under dropout."""
+        """(gate rows, mask) pairs: one fused group, or one per gate under dropout."""
         if gate_masks is None:
             return [(slice(None), None)]
         F = self.gate_width
         return [(slice(k * F, (k + 1) * F), gate_masks[k]) for k in range(4)]
 
     def forward(self, x: np.ndarray, gate_masks: np.ndarray | None, out: np.ndarray) -> None:
-        """Write the convolution of ``x`` into ``out`` (M, 4F)."""
+        """Write the convolution of ``x`` into ``out`` (4F, pixels)."""
         for gates, mask in self._groups(gate_masks):
-            np.matmul(self.columns(x, mask), self.flat_kernel[:, gates], out=out[:, gates])
+            np.matmul(self.flat_kernel[gates], self.columns(x, mask), out=out[gates])
 
     def backward(
         self,
@@ -83,32 +88,48 @@ class GateConvolution:
         gate_masks: np.ndarray | None,
         d_kernel: np.ndarray,
     ) -> np.ndarray:
-        """Add the kernel gradient into ``d_kernel`` (kh*kw*C, 4F); return d_x (x's shape)."""
+        """Add the kernel gradient into ``d_kernel`` (4F, kh*kw*C); return d_x (x's shape)."""
         d_x = np.zeros(x.shape, x.dtype)
         for gates, mask in self._groups(gate_masks):
-            d_kernel[:, gates] += self.columns(x, mask).T @ d_out[:, gates]
-            d_cols = d_out[:, gates] @ self.flat_kernel[:, gates].T
-            d_padded = col2im(d_cols.reshape(self.cols.shape), self.padded_shape, self.stride,
-                              self.dilation)
-            d_source = crop(d_padded, self.pads)
+            columns = self.columns(x, mask)
+            d_kernel[gates] += d_out[gates] @ columns.T
+            d_cols = self.flat_kernel[gates].T @ d_out[gates]
+            d_padded = col2im_planes(d_cols.reshape(self.cols.shape), self.padded_shape,
+                                     self.stride, self.dilation)
+            d_source = interior(d_padded, self.pads)
             d_x += d_source if mask is None else d_source * mask
         return d_x
 
 
 @dataclass
 class ConvLSTMCache:
-    """What :func:`convlstm_backward` needs from a training forward (see the module docstring)."""
+    """What :func:`convlstm_backward` needs from a training forward (see the module docstring).
 
-    x: np.ndarray  # (T, B, H, W, C), time-major view of the input
-    gates: np.ndarray  # (T, B*H'*W', 4F), after their activations
-    h_states: np.ndarray  # (T+1, B, H', W', F); h_states[0] is h0
-    c_states: np.ndarray  # (T+1, B*H'*W', F); c_states[0] is c0
+    Arrays are channels-first planes; P = B*H'*W' pixels of one step.
+    """
+
+    x: np.ndarray  # (C, T, B, H, W) view of the input
+    gates: np.ndarray  # (T, 4F, P), after their activations
+    h_states: np.ndarray  # (T+1, F, B, H', W'); h_states[0] is h0
+    c_states: np.ndarray  # (T+1, F, P); c_states[0] is c0
     mask: np.ndarray | None  # (B, T)
-    input_masks: np.ndarray | None  # (4, B, H, W, C) dropout masks
-    recurrent_masks: np.ndarray | None  # (4, B, H', W', F)
+    input_masks: np.ndarray | None  # (4, C, 1, B, H, W) dropout masks
+    recurrent_masks: np.ndarray | None  # (4, F, B, H', W')
     stride: tuple[int, int]
     pads: Pads
     dilation: tuple[int, int]
+
+
+def _planes(array: np.ndarray) -> np.ndarray:
+    """(B, ..., C) channels-last to (C, B, ...) (a view)."""
+    return np.moveaxis(array, -1, 0)
+
+
+def _kept_pixels(mask: np.ndarray | None, t: int, pixels: int) -> np.ndarray | None:
+    """(1, B*pixels) bool of the samples that take step t, or None when all of them do."""
+    if mask is None or mask[:, t].all():
+        return None
+    return np.repeat(mask[:, t], pixels)[None, :]
 
 
 def convlstm_forward(
@@ -153,36 +174,40 @@ def convlstm_forward(
     B, T = x.shape[:2]
     F4 = kernel.shape[-1]
     F = F4 // 4
-    frames = x.swapaxes(0, 1)  # (T, B, H, W, C): each step's input gates become one block
+    frames = _planes(x).swapaxes(1, 2)  # (C, T, B, H, W)
+    if input_masks is not None:
+        input_masks = np.moveaxis(input_masks, -1, 1)[:, :, None]  # (4, C, 1, B, H, W)
+    if recurrent_masks is not None:
+        recurrent_masks = np.moveaxis(recurrent_masks, -1, 1)  # (4, F, B, H', W')
     input_conv = GateConvolution(kernel, frames.shape, stride, pads, dilation)
     Ho, Wo = input_conv.out_hw
-    rows = B * Ho * Wo
-    input_gates = np.empty((T * rows, F4), x.dtype)
+    P = B * Ho * Wo
+    input_gates = np.empty((F4, T * P), x.dtype)
     input_conv.forward(frames, input_masks, out=input_gates)
     if bias is not None:
-        input_gates += bias
-    input_gates = input_gates.reshape(T, rows, F4)
+        input_gates += bias[:, None]
+    input_gates = input_gates.reshape(F4, T, P)
     del input_conv  # frees its im2col buffer before the loop
 
     kh, kw = recurrent_kernel.shape[:2]
     recurrent_pads = (same_pads(Ho, kh, 1), same_pads(Wo, kw, 1))
-    recurrent_conv = GateConvolution(recurrent_kernel, (B, Ho, Wo, F), (1, 1), recurrent_pads,
+    recurrent_conv = GateConvolution(recurrent_kernel, (F, B, Ho, Wo), (1, 1), recurrent_pads,
                                      (1, 1))
     # States ring: the whole history when training, else one slot updated in place.
     slots = T + 1 if training else 1
-    h_states = np.empty((slots, B, Ho, Wo, F), x.dtype)
-    c_states = np.empty((slots, rows, F), x.dtype)
-    h_states[0], c_states[0] = h0, c0.reshape(rows, F)
-    gates = np.empty((T if training else 1, rows, F4), x.dtype)
-    new_c, new_h = np.empty((rows, F), x.dtype), np.empty((rows, F), x.dtype)
-    outputs = np.empty((B, T, Ho * Wo, F), x.dtype)
+    h_states = np.empty((slots, F, B, Ho, Wo), x.dtype)
+    c_states = np.empty((slots, F, P), x.dtype)
+    h_states[0], c_states[0] = _planes(h0), _planes(c0).reshape(F, P)
+    gates = np.empty((T if training else 1, F4, P), x.dtype)
+    new_c, new_h = np.empty((F, P), x.dtype), np.empty((F, P), x.dtype)
+    outputs = np.empty((T, F, P), x.dtype)
 
     for t in range(T):
         h, c = h_states[t % slots], c_states[t % slots]
         z = gates[t % len(gates)]
         recurrent_conv.forward(h, recurrent_masks, out=z)
-        z += input_gates[t]
-        i, f, g, o = (z[:, k * F : (k + 1) * F] for k in range(4))
+        z += input_gates[:, t]
+        i, f, g, o = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
         for gate in (i, f, o):
             recurrent_activation(gate, out=gate)
         activation(g, out=g)
@@ -191,27 +216,25 @@ def convlstm_forward(
         activation(new_c, out=new_h)
         new_h *= o  # h = o*act(c)
 
-        next_h, next_c = h_states[(t + 1) % slots], c_states[(t + 1) % slots]
-        step_outputs = outputs[:, t]
-        keep = None if mask is None or mask[:, t].all() else mask[:, t]
+        next_h, next_c = h_states[(t + 1) % slots].reshape(F, P), c_states[(t + 1) % slots]
+        keep = _kept_pixels(mask, t, Ho * Wo)
         if keep is None:
             next_c[...] = new_c
-            next_h[...] = new_h.reshape(B, Ho, Wo, F)
-            step_outputs[...] = new_h.reshape(B, Ho * Wo, F)
+            next_h[...] = new_h
+            outputs[t] = new_h
             continue
-        keep_rows = np.repeat(keep, Ho * Wo)[:, None]
-        next_c[...] = np.where(keep_rows, new_c, c)
-        next_h[...] = np.where(keep[:, None, None, None], new_h.reshape(B, Ho, Wo, F), h)
-        previous = outputs[:, t - 1] if t > 0 else 0.0
-        step_outputs[...] = np.where(keep[:, None, None], new_h.reshape(B, Ho * Wo, F), previous)
+        next_c[...] = np.where(keep, new_c, c)
+        next_h[...] = np.where(keep, new_h, h.reshape(F, P))
+        outputs[t] = np.where(keep, new_h, outputs[t - 1] if t > 0 else 0.0)
 
-    h_final = h_states[T % slots].copy()
-    c_final = c_states[T % slots].reshape(B, Ho, Wo, F).copy()
+    h_final = np.moveaxis(h_states[T % slots], 0, -1).copy()
+    c_final = np.moveaxis(c_states[T % slots].reshape(F, B, Ho, Wo), 0, -1).copy()
     cache = None
     if training:
         cache = ConvLSTMCache(frames, gates, h_states, c_states, mask, input_masks,
                               recurrent_masks, stride, pads, dilation)
-    return outputs.reshape(B, T, Ho, Wo, F), h_final, c_final, cache
+    sequence = outputs.reshape(T, F, B, Ho, Wo).transpose(2, 0, 3, 4, 1)
+    return np.ascontiguousarray(sequence), h_final, c_final, cache
 
 
 def convlstm_backward(
@@ -240,66 +263,71 @@ def convlstm_backward(
         d_x (B, T, H, W, C), d_h0 and d_c0 (B, H', W', F), and the weight gradients
         ``{"kernel", "recurrent_kernel", "bias"}`` in the weights' shapes.
     """
-    T, rows, F4 = cache.gates.shape
+    T, F4, P = cache.gates.shape
     F = F4 // 4
-    B, Ho, Wo = cache.h_states.shape[1:4]
-    pixels = Ho * Wo
+    B, Ho, Wo = cache.h_states.shape[2:]
+    dtype = kernel.dtype
     act_derivative, gate_derivative = activation.derivative, recurrent_activation.derivative
-    recurrent_conv = GateConvolution(
-        recurrent_kernel, (B, Ho, Wo, F), (1, 1),
-        (same_pads(Ho, recurrent_kernel.shape[0], 1), same_pads(Wo, recurrent_kernel.shape[1], 1)),
-        (1, 1),
-    )
-    d_recurrent = np.zeros(recurrent_conv.flat_kernel.shape, kernel.dtype)
-    d_gates = np.empty_like(cache.gates)
-    d_h_next = np.zeros((rows, F), kernel.dtype) if d_h_final is None else (
-        d_h_final.reshape(rows, F).astype(kernel.dtype, copy=True))
-    d_c_next = np.zeros((rows, F), kernel.dtype) if d_c_final is None else (
-        d_c_final.reshape(rows, F).astype(kernel.dtype, copy=True))
-    d_carried_output = np.zeros((rows, F), kernel.dtype)  # to the output a masked step repeated
-    d_outputs = d_outputs.reshape(B, T, pixels, F)
+    kh, kw = recurrent_kernel.shape[:2]
+    recurrent_conv = GateConvolution(recurrent_kernel, (F, B, Ho, Wo), (1, 1),
+                                     (same_pads(Ho, kh, 1), same_pads(Wo, kw, 1)), (1, 1))
+    d_recurrent = np.zeros(recurrent_conv.flat_kernel.shape, dtype)
+    d_gates = np.empty((F4, T, P), dtype)  # laid out for the input convolution's one product
+
+    def planar_state(gradient):
+        if gradient is None:
+            return np.zeros((F, P), dtype)
+        return _planes(gradient).reshape(F, P).astype(dtype, copy=True)
+
+    d_h_next, d_c_next = planar_state(d_h_final), planar_state(d_c_final)
+    d_outputs = _planes(d_outputs).swapaxes(1, 2).reshape(F, T, P)  # (F, T, P)
+    d_carried_output = np.zeros((F, P), dtype)  # to the output a masked step repeated
 
     for t in reversed(range(T)):
-        i, f, g, o = (cache.gates[t][:, k * F : (k + 1) * F] for k in range(4))
+        z = cache.gates[t]
+        i, f, g, o = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
         c_previous, c = cache.c_states[t], cache.c_states[t + 1]
-        d_output = d_outputs[:, t].reshape(rows, F) + d_carried_output
-        keep = None if cache.mask is None or cache.mask[:, t].all() else cache.mask[:, t]
+        d_output = d_outputs[:, t] + d_carried_output
+        keep = _kept_pixels(cache.mask, t, Ho * Wo)
         if keep is None:
             d_h, d_c = d_output + d_h_next, d_c_next
             d_carried_output[...] = 0.0
         else:
-            keep_rows = np.repeat(keep, pixels)[:, None]
-            d_h = np.where(keep_rows, d_output + d_h_next, 0.0)
-            d_c = np.where(keep_rows, d_c_next, 0.0)
-            d_carried_output = np.where(keep_rows, 0.0, d_output)
+            d_h = np.where(keep, d_output + d_h_next, 0.0)
+            d_c = np.where(keep, d_c_next, 0.0)
+            d_carried_output = np.where(keep, 0.0, d_output)
         act_c = activation(c)
         # c feeds h through act(c), so its gradient gets o * act'(c) on top of the carried one.
         d_c = d_c + d_h * o * act_derivative(act_c)
-        d_z = d_gates[t]
-        np.multiply(d_c * g, gate_derivative(i), out=d_z[:, :F])
-        np.multiply(d_c * c_previous, gate_derivative(f), out=d_z[:, F : 2 * F])
-        np.multiply(d_c * i, act_derivative(g), out=d_z[:, 2 * F : 3 * F])
-        np.multiply(d_h * act_c, gate_derivative(o), out=d_z[:, 3 * F :])
+        d_z = d_gates[:, t]
+        np.multiply(d_c * g, gate_derivative(i), out=d_z[:F])
+        np.multiply(d_c * c_previous, gate_derivative(f), out=d_z[F : 2 * F])
+        np.multiply(d_c * i, act_derivative(g), out=d_z[2 * F : 3 * F])
+        np.multiply(d_h * act_c, gate_derivative(o), out=d_z[3 * F :])
         d_h_previous = recurrent_conv.backward(d_z, cache.h_states[t], cache.recurrent_masks,
-                                               d_recurrent).reshape(rows, F)
+                                               d_recurrent).reshape(F, P)
         d_c_previous = d_c * f
         if keep is not None:
-            d_h_previous += np.where(keep_rows, 0.0, d_h_next)
-            d_c_previous += np.where(keep_rows, 0.0, d_c_next)
+            d_h_previous += np.where(keep, 0.0, d_h_next)
+            d_c_previous += np.where(keep, 0.0, d_c_next)
         d_h_next, d_c_next = d_h_previous, d_c_previous
 
     input_conv = GateConvolution(kernel, cache.x.shape, cache.stride, cache.pads, cache.dilation)
-    d_kernel = np.zeros(input_conv.flat_kernel.shape, kernel.dtype)
-    d_frames = input_conv.backward(d_gates.reshape(-1, F4), cache.x, cache.input_masks, d_kernel)
+    d_kernel = np.zeros(input_conv.flat_kernel.shape, dtype)
+    d_frames = input_conv.backward(d_gates.reshape(F4, T * P), cache.x, cache.input_masks,
+                                   d_kernel)
     grads = {
-        "kernel": d_kernel.reshape(kernel.shape),
-        "recurrent_kernel": d_recurrent.reshape(recurrent_kernel.shape),
+        "kernel": d_kernel.T.reshape(kernel.shape),
+        "recurrent_kernel": d_recurrent.T.reshape(recurrent_kernel.shape),
     }
     if use_bias:
-        grads["bias"] = d_gates.sum(axis=(0, 1))
-    state_shape = (B, Ho, Wo, F)
-    return (d_frames.swapaxes(0, 1), d_h_next.reshape(state_shape),
-            d_c_next.reshape(state_shape), grads)
+        grads["bias"] = d_gates.sum(axis=(1, 2))
+
+    def channels_last_state(gradient):
+        return np.moveaxis(gradient.reshape(F, B, Ho, Wo), 0, -1).copy()
+
+    d_x = np.ascontiguousarray(np.moveaxis(d_frames, 0, -1).swapaxes(0, 1))  # (B, T, H, W, C)
+    return d_x, channels_last_state(d_h_next), channels_last_state(d_c_next), grads
 
 
 def dropout_masks(
