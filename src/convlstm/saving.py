@@ -53,13 +53,19 @@ def load(path: str | os.PathLike) -> Any:
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}.")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            entries = {name: archive[name] for name in archive.files}
+        archive = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise ValueError(
             f"load: {path!r} is not a readable numpy-convlstm model file ({error})."
         ) from None
-    if not isinstance(entries, dict) or str(entries.get("format", "")) != FORMAT:
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"load: {path!r} is not a numpy-convlstm model file (a bare array).")
+    try:
+        with archive:
+            entries = {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise ValueError(f"load: {path!r} is truncated or corrupted ({error}).") from None
+    if str(entries.get("format", "")) != FORMAT:
         raise ValueError(f"load: {path!r} is not a numpy-convlstm model file (no format tag).")
     if int(entries["version"]) > VERSION:
         raise ValueError(

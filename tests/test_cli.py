@@ -1,0 +1,122 @@
+"""The command line, driven as a user drives it: in a subprocess."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convlstm.data import moving_shapes
+
+SCRIPT = Path(sys.executable).parent / "convlstm"
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "convlstm"]
+
+
+def run(*arguments, cwd=None):
+    return subprocess.run([*COMMAND, *map(str, arguments)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+TINY_DEMO = ["--size", 12, "--frames", 4, "--sequences", 16, "--steps", 2, "--filters", 2,
+             "--batch-size", 8, "--examples", 2]
+
+
+def test_tiny_demo_writes_every_promised_file(tmp_path):
+    result = run("demo", "--out", tmp_path / "demo", *TINY_DEMO)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "demo"
+    names = {"predictions.png", "truth_vs_prediction.gif", "loss.png", "model.npz",
+             "metrics.json"}
+    assert names <= {p.name for p in out.iterdir()}
+    for line in ("model ", "repeat last frame ", "mean frame "):
+        assert line in result.stdout
+    with Image.open(out / "predictions.png") as grid:
+        # 3 rows per example of max(2 context, 2 future) columns, figsize (1.1*2, 3.3*2) at 100 dpi
+        assert grid.size == (220, 660)
+    with Image.open(out / "truth_vs_prediction.gif") as gif:
+        assert gif.n_frames == 2 and gif.size == (320, 340)
+    with Image.open(out / "loss.png") as curve:
+        assert curve.size == (600, 350)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["next_frame_mse"]) == {"model", "repeat_last_frame", "mean_frame"}
+    assert metrics["steps"] == 2 and len(metrics["loss"]) == 2
+    info = run("info", out / "model.npz")
+    assert info.returncode == 0 and "ConvLSTM2D" in info.stdout and "Total params" in info.stdout
+
+
+def test_train_then_predict_then_resume(tmp_path):
+    sequences = (moving_shapes(6, 5, 10, 1, 1.0, seed=1)[..., 0] * 255).astype(np.uint8)
+    np.save(tmp_path / "mnist_like.npy", sequences.swapaxes(0, 1))  # time-major, as Moving MNIST
+    trained = run("train", "--data", tmp_path / "mnist_like.npy", "--time-axis", 0, "--out",
+                  tmp_path / "run", "--epochs", 1, "--filters", 2, "--layers", 1,
+                  "--batch-size", 4)
+    assert trained.returncode == 0, trained.stderr
+    assert (tmp_path / "run" / "model.npz").exists()
+    resumed = run("train", "--data", tmp_path / "mnist_like.npy", "--time-axis", 0, "--out",
+                  tmp_path / "run", "--epochs", 2, "--filters", 2, "--layers", 1,
+                  "--batch-size", 4, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 1" in resumed.stdout
+    assert json.loads((tmp_path / "run" / "training.json").read_text())["epochs_done"] == 2
+
+    np.save(tmp_path / "one.npy", sequences[0, :3] / 255.0)  # one (T, H, W) sequence
+    predicted = run("predict", "--model", tmp_path / "run" / "model.npz", "--input",
+                    tmp_path / "one.npy", "--output", tmp_path / "future.npy", "--frames", 3)
+    assert predicted.returncode == 0, predicted.stderr
+    future = np.load(tmp_path / "future.npy")
+    assert future.shape == (3, 10, 10, 1) and ((future >= 0) & (future <= 1)).all()
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["predict"], ["info"]])
+def test_help_for_every_command(command):
+    result = run(*command, "--help")
+    assert result.returncode == 0 and "usage: convlstm" in result.stdout
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.startswith("convlstm 0.")
+
+
+def _write(path, array):
+    np.save(path, array)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_arguments", "message"),
+    [
+        (lambda d: ["train", "--data", d / "missing.npy"], "no such file"),
+        (lambda d: ["train", "--data", _write(d / "flat.npy", np.zeros((4, 5)))],
+         r"expected sequences of shape \(N, T, H, W\) or \(N, T, H, W, C\); got \(4, 5\)"),
+        (lambda d: ["train", "--data", _write(d / "nan.npy", np.full((2, 3, 4, 4), np.nan))],
+         "the frames contain NaN or infinite values"),
+        (lambda d: ["train", "--data", _write(d / "big.npy", np.full((2, 3, 4, 4), 7.0))],
+         r"expected values in \[0, 1\]"),
+        (lambda d: ["info", _write(d / "junk.npy", np.zeros(3))],
+         "not a numpy-convlstm model file"),
+        (lambda d: ["predict", "--model", d / "none.npz", "--input", d / "x.npy", "--output",
+                    d / "y.npy"], "no such file"),
+    ],
+)
+def test_errors_are_one_line_with_status_2(tmp_path, make_arguments, message):
+    result = run(*make_arguments(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert re.search(message, result.stderr), result.stderr
+
+
+def test_random_bytes_are_not_a_model(tmp_path):
+    junk = tmp_path / "model.npz"
+    junk.write_bytes(np.random.default_rng(0).bytes(300))
+    result = run("info", junk)
+    assert result.returncode == 2 and "is not a readable numpy-convlstm model file" in result.stderr
+
+
+def test_unknown_option_exits_2():
+    result = run("demo", "--colour", "blue")
+    assert result.returncode == 2 and "unrecognized arguments: --colour" in result.stderr
