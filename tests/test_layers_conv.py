@@ -8,6 +8,7 @@ import pytest
 from gradcheck import check_gradients
 from test_layers_core import assert_close, check_keras_fixture, fixture_cases, round_trip
 
+from convlstm.functional.dense_ops import GATHER_RATIO
 from convlstm.functional.windows import col2im, im2col
 from convlstm.layers.conv import Conv2D, Conv3D
 
@@ -115,24 +116,28 @@ def test_conv3d_gradients(rng, options):
     check_gradients(layer, _input(rng, layer, (4, 5, 4), batch=1))
 
 
+def _expected(layer, x):
+    """The layer's output for x by the loop reference of its rank (no activation)."""
+    reference = conv2d_reference if layer.rank == 2 else conv3d_reference
+    channels_first = layer.data_format == "channels_first"
+    frames = np.moveaxis(x, 1, -1) if channels_first else x
+    pads = _pads(
+        layer.padding, frames.shape[1:-1], layer.kernel_size, layer.strides, layer.dilation_rate
+    )
+    kernel, *bias = layer.get_weights()
+    expected = reference(
+        frames, kernel, bias[0] if bias else None, layer.strides, pads, layer.dilation_rate
+    )
+    return np.moveaxis(expected, -1, 1) if channels_first else expected
+
+
 @pytest.mark.parametrize("options", [o for o in CONV2D_OPTIONS if "activation" not in o])
 def test_conv2d_matches_loop_reference(rng, options):
     layer = _make(Conv2D, options)
     x = _input(rng, layer, (7, 6), channels=3)
     y = layer(x)
     assert y.shape == layer.compute_output_shape(x.shape)
-    channels_first = layer.data_format == "channels_first"
-    frames = np.moveaxis(x, 1, -1) if channels_first else x
-    pads = _pads(
-        layer.padding, frames.shape[1:3], layer.kernel_size, layer.strides, layer.dilation_rate
-    )
-    kernel, *bias = layer.get_weights()
-    expected = conv2d_reference(
-        frames, kernel, bias[0] if bias else None, layer.strides, pads, layer.dilation_rate
-    )
-    if channels_first:
-        expected = np.moveaxis(expected, -1, 1)
-    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, _expected(layer, x), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("options", [o for o in CONV3D_OPTIONS if "activation" not in o])
@@ -141,18 +146,32 @@ def test_conv3d_matches_loop_reference(rng, options):
     x = _input(rng, layer, (5, 4, 6), channels=3)
     y = layer(x)
     assert y.shape == layer.compute_output_shape(x.shape)
-    channels_first = layer.data_format == "channels_first"
-    frames = np.moveaxis(x, 1, -1) if channels_first else x
-    pads = _pads(
-        layer.padding, frames.shape[1:4], layer.kernel_size, layer.strides, layer.dilation_rate
-    )
-    kernel, *bias = layer.get_weights()
-    expected = conv3d_reference(
-        frames, kernel, bias[0] if bias else None, layer.strides, pads, layer.dilation_rate
-    )
-    if channels_first:
-        expected = np.moveaxis(expected, -1, 1)
-    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, _expected(layer, x), rtol=1e-12, atol=1e-12)
+
+
+# Channel counts for which a pass gathers its windows (im2col) instead of one product per tap:
+# the forward pass when filters > GATHER_RATIO * channels, the input gradient when
+# channels > GATHER_RATIO * filters.
+GATHERED = [
+    (Conv2D, 1, {"filters": 5}),
+    (Conv2D, 1, {"filters": 5, "padding": "same", "strides": 2}),
+    (Conv2D, 9, {"filters": 2, "padding": "same"}),
+    (Conv2D, 9, {"filters": 1, "strides": (2, 3)}),
+    (Conv2D, 9, {"filters": 2, "padding": "same", "dilation_rate": (2, 1)}),
+    (Conv3D, 1, {"filters": 5, "padding": "same", "kernel_size": (2, 3, 2)}),
+    (Conv3D, 9, {"filters": 1, "padding": "same"}),  # the next-frame head
+    (Conv3D, 9, {"filters": 2, "strides": (1, 2, 2), "data_format": "channels_first"}),
+]
+
+
+@pytest.mark.parametrize(("cls", "channels", "options"), GATHERED, ids=str)
+def test_gathered_passes_match_loop_reference_and_gradients(rng, cls, channels, options):
+    assert max(options["filters"], channels) > GATHER_RATIO * min(options["filters"], channels)
+    layer = _make(cls, options)
+    spatial = (5, 6) if cls is Conv2D else (4, 5, 4)
+    x = _input(rng, layer, spatial, channels=channels, batch=1)
+    np.testing.assert_allclose(layer(x), _expected(layer, x), rtol=1e-12, atol=1e-12)
+    check_gradients(layer, x)
 
 
 def test_conv3d_same_split_puts_the_odd_cell_after():

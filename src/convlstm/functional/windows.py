@@ -7,6 +7,7 @@ runs, so the kernels never see the words "same" or "valid".
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -72,14 +73,19 @@ def window_slice(offset: int, stride: int, count: int) -> slice:
     return slice(offset, offset + stride * (count - 1) + 1, stride)
 
 
-def _taps(
+def taps(
     window: tuple[int, ...],
     stride: tuple[int, ...],
     dilation: tuple[int, ...],
     out_sizes: tuple[int, ...],
-):
-    """``(tap, source)`` per kernel tap: its offsets, and the slices of the padded input it
-    reads at every output position (the slices are made once per axis, not once per tap)."""
+) -> Iterator[tuple[tuple[int, ...], tuple[slice, ...]]]:
+    """``(tap, source)`` for each kernel tap, in the (*window) order of a Keras kernel.
+
+    ``tap`` is the tap's index into the window; ``source`` holds one slice per spatial axis:
+    the positions of the padded input that this tap reads, one per output position, so
+    ``padded[(..., *source, slice(None))]`` is shaped (..., *out_sizes, C). The slices are made
+    once per axis, not once per tap.
+    """
     per_axis = [
         [window_slice(offset * d, s, n) for offset in range(k)]
         for k, s, d, n in zip(window, stride, dilation, out_sizes)
@@ -115,7 +121,7 @@ def im2col(
     if out is None:
         lead = padded.shape[: -1 - len(window)]
         out = np.empty((*lead, *out_sizes, *window, padded.shape[-1]), padded.dtype)
-    for tap, source in _taps(window, stride, dilation, out_sizes):
+    for tap, source in taps(window, stride, dilation, out_sizes):
         out[(..., *tap, slice(None))] = padded[(..., *source, slice(None))]
     return out
 
@@ -146,7 +152,7 @@ def col2im(
     if out is None:
         out = np.zeros(padded_shape, dtype=d_cols.dtype)
     # Within one tap the strided positions are distinct, so ``+=`` never drops a collision.
-    for tap, target in _taps(window, stride, dilation, out_sizes):
+    for tap, target in taps(window, stride, dilation, out_sizes):
         out[(..., *target, slice(None))] += d_cols[(..., *tap, slice(None))]
     return out
 

@@ -1,4 +1,5 @@
-"""Conv2D and Conv3D, Keras-compatible: forward pass by im2col, backward pass by col2im."""
+"""Conv2D and Conv3D, Keras-compatible, on the kernels of ``functional.dense_ops``: one matrix
+product per kernel tap (see ``conv_forward`` for when windows are gathered instead)."""
 
 from __future__ import annotations
 
@@ -135,7 +136,7 @@ class _Conv(KernelLayer):
         Args:
             x: (batch, *spatial, channels); channels_first: (batch, channels, *spatial).
                 Integers are cast to the layer's dtype.
-            training: keep the cache (the gathered windows) for :meth:`backward`.
+            training: keep the cache (the padded input) for :meth:`backward`.
 
         Returns:
             (batch, *spatial', filters) (channels_first: (batch, filters, *spatial')).
@@ -147,7 +148,7 @@ class _Conv(KernelLayer):
         self.build(x.shape)
         frames = np.moveaxis(x, 1, -1) if self._channels_first else x
         pads = self._geometry(frames.shape[1:-1])[0]
-        z, cols = conv_forward(
+        z, padded = conv_forward(
             frames,
             self.params["kernel"],
             self.params.get("bias"),
@@ -158,17 +159,17 @@ class _Conv(KernelLayer):
         y, saved = self.activation.apply(owner, z, training, in_place=True)
         if self._channels_first:
             y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
-        self._keep((cols, frames.shape, pads, saved), y if training else None)
+        self._keep((padded, pads, saved), y if training else None)
         return y
 
     def backward(self, d_output: np.ndarray) -> np.ndarray:
         """Fill ``grads`` from d_output (the output's shape); return d_x (the input's shape)."""
-        (cols, frames_shape, pads, saved), d_output = self._consume(d_output)
+        (padded, pads, saved), d_output = self._consume(d_output)
         if self._channels_first:
             d_output = np.moveaxis(d_output, 1, -1)
         d_z = self.activation.backward(saved, d_output)
         d_x, self.grads["kernel"], d_bias = conv_backward(
-            d_z, cols, self.params["kernel"], frames_shape, self.strides, pads, self.dilation_rate
+            d_z, padded, self.params["kernel"], self.strides, pads, self.dilation_rate
         )
         if self.use_bias:
             self.grads["bias"] = d_bias
@@ -207,8 +208,8 @@ class Conv2D(_Conv):
         seed: seeds the initializers.
 
     Weights: ``kernel`` (kh, kw, in_channels, filters), ``bias`` (filters,). Built lazily from
-    the first input, or by :meth:`build`. A training forward keeps the gathered windows
-    (batch * H' * W' rows of kh*kw*in_channels values) for the backward pass.
+    the first input, or by :meth:`build`. A training forward keeps the zero-padded input for
+    the backward pass (a reference to the input itself when nothing is padded).
     """
 
     rank = 2
