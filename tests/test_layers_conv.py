@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from gradcheck import check_gradients
-from test_layers_core import assert_close, check_keras_fixture, fixture_cases, round_trip
+from layer_helpers import assert_close, check_keras_fixture, fixture_cases, round_trip
 
 from convlstm.functional.dense_ops import GATHER_RATIO
 from convlstm.functional.windows import col2im, im2col

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from gradcheck import check_gradients
-from test_layers_core import TrainingMode, check_keras_fixture, fixture_cases, round_trip
+from layer_helpers import TrainingMode, check_keras_fixture, fixture_cases, round_trip
 
 from convlstm.layers.base import Layer
 from convlstm.layers.conv import Conv2D, Conv3D
