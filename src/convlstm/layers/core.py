@@ -109,7 +109,8 @@ def training_arg(owner: str, training: object) -> bool:
     return check.boolean(owner, "training", training)
 
 
-def _real(owner: str, name: str, value: object, minimum: float | None = None) -> float:
+def float_arg(owner: str, name: str, value: object, minimum: float | None = None) -> float:
+    """A real number (not a bool) as a float, optionally at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: expected {name} to be a float; got {value!r}.")
     if minimum is not None and not value >= minimum:
@@ -541,9 +542,11 @@ class ReLU(_Elementwise):
         threshold: float = 0.0,
     ) -> None:
         owner = type(self).__name__
-        self.max_value = None if max_value is None else _real(owner, "max_value", max_value, 0.0)
-        self.negative_slope = _real(owner, "negative_slope", negative_slope, 0.0)
-        self.threshold = _real(owner, "threshold", threshold, 0.0)
+        self.max_value = (
+            None if max_value is None else float_arg(owner, "max_value", max_value, 0.0)
+        )
+        self.negative_slope = float_arg(owner, "negative_slope", negative_slope, 0.0)
+        self.threshold = float_arg(owner, "threshold", threshold, 0.0)
         self._empty_weights()
 
     def _apply(self, owner, x, training):
@@ -580,7 +583,7 @@ class LeakyReLU(_Elementwise):
     """
 
     def __init__(self, negative_slope: float = 0.3) -> None:
-        self.negative_slope = _real(type(self).__name__, "negative_slope", negative_slope, 0.0)
+        self.negative_slope = float_arg(type(self).__name__, "negative_slope", negative_slope, 0.0)
         self._empty_weights()
 
     def _apply(self, owner, x, training):

@@ -15,7 +15,7 @@ from convlstm.functional.dense_ops import (
     batch_norm_inference,
     batch_norm_train,
 )
-from convlstm.layers.core import CachedLayer, shape_arg, training_arg
+from convlstm.layers.core import CachedLayer, float_arg, shape_arg, training_arg
 
 WEIGHT_NAMES = ("gamma", "beta", "moving_mean", "moving_variance")
 
@@ -71,10 +71,10 @@ class BatchNormalization(CachedLayer):
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
             raise TypeError(f"{owner}: expected axis to be an int; got {axis!r}.")
         self.axis = int(axis)
-        self.momentum = _float(owner, "momentum", momentum)
+        self.momentum = float_arg(owner, "momentum", momentum)
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(f"{owner}: expected momentum to be in [0, 1]; got {momentum!r}.")
-        self.epsilon = _float(owner, "epsilon", epsilon)
+        self.epsilon = float_arg(owner, "epsilon", epsilon)
         if not self.epsilon > 0.0:
             raise ValueError(f"{owner}: expected epsilon to be a float > 0; got {epsilon!r}.")
         self.center = check.boolean(owner, "center", center)
@@ -228,9 +228,3 @@ class BatchNormalization(CachedLayer):
             "dtype": self.dtype.name,
             "seed": self.seed,
         }
-
-
-def _float(owner: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: expected {name} to be a float; got {value!r}.")
-    return float(value)
