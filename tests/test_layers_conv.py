@@ -8,7 +8,7 @@ import pytest
 from gradcheck import check_gradients
 from layer_helpers import assert_close, check_keras_fixture, fixture_cases, round_trip
 
-from convlstm.functional.dense_ops import GATHER_RATIO
+from convlstm.functional.conv import GATHER_RATIO
 from convlstm.functional.windows import col2im, im2col
 from convlstm.layers.conv import Conv2D, Conv3D
 

@@ -1,5 +1,5 @@
-"""Conv2D and Conv3D, Keras-compatible, on the kernels of ``functional.dense_ops``: one matrix
-product per kernel tap (see ``conv_forward`` for when windows are gathered instead)."""
+"""Conv2D and Conv3D, Keras-compatible, on the kernels of ``functional.conv``: one matrix
+product per kernel tap (see there for when windows are gathered instead)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
-from convlstm.functional.dense_ops import conv_backward, conv_forward
+from convlstm.functional.conv import conv_backward, conv_forward
 from convlstm.functional.windows import output_size, resolve_pads
 from convlstm.layers.core import (
     DATA_FORMATS,
