@@ -57,8 +57,8 @@ def _duration(seconds: float) -> str:
 
 DEMO_SETTINGS = {
     # Default: about 3 minutes on 2 cores. Quick: about 30 seconds, still ahead of the baselines.
-    "default": {"size": 32, "frames": 10, "sequences": 384, "steps": 360, "filters": 12,
-                "batch_size": 16},
+    "default": {"size": 32, "frames": 10, "sequences": 384, "steps": 300, "filters": 12,
+                "batch_size": 8},
     "quick": {"size": 24, "frames": 8, "sequences": 160, "steps": 120, "filters": 8,
               "batch_size": 8},
 }
