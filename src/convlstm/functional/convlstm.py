@@ -1,16 +1,19 @@
 """The ConvLSTM recurrence over a whole sequence, for one layer: forward and BPTT backward.
 
-The input convolution of every frame runs as one matrix product before the time loop (it does
-not depend on the state); inside the loop each step does one fused product for the four gates of
-the recurrent convolution, then the gate arithmetic in buffers allocated once per call. The
-backward pass mirrors it: one product per step for the recurrent part, and the gradients of the
-input convolution for all frames in one product after the loop.
-
-With Keras' dropout, each gate convolves its own masked copy of the input (or state), so the
-fused product splits into four, one per gate.
+Forward: each step is ONE matrix product, ``[W | U | b] @ [windows(x_t); windows(h); 1]``:
+the input and recurrent convolutions of all four gates and the bias together. (Measured against
+convolving every frame before the loop, this is faster at every benchmark shape and never holds
+a (4F, T*pixels) buffer.) Backward: one product per step for the recurrent part, then the
+input convolution's gradients for all frames in one product after the loop.
 
 Inside, arrays are channels-first planes (C, ..., H, W): each kernel tap then copies whole image
-rows, and every gate is a contiguous block of rows of the fused product.
+rows, and each gate is a contiguous block of rows of the product. The gates are kept in the
+order i, f, o, c (Keras stores i, f, c, o) so the three sigmoid gates form one block; with the
+default sigmoid/tanh pair, the sigmoid rows of the weights are pre-scaled by 1/2 so that a
+single ``tanh`` over all four gates does the work (sigmoid(x) = (1 + tanh(x/2)) / 2).
+
+With Keras' dropout, each gate convolves its own masked copy of the input (or state), so the
+product splits into four, one per gate.
 
 Training cache size, per layer, in floats: ``B*H'*W'*F*(6T + 2)`` (activated gates ``4T``, cell
 states ``T+1``, hidden states ``T+1``), plus a reference to the input.
@@ -22,41 +25,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convlstm.functional.activations import Activation
+from convlstm.functional.activations import ACTIVATIONS, Activation
 from convlstm.functional.planes import col2im_planes, im2col_planes, interior
 from convlstm.functional.windows import Pads, output_size, same_pads
 
 
-class GateConvolution:
-    """A convolution into the fused gates, with its padding and im2col buffers made once.
+class Windows:
+    """im2col and its adjoint for one convolution geometry, with buffers made once.
 
-    Works on channels-first planes (C, ..., H, W) with any leading axes (time and batch for the
-    input convolution, batch for the recurrent one); outputs are (4F, pixels), one block of F
-    rows per gate.
+    Inputs are channels-first planes (C, ..., H, W) with any leading axes; columns are
+    (kh*kw*C, pixels) in the row order of a Keras kernel reshaped to (kh*kw*C, F).
     """
 
     def __init__(
         self,
-        kernel: np.ndarray,
         in_shape: tuple[int, ...],
+        window: tuple[int, int],
         stride: tuple[int, int],
         pads: Pads,
         dilation: tuple[int, int],
+        dtype: np.dtype,
+        cols: np.ndarray | None = None,
     ) -> None:
-        kh, kw, C, F4 = kernel.shape
-        self.gate_width = F4 // 4
-        self.flat_kernel = kernel.reshape(kh * kw * C, F4).T  # (4F, kh*kw*C)
-        self.window, self.stride, self.pads, self.dilation = (kh, kw), stride, pads, dilation
         *lead, H, W = in_shape
-        self.out_hw = output_size((H, W), (kh, kw), stride, pads, dilation)
+        self.window, self.stride, self.pads, self.dilation = window, stride, pads, dilation
+        self.out_hw = output_size((H, W), window, stride, pads, dilation)
         (top, bottom), (left, right) = pads
         self.padded_shape = (*lead, top + H + bottom, left + W + right)
         padded = top + bottom + left + right > 0
-        self.padded = np.zeros(self.padded_shape, kernel.dtype) if padded else None
-        self.cols = np.empty((kh, kw, *lead, *self.out_hw), kernel.dtype)
+        self.padded = np.zeros(self.padded_shape, dtype) if padded else None
+        cols_shape = (*window, *lead, *self.out_hw)
+        self.cols = np.empty(cols_shape, dtype) if cols is None else cols.reshape(cols_shape)
+        self.rows = window[0] * window[1] * lead[0]
 
     def columns(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """im2col of ``x`` (times ``mask``), as (kh*kw*C, pixels) of a reused buffer."""
+        """The windows of ``x`` (times ``mask``) as (kh*kw*C, pixels), in the reused buffer."""
         if self.padded is None:
             source = x if mask is None else x * mask
         else:
@@ -67,54 +70,48 @@ class GateConvolution:
             else:
                 np.multiply(x, mask, out=inside)
         im2col_planes(source, self.window, self.stride, self.dilation, self.out_hw, out=self.cols)
-        return self.cols.reshape(self.flat_kernel.shape[1], -1)
+        return self.cols.reshape(self.rows, -1)
 
-    def _groups(self, gate_masks: np.ndarray | None):
-        """(gate rows, mask) pairs: one fused group, or one per gate under dropout."""
-        if gate_masks is None:
-            return [(slice(None), None)]
-        F = self.gate_width
-        return [(slice(k * F, (k + 1) * F), gate_masks[k]) for k in range(4)]
+    def scatter(self, d_columns: np.ndarray) -> np.ndarray:
+        """The adjoint of :meth:`columns` (without the mask): (kh*kw*C, pixels) -> x's shape."""
+        d_padded = col2im_planes(d_columns.reshape(self.cols.shape), self.padded_shape,
+                                 self.stride, self.dilation)
+        return interior(d_padded, self.pads)
 
-    def forward(self, x: np.ndarray, gate_masks: np.ndarray | None, out: np.ndarray) -> None:
-        """Write the convolution of ``x`` into ``out`` (4F, pixels)."""
-        for gates, mask in self._groups(gate_masks):
-            np.matmul(self.flat_kernel[gates], self.columns(x, mask), out=out[gates])
 
-    def backward(
-        self,
-        d_out: np.ndarray,
-        x: np.ndarray,
-        gate_masks: np.ndarray | None,
-        d_kernel: np.ndarray,
-    ) -> np.ndarray:
-        """Add the kernel gradient into ``d_kernel`` (4F, kh*kw*C); return d_x (x's shape)."""
-        d_x = np.zeros(x.shape, x.dtype)
-        for gates, mask in self._groups(gate_masks):
-            columns = self.columns(x, mask)
-            d_kernel[gates] += d_out[gates] @ columns.T
-            d_cols = self.flat_kernel[gates].T @ d_out[gates]
-            d_padded = col2im_planes(d_cols.reshape(self.cols.shape), self.padded_shape,
-                                     self.stride, self.dilation)
-            d_source = interior(d_padded, self.pads)
-            d_x += d_source if mask is None else d_source * mask
-        return d_x
+def gate_groups(width: int, *gate_masks: np.ndarray | None):
+    """(rows, masks...) pairs: all four gates at once, or one gate at a time under dropout."""
+    if all(masks is None for masks in gate_masks):
+        return [(slice(None), *gate_masks)]
+    return [
+        (slice(k * width, (k + 1) * width), *(None if m is None else m[k] for m in gate_masks))
+        for k in range(4)
+    ]
+
+
+def internal_order(width: int) -> np.ndarray:
+    """Keras gate columns i, f, c, o -> the kernel's internal rows i, f, o, c."""
+    return np.r_[0 : 2 * width, 3 * width : 4 * width, 2 * width : 3 * width]
+
+
+def _fused_sigmoid_tanh(activation: Activation, recurrent_activation: Activation) -> bool:
+    return activation is ACTIVATIONS["tanh"] and recurrent_activation is ACTIVATIONS["sigmoid"]
 
 
 @dataclass
 class ConvLSTMCache:
     """What :func:`convlstm_backward` needs from a training forward (see the module docstring).
 
-    Arrays are channels-first planes; P = B*H'*W' pixels of one step.
+    Arrays are channels-first planes; P = B*H'*W' pixels of one step; gates in internal order.
     """
 
     x: np.ndarray  # (C, T, B, H, W) view of the input
-    gates: np.ndarray  # (T, 4F, P), after their activations
-    h_states: np.ndarray  # (T+1, F, B, H', W'); h_states[0] is h0
+    gates: np.ndarray  # (T, 4F, P): i, f, o, c after their activations
+    h_states: np.ndarray  # (T+1, F, P); h_states[0] is h0
     c_states: np.ndarray  # (T+1, F, P); c_states[0] is c0
     mask: np.ndarray | None  # (B, T)
-    input_masks: np.ndarray | None  # (4, C, 1, B, H, W) dropout masks
-    recurrent_masks: np.ndarray | None  # (4, F, B, H', W')
+    input_masks: np.ndarray | None  # (4, C, B, H, W) dropout masks, internal gate order
+    recurrent_masks: np.ndarray | None  # (4, F, B, H', W'), internal gate order
     stride: tuple[int, int]
     pads: Pads
     dilation: tuple[int, int]
@@ -123,6 +120,11 @@ class ConvLSTMCache:
 def _planes(array: np.ndarray) -> np.ndarray:
     """(B, ..., C) channels-last to (C, B, ...) (a view)."""
     return np.moveaxis(array, -1, 0)
+
+
+def _gate_masks(masks: np.ndarray | None) -> np.ndarray | None:
+    """(4, B, ..., C) Keras-order dropout masks -> (4, C, B, ...) planes in internal order."""
+    return None if masks is None else _planes(masks[[0, 1, 3, 2]]).swapaxes(0, 1)
 
 
 def _kept_pixels(mask: np.ndarray | None, t: int, pixels: int) -> np.ndarray | None:
@@ -172,69 +174,79 @@ def convlstm_forward(
         (None unless training).
     """
     B, T = x.shape[:2]
-    F4 = kernel.shape[-1]
+    kh, kw, C, F4 = kernel.shape
     F = F4 // 4
+    rkh, rkw = recurrent_kernel.shape[:2]
     frames = _planes(x).swapaxes(1, 2)  # (C, T, B, H, W)
-    if input_masks is not None:
-        input_masks = np.moveaxis(input_masks, -1, 1)[:, :, None]  # (4, C, 1, B, H, W)
-    if recurrent_masks is not None:
-        recurrent_masks = np.moveaxis(recurrent_masks, -1, 1)  # (4, F, B, H', W')
-    input_conv = GateConvolution(kernel, frames.shape, stride, pads, dilation)
-    Ho, Wo = input_conv.out_hw
-    P = B * Ho * Wo
-    input_gates = np.empty((F4, T * P), x.dtype)
-    input_conv.forward(frames, input_masks, out=input_gates)
-    if bias is not None:
-        input_gates += bias[:, None]
-    input_gates = input_gates.reshape(F4, T, P)
-    del input_conv  # frees its im2col buffer before the loop
+    input_masks, recurrent_masks = _gate_masks(input_masks), _gate_masks(recurrent_masks)
 
-    kh, kw = recurrent_kernel.shape[:2]
-    recurrent_pads = (same_pads(Ho, kh, 1), same_pads(Wo, kw, 1))
-    recurrent_conv = GateConvolution(recurrent_kernel, (F, B, Ho, Wo), (1, 1), recurrent_pads,
-                                     (1, 1))
-    # States ring: the whole history when training, else one slot updated in place.
-    slots = T + 1 if training else 1
-    h_states = np.empty((slots, F, B, Ho, Wo), x.dtype)
-    c_states = np.empty((slots, F, P), x.dtype)
-    h_states[0], c_states[0] = _planes(h0), _planes(c0).reshape(F, P)
+    # One product per step: [W | U | b] @ [windows(x_t); windows(h); 1].
+    Ho, Wo = output_size(x.shape[2:4], (kh, kw), stride, pads, dilation)
+    P = B * Ho * Wo
+    input_rows, recurrent_rows = kh * kw * C, rkh * rkw * F
+    cols = np.empty((input_rows + recurrent_rows + 1, P), x.dtype)
+    cols[-1] = 1.0  # multiplies the bias column
+    input_windows = Windows((C, B, *x.shape[2:4]), (kh, kw), stride, pads, dilation, x.dtype,
+                            cols[:input_rows])
+    recurrent_windows = Windows((F, B, Ho, Wo), (rkh, rkw), (1, 1),
+                                (same_pads(Ho, rkh, 1), same_pads(Wo, rkw, 1)), (1, 1), x.dtype,
+                                cols[input_rows:-1])
+    order = internal_order(F)
+    weights = np.concatenate([
+        kernel.reshape(input_rows, F4).T[order],
+        recurrent_kernel.reshape(recurrent_rows, F4).T[order],
+        (np.zeros(F4, x.dtype) if bias is None else bias[order])[:, None],
+    ], axis=1)
+    fused = _fused_sigmoid_tanh(activation, recurrent_activation)
+    if fused:
+        weights[: 3 * F] *= 0.5  # sigmoid(z) = (1 + tanh(z/2)) / 2
+
+    slots = T + 1 if training else 2  # the whole history when training, else a ring of two
+    h_states, c_states = np.empty((slots, F, P), x.dtype), np.empty((slots, F, P), x.dtype)
+    h_states[0], c_states[0] = _planes(h0).reshape(F, P), _planes(c0).reshape(F, P)
     gates = np.empty((T if training else 1, F4, P), x.dtype)
-    new_c, new_h = np.empty((F, P), x.dtype), np.empty((F, P), x.dtype)
+    scratch = np.empty((F, P), x.dtype)
     outputs = np.empty((T, F, P), x.dtype)
 
     for t in range(T):
         h, c = h_states[t % slots], c_states[t % slots]
+        next_h, next_c = h_states[(t + 1) % slots], c_states[(t + 1) % slots]
         z = gates[t % len(gates)]
-        recurrent_conv.forward(h, recurrent_masks, out=z)
-        z += input_gates[:, t]
-        i, f, g, o = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
-        for gate in (i, f, o):
-            recurrent_activation(gate, out=gate)
-        activation(g, out=g)
-        np.multiply(i, g, out=new_c)
-        new_c += f * c  # c = f*c + i*g
-        activation(new_c, out=new_h)
-        new_h *= o  # h = o*act(c)
-
-        next_h, next_c = h_states[(t + 1) % slots].reshape(F, P), c_states[(t + 1) % slots]
+        for rows, input_mask, recurrent_mask in gate_groups(F, input_masks, recurrent_masks):
+            input_windows.columns(frames[:, t], input_mask)
+            recurrent_windows.columns(h.reshape(F, B, Ho, Wo), recurrent_mask)
+            np.matmul(weights[rows], cols, out=z[rows])
+        i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
+        if fused:
+            np.tanh(z, out=z)
+            z[: 3 * F] += 1.0
+            z[: 3 * F] *= 0.5
+        else:
+            recurrent_activation(z[: 3 * F], out=z[: 3 * F])
+            activation(g, out=g)
+        np.multiply(f, c, out=next_c)
+        np.multiply(i, g, out=scratch)
+        next_c += scratch  # c = f*c + i*g
+        activation(next_c, out=next_h)
+        next_h *= o  # h = o*act(c)
         keep = _kept_pixels(mask, t, Ho * Wo)
         if keep is None:
-            next_c[...] = new_c
-            next_h[...] = new_h
-            outputs[t] = new_h
+            outputs[t] = next_h
             continue
-        next_c[...] = np.where(keep, new_c, c)
-        next_h[...] = np.where(keep, new_h, h.reshape(F, P))
-        outputs[t] = np.where(keep, new_h, outputs[t - 1] if t > 0 else 0.0)
+        next_c[...] = np.where(keep, next_c, c)
+        outputs[t] = np.where(keep, next_h, outputs[t - 1] if t > 0 else 0.0)
+        next_h[...] = np.where(keep, next_h, h)
 
-    h_final = np.moveaxis(h_states[T % slots], 0, -1).copy()
-    c_final = np.moveaxis(c_states[T % slots].reshape(F, B, Ho, Wo), 0, -1).copy()
+    def channels_last(state: np.ndarray) -> np.ndarray:
+        return np.moveaxis(state.reshape(F, B, Ho, Wo), 0, -1).copy()
+
     cache = None
     if training:
         cache = ConvLSTMCache(frames, gates, h_states, c_states, mask, input_masks,
                               recurrent_masks, stride, pads, dilation)
     sequence = outputs.reshape(T, F, B, Ho, Wo).transpose(2, 0, 3, 4, 1)
-    return np.ascontiguousarray(sequence), h_final, c_final, cache
+    return (np.ascontiguousarray(sequence), channels_last(h_states[T % slots]),
+            channels_last(c_states[T % slots]), cache)
 
 
 def convlstm_backward(
@@ -265,13 +277,17 @@ def convlstm_backward(
     """
     T, F4, P = cache.gates.shape
     F = F4 // 4
-    B, Ho, Wo = cache.h_states.shape[2:]
+    B, H, W = cache.x.shape[2:]
+    kh, kw = kernel.shape[:2]
+    rkh, rkw = recurrent_kernel.shape[:2]
+    Ho, Wo = output_size((H, W), (kh, kw), cache.stride, cache.pads, cache.dilation)
     dtype = kernel.dtype
     act_derivative, gate_derivative = activation.derivative, recurrent_activation.derivative
-    kh, kw = recurrent_kernel.shape[:2]
-    recurrent_conv = GateConvolution(recurrent_kernel, (F, B, Ho, Wo), (1, 1),
-                                     (same_pads(Ho, kh, 1), same_pads(Wo, kw, 1)), (1, 1))
-    d_recurrent = np.zeros(recurrent_conv.flat_kernel.shape, dtype)
+    order = internal_order(F)
+    recurrent_weights = recurrent_kernel.reshape(-1, F4).T[order]  # (4F, rkh*rkw*F)
+    recurrent_windows = Windows((F, B, Ho, Wo), (rkh, rkw), (1, 1),
+                                (same_pads(Ho, rkh, 1), same_pads(Wo, rkw, 1)), (1, 1), dtype)
+    d_recurrent = np.zeros(recurrent_weights.shape, dtype)
     d_gates = np.empty((F4, T, P), dtype)  # laid out for the input convolution's one product
 
     def planar_state(gradient):
@@ -285,7 +301,7 @@ def convlstm_backward(
 
     for t in reversed(range(T)):
         z = cache.gates[t]
-        i, f, g, o = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
+        i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
         c_previous, c = cache.c_states[t], cache.c_states[t + 1]
         d_output = d_outputs[:, t] + d_carried_output
         keep = _kept_pixels(cache.mask, t, Ho * Wo)
@@ -302,26 +318,45 @@ def convlstm_backward(
         d_z = d_gates[:, t]
         np.multiply(d_c * g, gate_derivative(i), out=d_z[:F])
         np.multiply(d_c * c_previous, gate_derivative(f), out=d_z[F : 2 * F])
-        np.multiply(d_c * i, act_derivative(g), out=d_z[2 * F : 3 * F])
-        np.multiply(d_h * act_c, gate_derivative(o), out=d_z[3 * F :])
-        d_h_previous = recurrent_conv.backward(d_z, cache.h_states[t], cache.recurrent_masks,
-                                               d_recurrent).reshape(F, P)
+        np.multiply(d_h * act_c, gate_derivative(o), out=d_z[2 * F : 3 * F])
+        np.multiply(d_c * i, act_derivative(g), out=d_z[3 * F :])
+        h_previous = cache.h_states[t].reshape(F, B, Ho, Wo)
+        d_h_previous = np.zeros((F, B, Ho, Wo), dtype)
+        for rows, mask in gate_groups(F, cache.recurrent_masks):
+            d_recurrent[rows] += d_z[rows] @ recurrent_windows.columns(h_previous, mask).T
+            d_source = recurrent_windows.scatter(recurrent_weights[rows].T @ d_z[rows])
+            d_h_previous += d_source if mask is None else d_source * mask
+        d_h_previous = d_h_previous.reshape(F, P)
         d_c_previous = d_c * f
         if keep is not None:
             d_h_previous += np.where(keep, 0.0, d_h_next)
             d_c_previous += np.where(keep, 0.0, d_c_next)
         d_h_next, d_c_next = d_h_previous, d_c_previous
 
-    input_conv = GateConvolution(kernel, cache.x.shape, cache.stride, cache.pads, cache.dilation)
-    d_kernel = np.zeros(input_conv.flat_kernel.shape, dtype)
-    d_frames = input_conv.backward(d_gates.reshape(F4, T * P), cache.x, cache.input_masks,
-                                   d_kernel)
+    input_weights = kernel.reshape(-1, F4).T[order]  # (4F, kh*kw*C)
+    input_windows = Windows(cache.x.shape, (kh, kw), cache.stride, cache.pads, cache.dilation,
+                            dtype)
+    d_input = np.zeros(input_weights.shape, dtype)
+    d_frames = np.zeros(cache.x.shape, dtype)
+    all_gates = d_gates.reshape(F4, T * P)
+    masks = None if cache.input_masks is None else cache.input_masks[:, :, None]  # over time
+    for rows, mask in gate_groups(F, masks):
+        d_input[rows] += all_gates[rows] @ input_windows.columns(cache.x, mask).T
+        d_source = input_windows.scatter(input_weights[rows].T @ all_gates[rows])
+        d_frames += d_source if mask is None else d_source * mask
+
+    def keras_layout(d_weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        keras_columns = np.empty(d_weights.T.shape, dtype)
+        keras_columns[:, order] = d_weights.T
+        return keras_columns.reshape(shape)
+
     grads = {
-        "kernel": d_kernel.T.reshape(kernel.shape),
-        "recurrent_kernel": d_recurrent.T.reshape(recurrent_kernel.shape),
+        "kernel": keras_layout(d_input, kernel.shape),
+        "recurrent_kernel": keras_layout(d_recurrent, recurrent_kernel.shape),
     }
     if use_bias:
-        grads["bias"] = d_gates.sum(axis=(1, 2))
+        grads["bias"] = np.empty(F4, dtype)
+        grads["bias"][order] = d_gates.sum(axis=(1, 2))
 
     def channels_last_state(gradient):
         return np.moveaxis(gradient.reshape(F, B, Ho, Wo), 0, -1).copy()
@@ -333,7 +368,7 @@ def convlstm_backward(
 def dropout_masks(
     rng: np.random.Generator, rate: float, shape: tuple[int, ...], dtype: np.dtype
 ) -> np.ndarray:
-    """Four independent inverted-dropout masks (4, *shape): 0 with probability ``rate``, else
-    ``1 / (1 - rate)``, so the expected value of a masked input is unchanged."""
+    """Four independent inverted-dropout masks (4, *shape) in Keras' gate order i, f, c, o: 0
+    with probability ``rate``, else ``1 / (1 - rate)``, so a masked input keeps its mean."""
     keep = rng.random((4, *shape)) >= rate
     return keep.astype(dtype) / dtype.type(1.0 - rate)
