@@ -92,5 +92,9 @@ class Layer(ABC):
             layer.params[key] = array.copy()
 
     def __repr__(self) -> str:
-        arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        try:
+            config = self.get_config()
+        except TypeError:  # a callable option cannot be serialised, but can still be shown
+            return f"{type(self).__name__}(<custom callable>)"
+        arguments = ", ".join(f"{key}={value!r}" for key, value in config.items())
         return f"{type(self).__name__}({arguments})"
