@@ -1,0 +1,205 @@
+"""PyTorch's side of the benchmark: its two usual ConvLSTM designs and ``max_pool3d``.
+
+Both designs compute Keras' ConvLSTM2D (gates i, f, c, o fused along the channels; sigmoid for
+i, f, o and tanh for the candidate and the output; the recurrent convolution "same" with no
+bias) on the weights of a :class:`convlstm.benchmark.ConvLSTMProblem`, converted from Keras'
+(kh, kw, in, 4F) to PyTorch's OIHW:
+
+* ``fused``: per step one ``conv2d`` over the concatenation ``[x_t, h]`` with the two kernels
+  concatenated along the input channels (the common ``ConvLSTMCell`` found in PyTorch code);
+* ``split``: the input ``conv2d`` over all B*T frames at once (with the bias), then per step
+  only the recurrent ``conv2d``.
+
+Inputs arrive channels-last (B, T, H, W, C), as this library takes them; the permute to
+(B, T, C, H, W) and the output's permute back to channels-last are inside the timed step. The
+forward runs under ``torch.inference_mode()``; the training step uses autograd (MSE loss,
+backward to the input and every weight). MaxPooling3D is ``max_pool3d`` on the (B, C, D, H, W)
+permuted view of the channels-last input, the result permuted back and made contiguous.
+
+Run alone only as the benchmark's memory probe::
+
+    python benchmarks/torch_convlstm.py --memory-probe b --design split [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as nnf
+
+from convlstm.benchmark import (
+    POOL_SIZE,
+    ConvLSTMProblem,
+    Runner,
+    Workload,
+    measure_step_memory,
+    problem_for,
+    workloads,
+)
+
+DESIGNS = ("fused", "split")
+
+
+def to_oihw(kernel: np.ndarray) -> torch.Tensor:
+    """Keras (kh, kw, in, out) -> PyTorch (out, in, kh, kw), contiguous."""
+    return torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+
+
+def to_keras(weight: torch.Tensor) -> np.ndarray:
+    """PyTorch (out, in, kh, kw) -> Keras (kh, kw, in, out)."""
+    return np.ascontiguousarray(weight.detach().numpy().transpose(2, 3, 1, 0))
+
+
+class TorchConvLSTM:
+    """One ConvLSTM layer in PyTorch, ``design`` "fused" or "split", holding leaf weights."""
+
+    def __init__(self, problem: ConvLSTMProblem, design: str) -> None:
+        if design not in DESIGNS:
+            raise ValueError(f"TorchConvLSTM: expected design in {DESIGNS}; got {design!r}.")
+        self.design = design
+        self.in_channels = problem.shape.in_channels
+        self.filters = problem.shape.filters
+        kernel, recurrent = to_oihw(problem.kernel), to_oihw(problem.recurrent_kernel)
+        self.bias = torch.from_numpy(problem.bias.copy()).requires_grad_()
+        if design == "fused":
+            self.weight = torch.cat([kernel, recurrent], dim=1).requires_grad_()  # (4F, C+F, 3, 3)
+            self.params = [self.weight, self.bias]
+        else:
+            self.kernel = kernel.requires_grad_()
+            self.recurrent_kernel = recurrent.requires_grad_()
+            self.params = [self.kernel, self.recurrent_kernel, self.bias]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, H, W, C) channels-last -> outputs (B, T, H, W, F), a permuted view."""
+        frames = x.permute(0, 1, 4, 2, 3).contiguous()  # (B, T, C, H, W)
+        B, T, C, H, W = frames.shape
+        h = frames.new_zeros(B, self.filters, H, W)
+        c = frames.new_zeros(B, self.filters, H, W)
+        if self.design == "split":
+            z_x = nnf.conv2d(frames.view(B * T, C, H, W), self.kernel, self.bias, padding=1)
+            z_x = z_x.view(B, T, 4 * self.filters, H, W)
+        outputs = []
+        for t in range(T):
+            if self.design == "fused":
+                z = nnf.conv2d(
+                    torch.cat([frames[:, t], h], dim=1), self.weight, self.bias, padding=1
+                )
+            else:
+                z = z_x[:, t] + nnf.conv2d(h, self.recurrent_kernel, padding=1)
+            z_i, z_f, z_c, z_o = z.chunk(4, dim=1)
+            c = torch.sigmoid(z_f) * c + torch.sigmoid(z_i) * torch.tanh(z_c)
+            h = torch.sigmoid(z_o) * torch.tanh(c)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1).permute(0, 1, 3, 4, 2)
+
+    def keras_grads(self) -> dict[str, np.ndarray]:
+        """The weights' gradients in Keras layout: d_kernel, d_recurrent_kernel, d_bias."""
+        if self.design == "fused":
+            grad = self.weight.grad
+            kernel, recurrent = grad[:, : self.in_channels], grad[:, self.in_channels :]
+        else:
+            kernel, recurrent = self.kernel.grad, self.recurrent_kernel.grad
+        return {
+            "d_kernel": to_keras(kernel),
+            "d_recurrent_kernel": to_keras(recurrent),
+            "d_bias": self.bias.grad.numpy().copy(),
+        }
+
+
+def convlstm_runner(workload: Workload, problem: ConvLSTMProblem, design: str) -> Runner:
+    """PyTorch's :class:`Runner` for a ConvLSTM2D forward or training step."""
+    model = TorchConvLSTM(problem, design)
+    if workload.kind == "forward":
+        x = torch.from_numpy(problem.x)
+
+        def forward() -> torch.Tensor:
+            with torch.inference_mode():
+                return model.forward(x).contiguous()
+
+        return Runner(run=forward, collect=lambda out: {"output": out.numpy()})
+
+    x = torch.from_numpy(problem.x.copy()).requires_grad_()
+    target = torch.from_numpy(problem.target)
+
+    def train() -> torch.Tensor:
+        x.grad = None
+        for param in model.params:
+            param.grad = None
+        loss = nnf.mse_loss(model.forward(x), target)
+        loss.backward()
+        return loss.detach()
+
+    def collect(loss: torch.Tensor) -> dict[str, np.ndarray]:
+        return {"loss": loss.numpy(), "d_x": x.grad.numpy(), **model.keras_grads()}
+
+    return Runner(run=train, collect=collect)
+
+
+def max_pool(x: torch.Tensor) -> torch.Tensor:
+    """MaxPooling3D((2, 2, 2)) of channels-last (B, D, H, W, C), channels-last out."""
+    pooled = nnf.max_pool3d(x.permute(0, 4, 1, 2, 3), POOL_SIZE)  # (B, C, D', H', W')
+    return pooled.permute(0, 2, 3, 4, 1).contiguous()
+
+
+def pool_runner(workload: Workload, problem: tuple[np.ndarray, np.ndarray]) -> Runner:
+    """PyTorch's :class:`Runner` for the pooling forward or backward."""
+    x_array, d_output_array = problem
+    if workload.kind == "forward":
+        x = torch.from_numpy(x_array)
+
+        def forward() -> torch.Tensor:
+            with torch.inference_mode():
+                return max_pool(x)
+
+        return Runner(run=forward, collect=lambda out: {"output": out.numpy()})
+
+    x = torch.from_numpy(x_array.copy()).requires_grad_()
+    d_output = torch.from_numpy(d_output_array)
+    graph: dict[str, torch.Tensor] = {}
+
+    def prepare() -> None:
+        x.grad = None
+        graph["output"] = max_pool(x)
+
+    def backward() -> torch.Tensor:
+        graph.pop("output").backward(d_output)
+        return x.grad
+
+    return Runner(run=backward, prepare=prepare, collect=lambda d_x: {"d_x": d_x.numpy()})
+
+
+def torch_runners(workload: Workload, problem: Any) -> dict[str, Runner]:
+    """PyTorch's runners for ``workload``, by design ("max_pool3d" for pooling)."""
+    if workload.group == "pool":
+        return {"max_pool3d": pool_runner(workload, problem)}
+    return {design: convlstm_runner(workload, problem, design) for design in DESIGNS}
+
+
+def memory_probe(group: str, design: str, quick: bool) -> dict[str, Any]:
+    """PyTorch's training step on ``group`` measured in this process (call it in a fresh one)."""
+    (workload,) = workloads(quick, [f"{group}/train"])
+    runner = convlstm_runner(workload, problem_for(workload), design)
+    record = measure_step_memory(runner.run)
+    return {"library": f"torch {design}", "workload": workload.name, **record}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The memory probe: one training step in this fresh process, one JSON line out."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--memory-probe", required=True, metavar="GROUP")
+    parser.add_argument("--design", choices=DESIGNS, default="split")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    print(json.dumps(memory_probe(args.memory_probe, args.design, args.quick)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

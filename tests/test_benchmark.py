@@ -1,0 +1,176 @@
+"""convlstm.benchmark: the FLOP count, the workloads, the report. No timing assertions."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from convlstm import ConvLSTM2D
+from convlstm import benchmark as bench
+from convlstm.losses import MeanSquaredError
+
+THREADS = "2"
+
+
+@pytest.fixture
+def threads_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thread variables already set, so ``main`` runs in this process instead of re-executing
+    (NumPy's BLAS keeps the thread count it started with; no timing is checked here)."""
+    for name in bench.THREAD_VARIABLES:
+        monkeypatch.setenv(name, THREADS)
+
+
+def test_flop_count_by_hand():
+    # T=2, B=3, H=4, W=5, C=6, F=7: 120 pixels, each 9 taps x 13 channels x 28 outputs x 2.
+    shape = bench.ConvLSTMShape(batch=3, time=2, height=4, width=5, in_channels=6, filters=7)
+    assert bench.convlstm_flops(shape) == 2 * 120 * 9 * 13 * 28 == 786240
+    assert bench.training_flops(shape) == 3 * 786240
+
+
+def test_issue_shapes_and_flops():
+    assert bench.SHAPES["c"] == bench.ConvLSTMShape(4, 10, 64, 64, 64, 64)
+    assert bench.SHAPES["c"].text() == "(4, 10, 64, 64, 64 -> 64)"
+    # c: 2 * 10*4*64*64 pixels * 9 taps * 128 in * 256 out.
+    assert bench.convlstm_flops(bench.SHAPES["c"]) == 2 * 163840 * 9 * 128 * 256
+    names = [w.name for w in bench.workloads()]
+    assert names == [f"{g}/{k}" for g in "abcd" for k in ("forward", "train")] + [
+        "pool/forward",
+        "pool/backward",
+    ]
+    assert bench.workloads()[-1].shape == (8, 10, 64, 64, 64)
+
+
+def test_only_filters_by_group_or_name():
+    assert [w.name for w in bench.workloads(True, ["d"])] == ["d/forward", "d/train"]
+    assert [w.name for w in bench.workloads(True, ["b/train", "pool"])] == [
+        "b/train",
+        "pool/forward",
+        "pool/backward",
+    ]
+    with pytest.raises(ValueError, match=r"benchmark: expected --only .*got \['e'\]"):
+        bench.workloads(True, ["e"])
+
+
+def test_training_step_gradients_are_nonzero_and_finite():
+    (workload,) = bench.workloads(quick=True, only=["a/train"])
+    problem = bench.problem_for(workload)
+    x_before = problem.x.copy()
+    result = bench.our_runner(workload, problem).run()
+    assert set(result) == {"loss", "d_x", "d_kernel", "d_recurrent_kernel", "d_bias"}
+    assert result["d_x"].shape == problem.x.shape
+    assert result["d_kernel"].shape == problem.kernel.shape
+    assert result["d_recurrent_kernel"].shape == problem.recurrent_kernel.shape
+    for name, value in result.items():
+        assert value.dtype == np.float32, name
+        assert np.all(np.isfinite(value)), name
+        assert np.any(value != 0), name
+    np.testing.assert_array_equal(problem.x, x_before)
+
+
+def test_training_step_gradient_matches_finite_difference():
+    # The loss the step reports moves as its d_x says (central difference, one element).
+    (workload,) = bench.workloads(quick=True, only=["d/train"])
+    problem = bench.problem_for(workload)
+    layer = bench.build_layer(problem)
+    loss = MeanSquaredError()
+    x = problem.x.astype(np.float64)
+    layer64 = ConvLSTM2D(problem.shape.in_channels, problem.shape.filters, 3, dtype="float64")
+    layer64.set_weights([w.astype(np.float64) for w in layer.get_weights()])
+    target = problem.target.astype(np.float64)
+    d_x = bench.training_step(layer64, x, target, loss)["d_x"]
+    index, eps = (0, 1, 2, 3, 1), 1e-6
+    values = []
+    for sign in (1, -1):
+        shifted = x.copy()
+        shifted[index] += sign * eps
+        values.append(loss(target, layer64.forward(shifted)))
+    assert d_x[index] == pytest.approx((values[0] - values[1]) / (2 * eps), rel=1e-5)
+
+
+def test_pool_runners_return_pooled_output_and_routed_gradient():
+    forward, backward = bench.workloads(quick=True, only=["pool"])
+    x, d_output = bench.problem_for(forward)
+    output = bench.our_runner(forward, (x, d_output)).run()["output"]
+    B, D, H, W, C = x.shape
+    expected = x.reshape(B, D // 2, 2, H // 2, 2, W // 2, 2, C).max(axis=(2, 4, 6))
+    np.testing.assert_array_equal(output, expected)
+    runner = bench.our_runner(backward, (x, d_output))
+    runner.prepare()
+    d_x = runner.run()["d_x"]
+    assert d_x.shape == x.shape
+    np.testing.assert_allclose(d_x.sum(), d_output.sum(), rtol=1e-5)
+    assert np.count_nonzero(d_x) == d_output.size
+
+
+def test_timing_summary():
+    timing = bench.Timing([0.3, 0.1, 0.2, 0.5, 0.4])
+    assert (timing.median, timing.minimum, timing.maximum) == (0.3, 0.1, 0.5)
+    record = timing.to_dict(flops=3_000_000_000, peak=20.0)
+    assert record["gflops"] == pytest.approx(10.0)
+    assert record["peak_share"] == pytest.approx(0.5)
+    assert timing.to_dict(flops=None, peak=20.0)["gflops"] is None
+
+
+def test_main_quick_writes_json(tmp_path, capsys, threads_set):
+    path = tmp_path / "out" / "bench.json"
+    assert bench.main(["--quick", "--only", "d", "--json", str(path)]) == 0
+    results = json.loads(path.read_text())
+    assert {
+        "machine",
+        "threads",
+        "quick",
+        "repeats",
+        "flop_count",
+        "memory_method",
+        "matmul_peak_gflops",
+        "workloads",
+        "memory",
+    } <= set(results)
+    assert results["threads"] == 2 and results["quick"] is True
+    assert results["matmul_peak_gflops"] > 0
+    assert [w["name"] for w in results["workloads"]] == ["d/forward", "d/train"]
+    for record in results["workloads"]:
+        ours = record["ours"]
+        assert len(ours["runs_s"]) == results["repeats"]
+        assert ours["min_s"] <= ours["median_s"] <= ours["max_s"]
+        assert ours["gflops"] > 0 and ours["peak_share"] > 0
+        assert record["flops"] == bench.convlstm_flops(bench.ConvLSTMShape(*record["shape"])) * (
+            3 if record["name"].endswith("train") else 1
+        )
+    assert results["memory"] == []  # only b's training step is measured for memory
+    table = capsys.readouterr().out
+    assert "d/train" in table and "GFLOP/s" in table
+
+
+def test_memory_probe_in_fresh_process():
+    record = bench.run_memory_probe(bench.our_memory_command("b", quick=True), threads=1)
+    assert record["library"] == "convlstm" and record["workload"] == "b/train"
+    assert record["peak_mib"] >= record["baseline_mib"] > 0
+    assert record["step_mib"] == pytest.approx(record["peak_mib"] - record["baseline_mib"])
+
+
+def test_main_refuses_few_repeats(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--repeats", "3"])
+    assert "--repeats must be at least 5" in capsys.readouterr().err
+
+
+def test_thread_environment_sets_every_variable():
+    env = bench.thread_environment(3)
+    assert all(env[name] == "3" for name in bench.THREAD_VARIABLES)
+    assert bench.__file__.startswith(env["PYTHONPATH"].split(os.pathsep)[0])
+
+
+def test_main_reexecutes_with_thread_variables(tmp_path, monkeypatch, capfd):
+    for name in bench.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "bench.json"
+    assert (
+        bench.main(["--quick", "--only", "d/forward", "--threads", "1", "--json", str(path)]) == 0
+    )
+    results = json.loads(path.read_text())
+    assert set(results["thread_variables"].values()) == {"1"}
+    assert "d/forward" in capfd.readouterr().out
