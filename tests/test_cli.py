@@ -120,3 +120,19 @@ def test_random_bytes_are_not_a_model(tmp_path):
 def test_unknown_option_exits_2():
     result = run("demo", "--colour", "blue")
     assert result.returncode == 2 and "unrecognized arguments: --colour" in result.stderr
+
+
+KERAS_FILES = Path(__file__).parent / "fixtures" / "keras_files"
+
+
+def test_info_and_predict_read_keras_files(tmp_path):
+    info = run("info", KERAS_FILES / "next_frame.keras")
+    assert info.returncode == 0, info.stderr
+    assert "Keras 3 .keras archive" in info.stdout and "(None, None, 6, 6, 4)" in info.stdout
+    np.save(tmp_path / "seq.npy", np.random.default_rng(0).random((3, 6, 6, 1)))
+    predicted = run("predict", "--model", KERAS_FILES / "next_frame.keras", "--input",
+                    tmp_path / "seq.npy", "--output", tmp_path / "out.npy", "--frames", 2)
+    assert predicted.returncode == 0, predicted.stderr
+    assert np.load(tmp_path / "out.npy").shape == (2, 6, 6, 1)
+    refused = run("info", KERAS_FILES / "unsupported_gru.keras")
+    assert refused.returncode == 2 and "(GRU) is not supported" in refused.stderr

@@ -242,10 +242,23 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+KERAS_SUFFIXES = {".keras": "Keras 3 .keras archive", ".h5": "Keras .h5 file"}
+
+
+def _model_kind(path: str) -> str:
+    return KERAS_SUFFIXES.get(Path(path).suffix, f"numpy-convlstm native model (format "
+                                                 f"version {saving.VERSION})")
+
+
 def _read_model(path: str):
+    """A native model file, or a Keras .keras/.h5 file (needs h5py)."""
     if not os.path.exists(path):
         raise UsageError(f"no such file: {path}")
     try:
+        if Path(path).suffix in KERAS_SUFFIXES:
+            from convlstm.keras_io import load_keras
+
+            return load_keras(path)
         return saving.load(path)
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -253,7 +266,7 @@ def _read_model(path: str):
 
 def _info(args: argparse.Namespace) -> int:
     model = _read_model(args.file)
-    print(f"{args.file}: numpy-convlstm native model (format version {saving.VERSION})")
+    print(f"{args.file}: {_model_kind(args.file)}")
     print(model.summary() if getattr(model, "input_shape", None) else repr(model))
     return 0
 
@@ -311,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict", help="roll a trained model forward to predict future frames",
         description="Feed the input frames, then each predicted frame, back into the model.")
-    predict.add_argument("--model", required=True, help="a model.npz written by train or demo")
+    predict.add_argument("--model", required=True,
+                         help="a model.npz written by train or demo, or a Keras .keras/.h5 file")
     predict.add_argument("--input", required=True,
                          help=".npy of one sequence (T, H, W[, C]) or many (N, T, H, W[, C])")
     predict.add_argument("--output", required=True, help=".npy to write the predictions to")
@@ -321,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a model file",
                                description="Print a model file's kind, layers, shapes and "
                                            "parameter counts.")
-    info.add_argument("file", help="a model.npz")
+    info.add_argument("file", help="a model.npz, or a Keras .keras/.h5 file")
     info.set_defaults(run=_info)
     return parser
 

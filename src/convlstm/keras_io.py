@@ -621,8 +621,8 @@ def _import_layers(where: str, spec: object, version: str) -> tuple[Sequential, 
         shape = output_shape
         keras_layers.append(_KerasLayer(spec_i["class_name"], name, _slots(layer)))
         index += 1
-    if model.layers and None not in input_shape[1:]:
-        model.build(input_shape)  # records input_shape (summary works); weights exist already
+    if model.layers:
+        model.build(input_shape)  # records input_shape (None sizes too); weights exist already
     return model, keras_layers
 
 

@@ -46,7 +46,9 @@ class Sequential(Layer):
         self.layers: list[Layer] = []
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
-        self.input_shape = None if input_shape is None else tuple(int(n) for n in input_shape)
+        self.input_shape = None if input_shape is None else tuple(
+            None if n is None else int(n) for n in input_shape
+        )
         self.optimizer: optimizers_module.Optimizer | None = None
         self.loss: losses_module.Loss | None = None
         self.stop_training = False
@@ -256,6 +258,13 @@ class Sequential(Layer):
         """Write the model (config and weights) to a native ``.npz`` file; see
         :func:`convlstm.load`."""
         return saving.save(self, path)
+
+    def save_keras(self, path: str) -> str:
+        """Write a Keras 3 ``.keras`` archive (or, for a ``.weights.h5`` path, the weights) that
+        ``keras.saving.load_model`` reads; needs h5py (``pip install 'numpy-convlstm[keras]'``)."""
+        from convlstm.keras_io import save_keras
+
+        return save_keras(self, path)
 
     def get_config(self) -> dict[str, Any]:
         from convlstm.registry import serialize

@@ -60,6 +60,13 @@ def _hard_sigmoid(x, out=None):
     return y
 
 
+def _hard_sigmoid_keras2(x, out=None):
+    # Keras 2 / tf.keras: clip(0.2x + 0.5, 0, 1); read from Keras 2 files (see keras_io).
+    y = np.multiply(x, 0.2, out=out)
+    y += 0.5
+    return np.clip(y, 0.0, 1.0, out=y)
+
+
 def _elu(x, out=None):
     return _store(np.where(x > 0, x, np.expm1(np.minimum(x, 0))), x, out)
 
@@ -88,6 +95,8 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation("tanh", lambda x, out=None: np.tanh(x, out=out), lambda y: 1 - y * y),
         Activation("sigmoid", _sigmoid, lambda y: y * (1 - y)),
         Activation("hard_sigmoid", _hard_sigmoid, lambda y: _inside(y, 0.0, 1.0, 1 / 6)),
+        Activation("hard_sigmoid_keras2", _hard_sigmoid_keras2,
+                   lambda y: _inside(y, 0.0, 1.0, 0.2)),
         Activation("relu", lambda x, out=None: np.maximum(x, 0.0, out=out),
                    lambda y: _inside(y, 0.0, np.inf)),
         Activation("relu6", lambda x, out=None: np.clip(x, 0.0, 6.0, out=out),

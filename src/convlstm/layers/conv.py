@@ -100,10 +100,13 @@ class _Conv(KernelLayer):
                 f"{owner}: expected {name} of shape {check.shape_text(self._expected())}; "
                 f"got {check.shape_text(shape)}."
             )
-        if None in spatial:
-            return tuple(None for _ in spatial)
-        out_sizes = self._geometry(spatial)[1]
-        if min(out_sizes) < 1:
+        # Axes are independent: an unknown (None) size gives an unknown output size on its axis.
+        known = tuple(2**20 if size is None else size for size in spatial)
+        out_sizes = tuple(
+            None if size is None else out
+            for size, out in zip(spatial, self._geometry(known)[1])
+        )
+        if min((out for out in out_sizes if out is not None), default=1) < 1:
             raise ValueError(
                 f"{owner}: the {'x'.join(self.spatial_names)} = {spatial} of {name} is too small "
                 f"for kernel_size={self.kernel_size} with dilation_rate={self.dilation_rate} and "
