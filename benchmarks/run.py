@@ -78,7 +78,12 @@ def compare(
         error = float(np.max(np.abs(value - reference))) if value.size else 0.0
         scale = float(np.max(np.abs(reference))) if reference.size else 0.0
         limit = {"train": GRADIENT_RTOL * scale, "forward": FORWARD_ATOL}.get(kind, 0.0)
-        errors[key] = {"max_abs_error": error, "max_abs_value": scale, "limit": limit}
+        errors[key] = {
+            "max_abs_error": error,
+            "max_abs_value": scale,
+            "limit": limit,
+            "dtypes": [str(np.asarray(ours[key]).dtype), str(np.asarray(theirs[key]).dtype)],
+        }
         passed = passed and error <= limit and bool(np.isfinite(value).all())
     return {"passed": passed, "errors": errors}
 

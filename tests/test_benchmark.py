@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +175,10 @@ def test_main_reexecutes_with_thread_variables(tmp_path, monkeypatch, capfd):
     results = json.loads(path.read_text())
     assert set(results["thread_variables"].values()) == {"1"}
     assert "d/forward" in capfd.readouterr().out
+
+
+def test_comparison_script_found_in_the_source_checkout():
+    repo = Path(__file__).resolve().parents[1]
+    if not Path(bench.__file__).resolve().is_relative_to(repo / "src"):
+        pytest.skip("convlstm is imported from an installed copy, not this checkout")
+    assert bench.comparison_script() == repo / "benchmarks" / "run.py"

@@ -1,4 +1,8 @@
-"""The README's Python examples run as written (one namespace, in order)."""
+"""The README's Python examples run as written (one namespace, in order).
+
+Blocks fenced as ```python are runnable examples; ```py marks snippets that need files a
+reader has (a Keras model, say), which are not run here.
+"""
 
 import re
 from pathlib import Path

@@ -1,7 +1,8 @@
 """Speed benchmark of ConvLSTM2D and MaxPooling3D: the workloads and this library's timings.
 
 NumPy only. ``benchmarks/run.py`` in the source tree reuses these workloads to time PyTorch on the
-same inputs and weights; this module alone times our half::
+same inputs and weights (:func:`run_comparison` runs it when it is there); this module alone
+times our half::
 
     python -m convlstm.benchmark [--threads 2] [--quick] [--only a,b,pool] [--repeats 5]
                                  [--json PATH]
@@ -450,6 +451,23 @@ def threads_are_set(threads: int) -> bool:
 def reexecute(command: Sequence[str], threads: int) -> int:
     """Run ``command`` with the thread variables set; its exit status."""
     return subprocess.run(list(command), env=thread_environment(threads), check=False).returncode
+
+
+def comparison_script() -> Path | None:
+    """``benchmarks/run.py`` of the source checkout this package runs from (an editable
+    install or ``PYTHONPATH=src``), or None for an installed copy."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+    return script if script.is_file() else None
+
+
+def run_comparison(argv: Sequence[str] | None = None) -> int:
+    """The full comparison with PyTorch (``benchmarks/run.py``, same options) when the source
+    checkout is there, else :func:`main` (our half alone); the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script = comparison_script()
+    if script is None:
+        return main(argv)
+    return subprocess.run([sys.executable, str(script), *argv], check=False).returncode
 
 
 # ----------------------------------------------------------------------------------- reports
