@@ -49,3 +49,10 @@ def test_backward_needs_a_training_forward():
     layer = MaxPooling3D(2)
     with pytest.raises(RuntimeError, match=r"call forward\(x, training=True\) before backward"):
         layer.backward(np.zeros((1, 1, 1, 1, 1)))
+
+
+def test_backward_keeps_float32():
+    layer = MaxPooling3D(2)
+    x = np.random.default_rng(0).random((1, 2, 4, 4, 3)).astype(np.float32)
+    layer.forward(x, training=True)
+    assert layer.backward(np.ones((1, 1, 2, 2, 3), np.float32)).dtype == np.float32

@@ -82,6 +82,8 @@ class _MaxPooling(Layer):
                 f"({', '.join(self.spatial_names)}) = {spatial} of x under padding='valid'."
             )
         pooled, self._cache = max_pool(volumes, self.pool_size, self.stride, pads, training)
+        self._cache_output_shape = pooled.shape
+        self._cache_dtype = np.result_type(pooled.dtype, np.float32)
         return self._from_channels_last(pooled)
 
     def backward(self, d_output: np.ndarray) -> np.ndarray:
@@ -93,9 +95,9 @@ class _MaxPooling(Layer):
                 f"{owner}: no training forward to differentiate; call "
                 "forward(x, training=True) before backward (each backward consumes its cache)."
             )
-        winner = self._cache[0]
-        d_output = self._to_channels_last(np.asarray(d_output, dtype=float))
-        check.check_shape(owner, "d_output", d_output, winner.shape)
+        d_output = self._to_channels_last(check.numeric_array(owner, "d_output", d_output,
+                                                              self._cache_dtype))
+        check.check_shape(owner, "d_output", d_output, self._cache_output_shape)
         d_x = max_pool_backward(d_output, self._cache)
         self._cache = None
         return self._from_channels_last(d_x)
