@@ -2,9 +2,10 @@
 
 Forward: each step is ONE matrix product, ``[W | U | b] @ [windows(x_t); windows(h); 1]``:
 the input and recurrent convolutions of all four gates and the bias together. (Measured against
-convolving every frame before the loop, this is faster at every benchmark shape and never holds
-a (4F, T*pixels) buffer.) Backward: one product per step for the recurrent part, then the
-input convolution's gradients for all frames in one product after the loop.
+convolving every frame before the loop, this is as fast or faster at every benchmark shape,
+and it never holds a (4F, T*pixels) buffer in the forward pass.) Backward: one product per
+step for the recurrent part, then the input convolution's gradients for all frames in one
+product after the loop.
 
 Inside, arrays are channels-first planes (C, ..., H, W): each kernel tap then copies whole image
 rows, and each gate is a contiguous block of rows of the product. The gates are kept in the
