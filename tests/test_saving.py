@@ -103,3 +103,17 @@ def test_missing_file(tmp_path):
 def test_the_file_is_a_plain_npz_archive(saved):
     with zipfile.ZipFile(saved) as archive:
         assert "config.npy" in archive.namelist()
+
+
+def test_stateful_states_are_saved_when_asked(tmp_path):
+    model = Sequential([ConvLSTM2D(1, 2, num_layers=2, stateful=True, seed=0)])
+    first, second = np.random.default_rng(1).random((2, 2, 3, 5, 5, 1))
+    model.forward(first)
+    expected = model.forward(second)
+    model.layers[0].reset_states()
+    model.forward(first)
+    with_states = load(model.save(tmp_path / "with", include_states=True))
+    without = load(model.save(tmp_path / "without"))
+    np.testing.assert_allclose(with_states.forward(second), expected, atol=1e-6)
+    assert without.layers[0].states is None
+    assert not np.allclose(without.forward(second), expected, atol=1e-3)

@@ -254,10 +254,10 @@ class Sequential(Layer):
 
     # ------------------------------------------------------------------- files
 
-    def save(self, path: str) -> str:
-        """Write the model (config and weights) to a native ``.npz`` file; see
-        :func:`convlstm.load`."""
-        return saving.save(self, path)
+    def save(self, path: str, include_states: bool = False) -> str:
+        """Write the model (config and weights, and with ``include_states`` the carried states
+        of stateful layers) to a native ``.npz`` file; see :func:`convlstm.load`."""
+        return saving.save(self, path, include_states)
 
     def save_keras(self, path: str) -> str:
         """Write a Keras 3 ``.keras`` archive (or, for a ``.weights.h5`` path, the weights) that

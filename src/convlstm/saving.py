@@ -3,7 +3,8 @@
 Loading reads it with ``allow_pickle=False`` and rebuilds layers from a fixed registry of
 classes, so a file can never run code. Entries: ``format`` ("numpy-convlstm"), ``version``,
 ``config`` (the JSON of ``serialize(model)``) and ``weight_0000``, ``weight_0001``, ... in
-``model.get_weights()`` order.
+``model.get_weights()`` order; optionally ``state_<layer>_<cell>_h`` / ``_c``, the carried states
+of stateful ConvLSTM2D layers (numbered in the order :func:`_stateful_layers` walks them).
 """
 
 from __future__ import annotations
@@ -19,9 +20,21 @@ FORMAT = "numpy-convlstm"
 VERSION = 1
 
 
-def save(model: Any, path: str | os.PathLike) -> str:
+def _stateful_layers(layer: Any) -> list[Any]:
+    """Every stateful layer inside ``layer`` (itself included), depth first."""
+    found = [layer] if getattr(layer, "stateful", False) else []
+    for sublayer in layer.sublayers():
+        found += _stateful_layers(sublayer)
+    return found
+
+
+def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> str:
     """Write ``model`` (any registered layer, a Sequential included) to ``path``; returns the
-    path written (``.npz`` is appended when missing, as ``np.savez`` does)."""
+    path written (``.npz`` is appended when missing, as ``np.savez`` does).
+
+    With ``include_states``, the carried states of stateful ConvLSTM2D layers are saved too,
+    and :func:`load` puts them back.
+    """
     from convlstm.registry import serialize
 
     path = os.fspath(path)
@@ -34,6 +47,11 @@ def save(model: Any, path: str | os.PathLike) -> str:
     }
     for index, weight in enumerate(model.get_weights()):
         entries[f"weight_{index:04d}"] = weight
+    if include_states:
+        for index, layer in enumerate(_stateful_layers(model)):
+            for cell, (h, c) in enumerate(layer.states or []):
+                entries[f"state_{index:04d}_{cell:02d}_h"] = h
+                entries[f"state_{index:04d}_{cell:02d}_c"] = c
     with open(path, "wb") as file:
         np.savez(file, **entries)
     return path
@@ -85,4 +103,14 @@ def load(path: str | os.PathLike) -> Any:
         raise ValueError(
             f"load: {path!r} has weights that do not fit its config: {error}"
         ) from None
+    for index, layer in enumerate(_stateful_layers(model)):
+        prefix = f"state_{index:04d}_"
+        cells = sorted({name[len(prefix) : len(prefix) + 2] for name in entries
+                        if name.startswith(prefix)})
+        if cells:
+            try:
+                layer.reset_states([[entries[f"{prefix}{cell}_h"], entries[f"{prefix}{cell}_c"]]
+                                    for cell in cells])
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"load: {path!r} has invalid carried states: {error}") from None
     return model
