@@ -4,8 +4,9 @@ Forward: each step is ONE matrix product, ``[W | U | b] @ [windows(x_t); windows
 the input and recurrent convolutions of all four gates and the bias together. (Measured against
 convolving every frame before the loop, this is as fast or faster at every benchmark shape,
 and it never holds a (4F, T*pixels) buffer in the forward pass.) Backward: one product per
-step for the recurrent part, then the input convolution's gradients for all frames in one
-product after the loop.
+step for the recurrent part, then, after the loop, the input convolution's gradients frame by
+frame. The gate gradients overwrite the cached gates they replace, so the backward pass adds
+no (4F, T*pixels) buffer either. It therefore consumes its cache.
 
 Inside, arrays are channels-first planes (C, ..., H, W): each kernel tap then copies whole image
 rows, and each gate is a contiguous block of rows of the product. The gates are kept in the
@@ -262,7 +263,7 @@ def convlstm_backward(
     recurrent_activation: Activation,
     use_bias: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Backpropagation through time for :func:`convlstm_forward`.
+    """Backpropagation through time for :func:`convlstm_forward`; consumes ``cache``.
 
     Args:
         d_outputs: (B, T, H', W', F) gradient of the loss for every step's output.
@@ -289,7 +290,10 @@ def convlstm_backward(
     recurrent_windows = Windows((F, B, Ho, Wo), (rkh, rkw), (1, 1),
                                 (same_pads(Ho, rkh, 1), same_pads(Wo, rkw, 1)), (1, 1), dtype)
     d_recurrent = np.zeros(recurrent_weights.shape, dtype)
-    d_gates = np.empty((F4, T, P), dtype)  # laid out for the input convolution's one product
+    # Step t's gates are not needed once its gradient is known, so the gate gradients overwrite
+    # them: the cache's (T, 4F, P) buffer becomes d_gates and no second one is allocated.
+    d_gates = cache.gates
+    d_g = np.empty((F, P), dtype)
 
     def planar_state(gradient):
         if gradient is None:
@@ -316,11 +320,14 @@ def convlstm_backward(
         act_c = activation(c)
         # c feeds h through act(c), so its gradient gets o * act'(c) on top of the carried one.
         d_c = d_c + d_h * o * act_derivative(act_c)
-        d_z = d_gates[:, t]
-        np.multiply(d_c * g, gate_derivative(i), out=d_z[:F])
-        np.multiply(d_c * c_previous, gate_derivative(f), out=d_z[F : 2 * F])
-        np.multiply(d_h * act_c, gate_derivative(o), out=d_z[2 * F : 3 * F])
-        np.multiply(d_c * i, act_derivative(g), out=d_z[3 * F :])
+        d_c_previous = d_c * f
+        # In place, each gate's row block is overwritten only after its last use.
+        np.multiply(d_c * i, act_derivative(g), out=d_g)
+        np.multiply(d_c * g, gate_derivative(i), out=i)
+        np.multiply(d_c * c_previous, gate_derivative(f), out=f)
+        np.multiply(d_h * act_c, gate_derivative(o), out=o)
+        g[...] = d_g
+        d_z = z
         h_previous = cache.h_states[t].reshape(F, B, Ho, Wo)
         d_h_previous = np.zeros((F, B, Ho, Wo), dtype)
         for rows, mask in gate_groups(F, cache.recurrent_masks):
@@ -328,23 +335,22 @@ def convlstm_backward(
             d_source = recurrent_windows.scatter(recurrent_weights[rows].T @ d_z[rows])
             d_h_previous += d_source if mask is None else d_source * mask
         d_h_previous = d_h_previous.reshape(F, P)
-        d_c_previous = d_c * f
         if keep is not None:
             d_h_previous += np.where(keep, 0.0, d_h_next)
             d_c_previous += np.where(keep, 0.0, d_c_next)
         d_h_next, d_c_next = d_h_previous, d_c_previous
 
     input_weights = kernel.reshape(-1, F4).T[order]  # (4F, kh*kw*C)
-    input_windows = Windows(cache.x.shape, (kh, kw), cache.stride, cache.pads, cache.dilation,
-                            dtype)
+    input_windows = Windows(cache.x.shape[:1] + cache.x.shape[2:], (kh, kw), cache.stride,
+                            cache.pads, cache.dilation, dtype)
     d_input = np.zeros(input_weights.shape, dtype)
     d_frames = np.zeros(cache.x.shape, dtype)
-    all_gates = d_gates.reshape(F4, T * P)
-    masks = None if cache.input_masks is None else cache.input_masks[:, :, None]  # over time
-    for rows, mask in gate_groups(F, masks):
-        d_input[rows] += all_gates[rows] @ input_windows.columns(cache.x, mask).T
-        d_source = input_windows.scatter(input_weights[rows].T @ all_gates[rows])
-        d_frames += d_source if mask is None else d_source * mask
+    for t in range(T):  # the input convolution does not depend on the state: any order works
+        frame = cache.x[:, t]
+        for rows, mask in gate_groups(F, cache.input_masks):
+            d_input[rows] += d_gates[t][rows] @ input_windows.columns(frame, mask).T
+            d_source = input_windows.scatter(input_weights[rows].T @ d_gates[t][rows])
+            d_frames[:, t] += d_source if mask is None else d_source * mask
 
     def keras_layout(d_weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         keras_columns = np.empty(d_weights.T.shape, dtype)
@@ -357,7 +363,7 @@ def convlstm_backward(
     }
     if use_bias:
         grads["bias"] = np.empty(F4, dtype)
-        grads["bias"][order] = d_gates.sum(axis=(1, 2))
+        grads["bias"][order] = d_gates.sum(axis=(0, 2))
 
     def channels_last_state(gradient):
         return np.moveaxis(gradient.reshape(F, B, Ho, Wo), 0, -1).copy()
