@@ -261,3 +261,37 @@ def maxpool3d_reference(
                                         best = v
                         out[b, od, oy, ox, ch] = best
     return out
+
+
+def maxpool3d_backward_reference(
+    x: np.ndarray,
+    pool_size: tuple[int, int, int],
+    stride: tuple[int, int, int],
+    pads: Pads3,
+    d_out: np.ndarray,
+) -> np.ndarray:
+    """Gradient of 3-D max pooling: each window's ``d_out`` goes to its first maximum in scan
+    order (depth, then height, then width); overlapping windows add up. Padded cells never win.
+
+    Args:
+        x: ``(batch, D, H, W, C)``; d_out: the pooled shape.
+
+    Returns:
+        Float64 array shaped like ``x``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    (fr, _), (tp, _), (lf, _) = pads
+    D, H, W = x.shape[1:4]
+    d_x = np.zeros_like(x)
+    for b, od, oy, ox, ch in np.ndindex(*d_out.shape):
+        best, where = -np.inf, None
+        for kd in range(pool_size[0]):
+            for ky in range(pool_size[1]):
+                for kx in range(pool_size[2]):
+                    d = od * stride[0] + kd - fr
+                    y = oy * stride[1] + ky - tp
+                    w = ox * stride[2] + kx - lf
+                    if 0 <= d < D and 0 <= y < H and 0 <= w < W and x[b, d, y, w, ch] > best:
+                        best, where = x[b, d, y, w, ch], (b, d, y, w, ch)
+        d_x[where] += d_out[b, od, oy, ox, ch]
+    return d_x

@@ -1,10 +1,15 @@
-"""Max pooling backward: finite differences on tie-free inputs, and the tie rule."""
+"""Max pooling backward: finite differences on tie-free inputs, the tie rule, and the blocked
+kernels against the loop reference."""
 
 import numpy as np
 import pytest
 from gradcheck import check_gradients
 
 from convlstm import MaxPooling2D, MaxPooling3D
+from convlstm.functional.pooling import max_pool, max_pool_backward
+from convlstm.functional.windows import resolve_pads
+
+from reference import maxpool3d_backward_reference, maxpool3d_reference
 
 
 def _tie_free(shape, seed=0):
@@ -56,3 +61,28 @@ def test_backward_keeps_float32():
     x = np.random.default_rng(0).random((1, 2, 4, 4, 3)).astype(np.float32)
     layer.forward(x, training=True)
     assert layer.backward(np.ones((1, 1, 2, 2, 3), np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("pool", "stride", "padding"),
+    [((2, 2, 2), (2, 2, 2), "valid"), ((3, 2, 1), (1, 1, 1), "valid"),
+     ((2, 3, 3), (2, 1, 3), "same"), ((1, 2, 2), (3, 3, 3), "same"),
+     ((3, 3, 3), (2, 2, 2), "same")],
+)
+@pytest.mark.parametrize("block_bytes", [1, 300, 4000, 1 << 21])
+def test_blocked_kernels_match_the_reference(pool, stride, padding, block_bytes):
+    # Small integers: many ties, which must go to the first maximum in every block split.
+    rng = np.random.default_rng(7)
+    x = rng.integers(-2, 3, (3, 7, 6, 5, 2)).astype(np.float32)
+    pads = resolve_pads(padding, x.shape[1:-1], pool, stride, (1, 1, 1))
+    expected = maxpool3d_reference(x, pool, stride, pads)
+    inference, _ = max_pool(x, pool, stride, pads, block_bytes=block_bytes)
+    pooled, cache = max_pool(x, pool, stride, pads, training=True, block_bytes=block_bytes)
+    np.testing.assert_array_equal(inference, expected)
+    np.testing.assert_array_equal(pooled, expected)
+    d_out = rng.normal(size=pooled.shape).astype(np.float32)
+    np.testing.assert_allclose(
+        max_pool_backward(d_out, cache),
+        maxpool3d_backward_reference(x, pool, stride, pads, d_out),
+        rtol=1e-6, atol=1e-6,
+    )

@@ -1,20 +1,97 @@
-"""Max pooling over the spatial axes of (N, *spatial, C) arrays, any number of spatial axes."""
+"""Max pooling over the spatial axes of (N, *spatial, C) arrays, any number of spatial axes.
+
+Pooling only moves memory, so the kernels work block by block: a block is a few samples, or a
+range of rows of the first spatial axis of one sample, small enough (``BLOCK_BYTES``) for its
+passes to stay in the CPU cache instead of streaming the whole array through memory once per pass.
+"""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 
 from convlstm.functional.windows import Pads, crop, output_size, window_slice, zero_pad
 
+BLOCK_BYTES = 1 << 21
+"""Input bytes per block: about what the passes over one block keep in the L2/L3 caches."""
 
-def _offset_views(padded: np.ndarray, pool_size, stride, out_size):
-    """(k, view) for each offset inside the window, in scan order; view k holds the k-th
-    element of every window, shaped like the output."""
+
+def _blocks(
+    padded_shape: tuple[int, ...],
+    itemsize: int,
+    out_rows: int,
+    window: int,
+    row_stride: int,
+    block_bytes: int,
+) -> Iterator[tuple[slice, slice, slice]]:
+    """(samples, output rows, input rows) of each block, rows along the first spatial axis."""
+    batch = padded_shape[0]
+    row_bytes = itemsize * int(np.prod(padded_shape[2:]))
+    sample_bytes = row_bytes * padded_shape[1]
+    if sample_bytes <= block_bytes:
+        step = block_bytes // max(sample_bytes, 1)
+        for first in range(0, batch, step):
+            yield slice(first, first + step), slice(None), slice(None)
+        return
+    step = max(block_bytes // (row_bytes * row_stride), 1)
+    for sample in range(batch):
+        for first in range(0, out_rows, step):
+            last = min(first + step, out_rows)
+            # Output rows [first, last) read input rows [first*s, (last-1)*s + window).
+            inputs = slice(first * row_stride, (last - 1) * row_stride + window)
+            yield slice(sample, sample + 1), slice(first, last), inputs
+
+
+def _offset_views(pool_size, stride, out_size) -> Iterator[tuple[int, tuple[slice, ...]]]:
+    """(k, index) for each offset inside the window, in scan order; ``block[index]`` holds the
+    k-th element of every window of ``block``, shaped like the block's output."""
     for k, offset in enumerate(itertools.product(*map(range, pool_size))):
         spatial = tuple(map(window_slice, offset, stride, out_size))
         yield k, (slice(None), *spatial, slice(None))
+
+
+def _separable_max(block: np.ndarray, pool_size, stride, out_size, out: np.ndarray) -> None:
+    """The maximum of each window as one max per axis in turn (max is separable): one pass per
+    window element along each axis, instead of one pass per element of the whole window."""
+    rank = len(pool_size)
+    for axis, (window, step, count) in enumerate(zip(pool_size, stride, out_size), start=1):
+        lead = (slice(None),) * axis
+        views = [block[(*lead, window_slice(t, step, count))] for t in range(window)]
+        target = out if axis == rank else None
+        if window == 1:
+            block = views[0]
+            if target is not None:
+                target[...] = block
+            continue
+        block = np.maximum(views[0], views[1], out=target)
+        for view in views[2:]:
+            np.maximum(block, view, out=block)
+
+
+def _max_with_winner(
+    block: np.ndarray, pool_size, stride, out_size, out: np.ndarray, winner: np.ndarray
+) -> None:
+    """The maximum of each window and which offset holds it (the first in scan order on ties)."""
+    greater = np.empty(out.shape, bool)
+    code = np.empty(out.shape, winner.dtype)
+    winner[...] = 0
+    for k, index in _offset_views(pool_size, stride, out_size):
+        view = block[index]
+        if k == 0:
+            out[...] = view
+            continue
+        # Offsets come in increasing k, so the last strictly greater one is the largest such k:
+        # max(winner, k * greater) keeps it without a data-dependent branch per element.
+        np.greater(view, out, out=greater)
+        np.multiply(greater, k, out=code, dtype=code.dtype)
+        np.maximum(winner, code, out=winner)
+        np.maximum(out, view, out=out)
+
+
+def _winner_dtype(pool_size: tuple[int, ...]) -> np.dtype:
+    return np.min_scalar_type(int(np.prod(pool_size)) - 1)
 
 
 def max_pool(
@@ -23,6 +100,7 @@ def max_pool(
     stride: tuple[int, ...],
     pads: Pads,
     training: bool = False,
+    block_bytes: int = BLOCK_BYTES,
 ) -> tuple[np.ndarray, tuple | None]:
     """Maximum of every window.
 
@@ -32,24 +110,27 @@ def max_pool(
         pads: (before, after) per spatial axis; padded cells hold -inf, so they never win.
         training: also return the cache :func:`max_pool_backward` needs: which offset won each
             window (the first maximum in scan order on ties, as PyTorch).
+        block_bytes: input bytes per block (see the module docstring).
 
     Returns:
         (N, *out_spatial, C) and the cache (None unless training).
     """
     out_size = output_size(x.shape[1:-1], pool_size, stride, pads, (1,) * len(pool_size))
     padded = zero_pad(x, pads, fill=-np.inf)
-    out = winner = None
-    # One vectorised pass per offset inside the window: prod(pool_size) passes in all.
-    for k, index in _offset_views(padded, pool_size, stride, out_size):
-        view = padded[index]
-        if out is None:
-            out = view.copy()
-            winner = np.zeros(out.shape, np.int32) if training else None
-            continue
+    out = np.empty((x.shape[0], *out_size, x.shape[-1]), x.dtype)
+    winner = np.empty(out.shape, _winner_dtype(pool_size)) if training else None
+    for samples, out_rows, in_rows in _blocks(
+        padded.shape, padded.itemsize, out_size[0], pool_size[0], stride[0], block_bytes
+    ):
+        block = padded[samples, in_rows]
+        block_out = out[samples, out_rows]
+        block_size = block_out.shape[1:-1]
         if training:
-            winner[view > out] = k  # strict: an equal later value does not take the window
-        np.maximum(out, view, out=out)
-    cache = (winner, padded.shape, pads, pool_size, stride) if training else None
+            _max_with_winner(block, pool_size, stride, block_size, block_out,
+                             winner[samples, out_rows])
+        else:
+            _separable_max(block, pool_size, stride, block_size, block_out)
+    cache = (winner, padded.shape, pads, pool_size, stride, block_bytes) if training else None
     return out, cache
 
 
@@ -63,8 +144,21 @@ def max_pool_backward(d_out: np.ndarray, cache: tuple) -> np.ndarray:
     Returns:
         (N, *spatial, C), the input's shape.
     """
-    winner, padded_shape, pads, pool_size, stride = cache
+    winner, padded_shape, pads, pool_size, stride, block_bytes = cache
+    # Without overlap every input cell gets at most one window's gradient: write, don't add.
+    overlapping = any(s < k for s, k in zip(stride, pool_size))
     d_padded = np.zeros(padded_shape, d_out.dtype)
-    for k, index in _offset_views(d_padded, pool_size, stride, d_out.shape[1:-1]):
-        d_padded[index] += np.where(winner == k, d_out, 0)
+    for samples, out_rows, in_rows in _blocks(
+        padded_shape, d_out.itemsize, d_out.shape[1], pool_size[0], stride[0], block_bytes
+    ):
+        d_block = d_padded[samples, in_rows]
+        d_block_out = d_out[samples, out_rows]
+        block_winner = winner[samples, out_rows]
+        is_winner = np.empty(block_winner.shape, bool)
+        for k, index in _offset_views(pool_size, stride, d_block_out.shape[1:-1]):
+            np.equal(block_winner, k, out=is_winner)
+            if overlapping:
+                d_block[index] += d_block_out * is_winner
+            else:
+                np.multiply(d_block_out, is_winner, out=d_block[index])
     return crop(d_padded, pads)
