@@ -107,10 +107,12 @@ class MeanSquaredError(Loss):
     name = "mean_squared_error"
 
     def _losses(self, y_true, y_pred):
-        return np.square(y_pred - y_true)
+        error = np.subtract(y_pred, y_true)
+        return np.square(error, out=error)
 
     def _slope(self, y_true, y_pred):
-        return 2 * (y_pred - y_true) / y_pred.size
+        error = np.subtract(y_pred, y_true)
+        return np.multiply(error, error.dtype.type(2 / y_pred.size), out=error)
 
 
 class MeanAbsoluteError(Loss):

@@ -26,10 +26,18 @@ class Activation:
 
     name: str
     fn: Callable[..., np.ndarray]
-    derivative: Callable[[np.ndarray], np.ndarray] | None = None
+    derivative: Callable[..., np.ndarray] | None = None
+    derivative_takes_out: bool = False  # derivative(y, out=buffer) writes into the buffer
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return self.fn(x, out=out)
+
+    def derivative_into(self, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``derivative(y)`` written into ``out`` (no temporary where the derivative allows)."""
+        if self.derivative_takes_out:
+            return self.derivative(y, out=out)
+        out[...] = self.derivative(y)
+        return out
 
 
 def _store(y: np.ndarray, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -50,6 +58,17 @@ def _sigmoid(x, out=None):
     y += 1.0
     y *= 0.5
     return y
+
+
+def _tanh_derivative(y, out=None):
+    out = np.multiply(y, y, out=out)
+    return np.subtract(1.0, out, out=out)  # 1 - y^2
+
+
+def _sigmoid_derivative(y, out=None):
+    out = np.subtract(1.0, y, out=out)
+    out *= y  # y (1 - y)
+    return out
 
 
 def _hard_sigmoid(x, out=None):
@@ -92,8 +111,8 @@ ACTIVATIONS: dict[str, Activation] = {
     activation.name: activation
     for activation in (
         Activation("linear", _linear, np.ones_like),
-        Activation("tanh", lambda x, out=None: np.tanh(x, out=out), lambda y: 1 - y * y),
-        Activation("sigmoid", _sigmoid, lambda y: y * (1 - y)),
+        Activation("tanh", lambda x, out=None: np.tanh(x, out=out), _tanh_derivative, True),
+        Activation("sigmoid", _sigmoid, _sigmoid_derivative, True),
         Activation("hard_sigmoid", _hard_sigmoid, lambda y: _inside(y, 0.0, 1.0, 1 / 6)),
         Activation("hard_sigmoid_keras2", _hard_sigmoid_keras2,
                    lambda y: _inside(y, 0.0, 1.0, 0.2)),

@@ -59,6 +59,7 @@ class Windows:
         cols_shape = (*window, *lead, *self.out_hw)
         self.cols = np.empty(cols_shape, dtype) if cols is None else cols.reshape(cols_shape)
         self.rows = window[0] * window[1] * lead[0]
+        self.d_padded: np.ndarray | None = None  # made by the first scatter
 
     def columns(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """The windows of ``x`` (times ``mask``) as (kh*kw*C, pixels), in the reused buffer."""
@@ -75,10 +76,15 @@ class Windows:
         return self.cols.reshape(self.rows, -1)
 
     def scatter(self, d_columns: np.ndarray) -> np.ndarray:
-        """The adjoint of :meth:`columns` (without the mask): (kh*kw*C, pixels) -> x's shape."""
-        d_padded = col2im_planes(d_columns.reshape(self.cols.shape), self.padded_shape,
-                                 self.stride, self.dilation)
-        return interior(d_padded, self.pads)
+        """The adjoint of :meth:`columns` (without the mask): (kh*kw*C, pixels) -> x's shape.
+
+        The result is a view of a buffer that the next call overwrites.
+        """
+        if self.d_padded is None:
+            self.d_padded = np.empty(self.padded_shape, self.cols.dtype)
+        col2im_planes(d_columns.reshape(self.cols.shape), self.padded_shape, self.stride,
+                      self.dilation, out=self.d_padded)
+        return interior(self.d_padded, self.pads)
 
 
 def gate_groups(width: int, *gate_masks: np.ndarray | None):
@@ -122,6 +128,13 @@ class ConvLSTMCache:
 def _planes(array: np.ndarray) -> np.ndarray:
     """(B, ..., C) channels-last to (C, B, ...) (a view)."""
     return np.moveaxis(array, -1, 0)
+
+
+def _planar_state(gradient: np.ndarray | None, F: int, P: int, dtype: np.dtype) -> np.ndarray:
+    """A (B, H', W', F) state gradient (None: zeros) as a new (F, P) array."""
+    if gradient is None:
+        return np.zeros((F, P), dtype)
+    return _planes(gradient).reshape(F, P).astype(dtype, copy=True)
 
 
 def _gate_masks(masks: np.ndarray | None) -> np.ndarray | None:
@@ -208,7 +221,13 @@ def convlstm_forward(
     h_states[0], c_states[0] = _planes(h0).reshape(F, P), _planes(c0).reshape(F, P)
     gates = np.empty((T if training else 1, F4, P), x.dtype)
     scratch = np.empty((F, P), x.dtype)
-    outputs = np.empty((T, F, P), x.dtype)
+    # Written step by step while the step's state is still in cache: one transposition of the
+    # whole sequence at the end is several times slower.
+    outputs = np.empty((B, T, Ho, Wo, F), x.dtype)
+    previous_output: np.ndarray | float = 0.0  # the last output (planes): a masked step repeats it
+
+    def channels_last_view(state: np.ndarray) -> np.ndarray:
+        return np.moveaxis(state.reshape(F, B, Ho, Wo), 0, -1)
 
     for t in range(T):
         h, c = h_states[t % slots], c_states[t % slots]
@@ -232,23 +251,22 @@ def convlstm_forward(
         activation(next_c, out=next_h)
         next_h *= o  # h = o*act(c)
         keep = _kept_pixels(mask, t, Ho * Wo)
-        if keep is None:
-            outputs[t] = next_h
-            continue
-        next_c[...] = np.where(keep, next_c, c)
-        outputs[t] = np.where(keep, next_h, outputs[t - 1] if t > 0 else 0.0)
-        next_h[...] = np.where(keep, next_h, h)
+        if keep is not None:
+            next_c[...] = np.where(keep, next_c, c)
+            previous_output = np.where(keep, next_h, previous_output)
+            next_h[...] = np.where(keep, next_h, h)
+        else:
+            previous_output = next_h  # no copy: the ring of slots keeps it until step t+1 read it
+        outputs[:, t] = channels_last_view(previous_output)
 
     def channels_last(state: np.ndarray) -> np.ndarray:
-        return np.moveaxis(state.reshape(F, B, Ho, Wo), 0, -1).copy()
+        return channels_last_view(state).copy()
 
     cache = None
     if training:
         cache = ConvLSTMCache(frames, gates, h_states, c_states, mask, input_masks,
                               recurrent_masks, stride, pads, dilation)
-    sequence = outputs.reshape(T, F, B, Ho, Wo).transpose(2, 0, 3, 4, 1)
-    return (np.ascontiguousarray(sequence), channels_last(h_states[T % slots]),
-            channels_last(c_states[T % slots]), cache)
+    return outputs, channels_last(h_states[T % slots]), channels_last(c_states[T % slots]), cache
 
 
 def convlstm_backward(
@@ -284,7 +302,6 @@ def convlstm_backward(
     rkh, rkw = recurrent_kernel.shape[:2]
     Ho, Wo = output_size((H, W), (kh, kw), cache.stride, cache.pads, cache.dilation)
     dtype = kernel.dtype
-    act_derivative, gate_derivative = activation.derivative, recurrent_activation.derivative
     order = internal_order(F)
     recurrent_weights = recurrent_kernel.reshape(-1, F4).T[order]  # (4F, rkh*rkw*F)
     recurrent_windows = Windows((F, B, Ho, Wo), (rkh, rkw), (1, 1),
@@ -293,64 +310,86 @@ def convlstm_backward(
     # Step t's gates are not needed once its gradient is known, so the gate gradients overwrite
     # them: the cache's (T, 4F, P) buffer becomes d_gates and no second one is allocated.
     d_gates = cache.gates
-    d_g = np.empty((F, P), dtype)
-
-    def planar_state(gradient):
-        if gradient is None:
-            return np.zeros((F, P), dtype)
-        return _planes(gradient).reshape(F, P).astype(dtype, copy=True)
-
-    d_h_next, d_c_next = planar_state(d_h_final), planar_state(d_c_final)
-    d_outputs = _planes(d_outputs).swapaxes(1, 2).reshape(F, T, P)  # (F, T, P)
-    d_carried_output = np.zeros((F, P), dtype)  # to the output a masked step repeated
+    # Every (F, P) intermediate of a step has its own buffer, made once; the states' gradients
+    # alternate between two pairs (this step's and the next step's).
+    d_h, d_c, act_c, d_candidate = (np.empty((F, P), dtype) for _ in range(4))
+    d_gate_slopes = np.empty((3 * F, P), dtype)
+    d_columns = np.empty((recurrent_windows.rows, P), dtype)
+    d_h_next = _planar_state(d_h_final, F, P, dtype)
+    d_c_next = _planar_state(d_c_final, F, P, dtype)
+    d_h_previous, d_c_previous = np.empty((F, P), dtype), np.empty((F, P), dtype)
+    d_outputs = _planes(d_outputs).swapaxes(1, 2)  # (F, T, B, H', W'), a view
+    d_carried_output: np.ndarray | None = None  # to the output a masked step repeated
 
     for t in reversed(range(T)):
         z = cache.gates[t]
         i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
         c_previous, c = cache.c_states[t], cache.c_states[t + 1]
-        d_output = d_outputs[:, t] + d_carried_output
+        d_h.reshape(F, B, Ho, Wo)[...] = d_outputs[:, t]
+        if d_carried_output is not None:
+            d_h += d_carried_output
         keep = _kept_pixels(cache.mask, t, Ho * Wo)
+        d_c_carried = d_c_next
         if keep is None:
-            d_h, d_c = d_output + d_h_next, d_c_next
-            d_carried_output[...] = 0.0
+            d_carried_output = None
         else:
-            d_h = np.where(keep, d_output + d_h_next, 0.0)
-            d_c = np.where(keep, d_c_next, 0.0)
-            d_carried_output = np.where(keep, 0.0, d_output)
-        act_c = activation(c)
+            d_carried_output = np.where(keep, 0.0, d_h)
+            d_c_carried = np.where(keep, d_c_next, 0.0)
+        d_h += d_h_next
+        if keep is not None:
+            np.copyto(d_h, 0.0, where=~keep)
+        activation(c, out=act_c)
         # c feeds h through act(c), so its gradient gets o * act'(c) on top of the carried one.
-        d_c = d_c + d_h * o * act_derivative(act_c)
-        d_c_previous = d_c * f
+        activation.derivative_into(act_c, out=d_c)
+        d_c *= o
+        d_c *= d_h
+        d_c += d_c_carried
+        np.multiply(d_c, f, out=d_c_previous)
         # In place, each gate's row block is overwritten only after its last use.
-        np.multiply(d_c * i, act_derivative(g), out=d_g)
-        np.multiply(d_c * g, gate_derivative(i), out=i)
-        np.multiply(d_c * c_previous, gate_derivative(f), out=f)
-        np.multiply(d_h * act_c, gate_derivative(o), out=o)
-        g[...] = d_g
+        activation.derivative_into(g, out=d_candidate)
+        d_candidate *= i
+        d_candidate *= d_c
+        recurrent_activation.derivative_into(z[: 3 * F], out=d_gate_slopes)
+        np.multiply(d_c, g, out=i)
+        np.multiply(d_c, c_previous, out=f)
+        np.multiply(d_h, act_c, out=o)
+        z[: 3 * F] *= d_gate_slopes
+        g[...] = d_candidate
         d_z = z
         h_previous = cache.h_states[t].reshape(F, B, Ho, Wo)
-        d_h_previous = np.zeros((F, B, Ho, Wo), dtype)
+        d_h_previous[...] = 0.0
         for rows, mask in gate_groups(F, cache.recurrent_masks):
             d_recurrent[rows] += d_z[rows] @ recurrent_windows.columns(h_previous, mask).T
-            d_source = recurrent_windows.scatter(recurrent_weights[rows].T @ d_z[rows])
-            d_h_previous += d_source if mask is None else d_source * mask
-        d_h_previous = d_h_previous.reshape(F, P)
+            np.matmul(recurrent_weights[rows].T, d_z[rows], out=d_columns)
+            d_source = recurrent_windows.scatter(d_columns)
+            if mask is not None:
+                d_source *= mask
+            d_h_previous.reshape(F, B, Ho, Wo)[...] += d_source
         if keep is not None:
             d_h_previous += np.where(keep, 0.0, d_h_next)
             d_c_previous += np.where(keep, 0.0, d_c_next)
-        d_h_next, d_c_next = d_h_previous, d_c_previous
+        d_h_next, d_h_previous = d_h_previous, d_h_next
+        d_c_next, d_c_previous = d_c_previous, d_c_next
 
     input_weights = kernel.reshape(-1, F4).T[order]  # (4F, kh*kw*C)
-    input_windows = Windows(cache.x.shape[:1] + cache.x.shape[2:], (kh, kw), cache.stride,
-                            cache.pads, cache.dilation, dtype)
+    C = cache.x.shape[0]
+    input_windows = Windows((C, B, H, W), (kh, kw), cache.stride, cache.pads, cache.dilation,
+                            dtype)
     d_input = np.zeros(input_weights.shape, dtype)
-    d_frames = np.zeros(cache.x.shape, dtype)
+    d_columns = np.empty((input_windows.rows, P), dtype)
+    d_frame = np.empty((C, B, H, W), dtype)
+    d_x = np.empty((B, T, H, W, C), dtype)
     for t in range(T):  # the input convolution does not depend on the state: any order works
         frame = cache.x[:, t]
+        d_frame[...] = 0.0
         for rows, mask in gate_groups(F, cache.input_masks):
             d_input[rows] += d_gates[t][rows] @ input_windows.columns(frame, mask).T
-            d_source = input_windows.scatter(input_weights[rows].T @ d_gates[t][rows])
-            d_frames[:, t] += d_source if mask is None else d_source * mask
+            np.matmul(input_weights[rows].T, d_gates[t][rows], out=d_columns)
+            d_source = input_windows.scatter(d_columns)
+            if mask is not None:
+                d_source *= mask
+            d_frame += d_source
+        d_x[:, t] = np.moveaxis(d_frame, 0, -1)
 
     def keras_layout(d_weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         keras_columns = np.empty(d_weights.T.shape, dtype)
@@ -368,7 +407,6 @@ def convlstm_backward(
     def channels_last_state(gradient):
         return np.moveaxis(gradient.reshape(F, B, Ho, Wo), 0, -1).copy()
 
-    d_x = np.ascontiguousarray(np.moveaxis(d_frames, 0, -1).swapaxes(0, 1))  # (B, T, H, W, C)
     return d_x, channels_last_state(d_h_next), channels_last_state(d_c_next), grads
 
 

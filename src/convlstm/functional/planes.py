@@ -53,6 +53,7 @@ def col2im_planes(
     padded_shape: tuple[int, ...],
     stride: tuple[int, int],
     dilation: tuple[int, int],
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """The adjoint of :func:`im2col_planes`: scatter-add window gradients onto padded planes.
 
@@ -60,6 +61,7 @@ def col2im_planes(
         d_cols: (kh, kw, C, ..., H', W').
         padded_shape: (C, ..., Hp, Wp).
         stride, dilation: as given to :func:`im2col_planes`.
+        out: optional (C, ..., Hp, Wp) buffer to overwrite.
 
     Returns:
         (C, ..., Hp, Wp); a pixel under several windows gets the sum of their gradients.
@@ -67,7 +69,10 @@ def col2im_planes(
     kh, kw = d_cols.shape[:2]
     Ho, Wo = d_cols.shape[-2:]
     (sh, sw), (dh, dw) = stride, dilation
-    out = np.zeros(padded_shape, d_cols.dtype)
+    if out is None:
+        out = np.zeros(padded_shape, d_cols.dtype)
+    else:
+        out[...] = 0.0
     for i in range(kh):
         rows = window_slice(i * dh, sh, Ho)
         for j in range(kw):
