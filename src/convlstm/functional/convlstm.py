@@ -24,11 +24,13 @@ states ``T+1``, hidden states ``T+1``), plus a reference to the input.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from convlstm.functional.activations import ACTIVATIONS, Activation
 from convlstm.functional.planes import col2im_planes, im2col_planes, interior
+from convlstm.functional.threads import split_run
 from convlstm.functional.windows import Pads, output_size, same_pads
 
 
@@ -149,6 +151,47 @@ def _kept_pixels(mask: np.ndarray | None, t: int, pixels: int) -> np.ndarray | N
     return np.repeat(mask[:, t], pixels)[None, :]
 
 
+def _cell_update(
+    samples: slice,
+    *,
+    z: np.ndarray,
+    c: np.ndarray,
+    next_c: np.ndarray,
+    next_h: np.ndarray,
+    scratch: np.ndarray,
+    output: np.ndarray | None,
+    image_pixels: int,
+    activation: Activation,
+    recurrent_activation: Activation,
+    fused: bool,
+) -> None:
+    """One step's elementwise work for the batch samples ``samples``, in place.
+
+    z (4F, P) pre-activations become the activated gates i, f, o, c; next_c and next_h (F, P)
+    get the new states (P = B*H'*W' pixels, sample-major); ``output`` (B, H', W', F), if given,
+    gets next_h channels-last.
+    """
+    pixels = slice(samples.start * image_pixels, samples.stop * image_pixels)
+    z, c, next_c = z[:, pixels], c[:, pixels], next_c[:, pixels]
+    next_h, scratch = next_h[:, pixels], scratch[:, pixels]
+    F = c.shape[0]
+    i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
+    if fused:  # the sigmoid rows' pre-activations were halved: sigmoid(x) = (1 + tanh(x/2))/2
+        np.tanh(z, out=z)
+        z[: 3 * F] += 1.0
+        z[: 3 * F] *= 0.5
+    else:
+        recurrent_activation(z[: 3 * F], out=z[: 3 * F])
+        activation(g, out=g)
+    np.multiply(f, c, out=next_c)
+    np.multiply(i, g, out=scratch)
+    next_c += scratch  # c = f*c + i*g
+    activation(next_c, out=next_h)
+    next_h *= o  # h = o*act(c)
+    if output is not None:
+        output[samples] = np.moveaxis(next_h.reshape(F, -1, *output.shape[1:3]), 0, -1)
+
+
 def convlstm_forward(
     x: np.ndarray,
     kernel: np.ndarray,
@@ -237,26 +280,18 @@ def convlstm_forward(
             input_windows.columns(frames[:, t], input_mask)
             recurrent_windows.columns(h.reshape(F, B, Ho, Wo), recurrent_mask)
             np.matmul(weights[rows], cols, out=z[rows])
-        i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
-        if fused:
-            np.tanh(z, out=z)
-            z[: 3 * F] += 1.0
-            z[: 3 * F] *= 0.5
-        else:
-            recurrent_activation(z[: 3 * F], out=z[: 3 * F])
-            activation(g, out=g)
-        np.multiply(f, c, out=next_c)
-        np.multiply(i, g, out=scratch)
-        next_c += scratch  # c = f*c + i*g
-        activation(next_c, out=next_h)
-        next_h *= o  # h = o*act(c)
         keep = _kept_pixels(mask, t, Ho * Wo)
-        if keep is not None:
-            next_c[...] = np.where(keep, next_c, c)
-            previous_output = np.where(keep, next_h, previous_output)
-            next_h[...] = np.where(keep, next_h, h)
-        else:
+        output = outputs[:, t] if keep is None else None
+        split_run(partial(_cell_update, z=z, c=c, next_c=next_c, next_h=next_h, scratch=scratch,
+                          output=output, image_pixels=Ho * Wo, activation=activation,
+                          recurrent_activation=recurrent_activation, fused=fused),
+                  B, 6 * F * Ho * Wo)
+        if keep is None:
             previous_output = next_h  # no copy: the ring of slots keeps it until step t+1 read it
+            continue
+        next_c[...] = np.where(keep, next_c, c)
+        previous_output = np.where(keep, next_h, previous_output)
+        next_h[...] = np.where(keep, next_h, h)
         outputs[:, t] = channels_last_view(previous_output)
 
     def channels_last(state: np.ndarray) -> np.ndarray:
@@ -267,6 +302,56 @@ def convlstm_forward(
         cache = ConvLSTMCache(frames, gates, h_states, c_states, mask, input_masks,
                               recurrent_masks, stride, pads, dilation)
     return outputs, channels_last(h_states[T % slots]), channels_last(c_states[T % slots]), cache
+
+
+def _gate_gradients(
+    samples: slice,
+    *,
+    z: np.ndarray,
+    c: np.ndarray,
+    c_previous: np.ndarray,
+    d_h: np.ndarray,
+    d_c_carried: np.ndarray,
+    d_c: np.ndarray,
+    d_c_previous: np.ndarray,
+    act_c: np.ndarray,
+    d_candidate: np.ndarray,
+    d_gate_slopes: np.ndarray,
+    image_pixels: int,
+    activation: Activation,
+    recurrent_activation: Activation,
+) -> None:
+    """One step's elementwise backward for the batch samples ``samples``, in place.
+
+    From the activated gates z (4F, P), the cell states c and c_previous, and the gradients
+    d_h (all of this step's h gradient) and d_c_carried (the next step's c gradient), writes
+    the cell gradient d_c and d_c_previous (F, P) and overwrites z with the gradients of the
+    pre-activations. act_c, d_candidate (F, P) and d_gate_slopes (3F, P) are scratch.
+    """
+    pixels = slice(samples.start * image_pixels, samples.stop * image_pixels)
+    z, c, c_previous, d_h = z[:, pixels], c[:, pixels], c_previous[:, pixels], d_h[:, pixels]
+    d_c_carried, d_c, d_c_previous = d_c_carried[:, pixels], d_c[:, pixels], d_c_previous[:, pixels]
+    act_c, d_candidate = act_c[:, pixels], d_candidate[:, pixels]
+    d_gate_slopes = d_gate_slopes[:, pixels]
+    F = c.shape[0]
+    i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
+    activation(c, out=act_c)
+    # c feeds h through act(c), so its gradient gets o * act'(c) on top of the carried one.
+    activation.derivative_into(act_c, out=d_c)
+    d_c *= o
+    d_c *= d_h
+    d_c += d_c_carried
+    np.multiply(d_c, f, out=d_c_previous)
+    # In place, each gate's row block is overwritten only after its last use.
+    activation.derivative_into(g, out=d_candidate)
+    d_candidate *= i
+    d_candidate *= d_c
+    recurrent_activation.derivative_into(z[: 3 * F], out=d_gate_slopes)
+    np.multiply(d_c, g, out=i)
+    np.multiply(d_c, c_previous, out=f)
+    np.multiply(d_h, act_c, out=o)
+    z[: 3 * F] *= d_gate_slopes
+    g[...] = d_candidate
 
 
 def convlstm_backward(
@@ -323,7 +408,6 @@ def convlstm_backward(
 
     for t in reversed(range(T)):
         z = cache.gates[t]
-        i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
         c_previous, c = cache.c_states[t], cache.c_states[t + 1]
         d_h.reshape(F, B, Ho, Wo)[...] = d_outputs[:, t]
         if d_carried_output is not None:
@@ -338,23 +422,12 @@ def convlstm_backward(
         d_h += d_h_next
         if keep is not None:
             np.copyto(d_h, 0.0, where=~keep)
-        activation(c, out=act_c)
-        # c feeds h through act(c), so its gradient gets o * act'(c) on top of the carried one.
-        activation.derivative_into(act_c, out=d_c)
-        d_c *= o
-        d_c *= d_h
-        d_c += d_c_carried
-        np.multiply(d_c, f, out=d_c_previous)
-        # In place, each gate's row block is overwritten only after its last use.
-        activation.derivative_into(g, out=d_candidate)
-        d_candidate *= i
-        d_candidate *= d_c
-        recurrent_activation.derivative_into(z[: 3 * F], out=d_gate_slopes)
-        np.multiply(d_c, g, out=i)
-        np.multiply(d_c, c_previous, out=f)
-        np.multiply(d_h, act_c, out=o)
-        z[: 3 * F] *= d_gate_slopes
-        g[...] = d_candidate
+        split_run(partial(_gate_gradients, z=z, c=c, c_previous=c_previous, d_h=d_h,
+                          d_c_carried=d_c_carried, d_c=d_c, d_c_previous=d_c_previous,
+                          act_c=act_c, d_candidate=d_candidate, d_gate_slopes=d_gate_slopes,
+                          image_pixels=Ho * Wo, activation=activation,
+                          recurrent_activation=recurrent_activation),
+                  B, 8 * F * Ho * Wo)
         d_z = z
         h_previous = cache.h_states[t].reshape(F, B, Ho, Wo)
         d_h_previous[...] = 0.0

@@ -1,0 +1,97 @@
+"""Elementwise work split over threads: the split helper, and the ConvLSTM kernels giving the
+same numbers on 3 threads as on 1 (the unit tests' arrays are otherwise too small to split)."""
+
+import numpy as np
+import pytest
+from gradcheck import check_gradients
+
+from convlstm import ConvLSTM2D
+from convlstm.functional import threads
+
+
+@pytest.fixture
+def split_everything(monkeypatch):
+    """Split any work, however small, over the threads CONVLSTM_NUM_THREADS asks for."""
+    monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_THREAD", 1)
+    return lambda count: monkeypatch.setenv("CONVLSTM_NUM_THREADS", str(count))
+
+
+def test_thread_count_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("CONVLSTM_NUM_THREADS", "3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert threads.thread_count() == 3
+    monkeypatch.delenv("CONVLSTM_NUM_THREADS")
+    assert threads.thread_count() == 5
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert threads.thread_count() >= 1
+
+
+def test_split_run_covers_every_item_once(split_everything):
+    split_everything(3)
+    seen = np.zeros(7, int)
+
+    def mark(items):
+        seen[items] += 1
+
+    threads.split_run(mark, 7, 1)
+    np.testing.assert_array_equal(seen, np.ones(7, int))
+
+
+def test_split_run_stays_here_for_small_work(monkeypatch):
+    monkeypatch.setenv("CONVLSTM_NUM_THREADS", "4")
+    calls = []
+    threads.split_run(calls.append, 6, 10)
+    assert calls == [slice(0, 6)]
+
+
+def test_split_run_reraises_a_worker_error(split_everything):
+    split_everything(2)
+
+    def fail(items):
+        raise ValueError(f"bad items {items}")
+
+    with pytest.raises(ValueError, match="bad items"):
+        threads.split_run(fail, 4, 1)
+
+
+def _train_step(options, mask=None, seed=0):
+    rng = np.random.default_rng(seed)
+    layer = ConvLSTM2D(2, 3, seed=seed, **options)
+    layer.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype(w.dtype)
+                       for w in layer.get_weights()])
+    x = rng.normal(size=(5, 4, 6, 5, 2)).astype(np.float32)
+    output = layer.forward(x, mask=mask, training=True)
+    d_output = rng.normal(size=output.shape).astype(np.float32)
+    d_x = layer.backward(d_output)
+    return [output, d_x, *(owner.grads[key] for _, owner, key in layer.named_params())]
+
+
+MASK = np.array([[1, 1, 0, 1], [1, 0, 0, 1], [0, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 0]], bool)
+
+
+@pytest.mark.parametrize(
+    ("options", "mask"),
+    [
+        ({}, None),
+        ({}, MASK),
+        ({"dropout": 0.3, "recurrent_dropout": 0.2}, None),
+        ({"activation": "relu", "recurrent_activation": "hard_sigmoid"}, MASK),
+    ],
+    ids=["default", "mask", "dropout", "other_activations"],
+)
+def test_convlstm_on_three_threads_matches_one(split_everything, options, mask):
+    split_everything(1)
+    expected = _train_step(options, mask)
+    split_everything(3)
+    actual = _train_step(options, mask)
+    assert 3 in threads._pools  # the work was split
+    for got, want in zip(actual, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_gradients_on_three_threads(split_everything):
+    split_everything(3)
+    rng = np.random.default_rng(2)
+    layer = ConvLSTM2D(2, 2, dtype="float64", return_state=True)
+    layer.set_weights([rng.uniform(-0.5, 0.5, w.shape) for w in layer.get_weights()])
+    check_gradients(layer, rng.normal(size=(3, 3, 4, 4, 2)))
