@@ -388,10 +388,12 @@ def convlstm_backward(
     Ho, Wo = output_size((H, W), (kh, kw), cache.stride, cache.pads, cache.dilation)
     dtype = kernel.dtype
     order = internal_order(F)
-    recurrent_weights = recurrent_kernel.reshape(-1, F4).T[order]  # (4F, rkh*rkw*F)
+    # Both products of a step read the weights transposed, (rkh*rkw*F, 4F): so stored, they
+    # and the gradients run as contiguous matrix products.
+    recurrent_columns = np.ascontiguousarray(recurrent_kernel.reshape(-1, F4)[:, order])
     recurrent_windows = Windows((F, B, Ho, Wo), (rkh, rkw), (1, 1),
                                 (same_pads(Ho, rkh, 1), same_pads(Wo, rkw, 1)), (1, 1), dtype)
-    d_recurrent = np.zeros(recurrent_weights.shape, dtype)
+    d_recurrent = np.zeros(recurrent_columns.shape, dtype)
     # Step t's gates are not needed once its gradient is known, so the gate gradients overwrite
     # them: the cache's (T, 4F, P) buffer becomes d_gates and no second one is allocated.
     d_gates = cache.gates
@@ -432,8 +434,8 @@ def convlstm_backward(
         h_previous = cache.h_states[t].reshape(F, B, Ho, Wo)
         d_h_previous[...] = 0.0
         for rows, mask in gate_groups(F, cache.recurrent_masks):
-            d_recurrent[rows] += d_z[rows] @ recurrent_windows.columns(h_previous, mask).T
-            np.matmul(recurrent_weights[rows].T, d_z[rows], out=d_columns)
+            d_recurrent[:, rows] += recurrent_windows.columns(h_previous, mask) @ d_z[rows].T
+            np.matmul(recurrent_columns[:, rows], d_z[rows], out=d_columns)
             d_source = recurrent_windows.scatter(d_columns)
             if mask is not None:
                 d_source *= mask
@@ -444,11 +446,11 @@ def convlstm_backward(
         d_h_next, d_h_previous = d_h_previous, d_h_next
         d_c_next, d_c_previous = d_c_previous, d_c_next
 
-    input_weights = kernel.reshape(-1, F4).T[order]  # (4F, kh*kw*C)
+    input_columns = np.ascontiguousarray(kernel.reshape(-1, F4)[:, order])  # (kh*kw*C, 4F)
     C = cache.x.shape[0]
     input_windows = Windows((C, B, H, W), (kh, kw), cache.stride, cache.pads, cache.dilation,
                             dtype)
-    d_input = np.zeros(input_weights.shape, dtype)
+    d_input = np.zeros(input_columns.shape, dtype)
     d_columns = np.empty((input_windows.rows, P), dtype)
     d_frame = np.empty((C, B, H, W), dtype)
     d_x = np.empty((B, T, H, W, C), dtype)
@@ -456,17 +458,17 @@ def convlstm_backward(
         frame = cache.x[:, t]
         d_frame[...] = 0.0
         for rows, mask in gate_groups(F, cache.input_masks):
-            d_input[rows] += d_gates[t][rows] @ input_windows.columns(frame, mask).T
-            np.matmul(input_weights[rows].T, d_gates[t][rows], out=d_columns)
+            d_input[:, rows] += input_windows.columns(frame, mask) @ d_gates[t][rows].T
+            np.matmul(input_columns[:, rows], d_gates[t][rows], out=d_columns)
             d_source = input_windows.scatter(d_columns)
             if mask is not None:
                 d_source *= mask
             d_frame += d_source
         d_x[:, t] = np.moveaxis(d_frame, 0, -1)
 
-    def keras_layout(d_weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        keras_columns = np.empty(d_weights.T.shape, dtype)
-        keras_columns[:, order] = d_weights.T
+    def keras_layout(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        keras_columns = np.empty(gradient.shape, dtype)
+        keras_columns[:, order] = gradient  # internal gate order back to Keras'
         return keras_columns.reshape(shape)
 
     grads = {
