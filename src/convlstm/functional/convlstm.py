@@ -37,8 +37,9 @@ from convlstm.functional.windows import Pads, output_size, same_pads
 class Windows:
     """im2col and its adjoint for one convolution geometry, with buffers made once.
 
-    Inputs are channels-first planes (C, ..., H, W) with any leading axes; columns are
-    (kh*kw*C, pixels) in the row order of a Keras kernel reshaped to (kh*kw*C, F).
+    Inputs are channels-first planes (C, B, H, W); columns are (kh*kw*C, pixels) in the row
+    order of a Keras kernel reshaped to (kh*kw*C, F). Large batches are gathered and scattered
+    on several threads, by samples.
     """
 
     def __init__(
@@ -65,17 +66,24 @@ class Windows:
 
     def columns(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """The windows of ``x`` (times ``mask``) as (kh*kw*C, pixels), in the reused buffer."""
+        samples, pixels = self.cols.shape[3], int(np.prod(self.out_hw))
+        split_run(partial(self._gather, x, mask), samples, self.rows * pixels)
+        return self.cols.reshape(self.rows, -1)
+
+    def _gather(self, x: np.ndarray, mask: np.ndarray | None, samples: slice) -> None:
+        x = x[:, samples]
+        mask = None if mask is None else mask[:, samples]
         if self.padded is None:
             source = x if mask is None else x * mask
         else:
-            source = self.padded
-            inside = interior(self.padded, self.pads)
+            source = self.padded[:, samples]
+            inside = interior(source, self.pads)
             if mask is None:
                 inside[...] = x
             else:
                 np.multiply(x, mask, out=inside)
-        im2col_planes(source, self.window, self.stride, self.dilation, self.out_hw, out=self.cols)
-        return self.cols.reshape(self.rows, -1)
+        im2col_planes(source, self.window, self.stride, self.dilation, self.out_hw,
+                      out=self.cols[:, :, :, samples])
 
     def scatter(self, d_columns: np.ndarray) -> np.ndarray:
         """The adjoint of :meth:`columns` (without the mask): (kh*kw*C, pixels) -> x's shape.
@@ -84,9 +92,14 @@ class Windows:
         """
         if self.d_padded is None:
             self.d_padded = np.empty(self.padded_shape, self.cols.dtype)
-        col2im_planes(d_columns.reshape(self.cols.shape), self.padded_shape, self.stride,
-                      self.dilation, out=self.d_padded)
+        d_columns = d_columns.reshape(self.cols.shape)
+        samples, pixels = self.cols.shape[3], int(np.prod(self.out_hw))
+        split_run(partial(self._scatter, d_columns), samples, self.rows * pixels)
         return interior(self.d_padded, self.pads)
+
+    def _scatter(self, d_columns: np.ndarray, samples: slice) -> None:
+        col2im_planes(d_columns[:, :, :, samples], self.padded_shape, self.stride, self.dilation,
+                      out=self.d_padded[:, samples])
 
 
 def gate_groups(width: int, *gate_masks: np.ndarray | None):
