@@ -164,6 +164,11 @@ def _kept_pixels(mask: np.ndarray | None, t: int, pixels: int) -> np.ndarray | N
     return np.repeat(mask[:, t], pixels)[None, :]
 
 
+def _store_channels_last(planes: np.ndarray, out: np.ndarray, samples: slice) -> None:
+    """``out[samples] = planes[:, samples]`` channels-last: (F, P) planes, out (B, H', W', F)."""
+    out[samples] = np.moveaxis(planes.reshape(-1, *out.shape[:3])[:, samples], 0, -1)
+
+
 def _cell_update(
     samples: slice,
     *,
@@ -308,13 +313,17 @@ def convlstm_forward(
         outputs[:, t] = channels_last_view(previous_output)
 
     def channels_last(state: np.ndarray) -> np.ndarray:
-        return channels_last_view(state).copy()
+        result = np.empty((B, Ho, Wo, F), x.dtype)
+        split_run(partial(_store_channels_last, state, result), B, F * Ho * Wo)
+        return result
 
     cache = None
     if training:
         cache = ConvLSTMCache(frames, gates, h_states, c_states, mask, input_masks,
                               recurrent_masks, stride, pads, dilation)
-    return outputs, channels_last(h_states[T % slots]), channels_last(c_states[T % slots]), cache
+    # Unmasked, the last output is the final h, already channels-last.
+    h_final = outputs[:, -1].copy() if mask is None else channels_last(h_states[T % slots])
+    return outputs, h_final, channels_last(c_states[T % slots]), cache
 
 
 def _gate_gradients(
