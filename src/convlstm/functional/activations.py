@@ -52,12 +52,12 @@ def _linear(x, out=None):
 
 
 def _sigmoid(x, out=None):
-    # 1/(1+exp(-x)) = (1 + tanh(x/2))/2: one transcendental, no overflow for large |x|.
-    y = np.multiply(x, 0.5, out=out)
-    np.tanh(y, out=y)
+    # 1/(1+exp(-x)); for x below about -88 (float32) exp overflows to inf and the result is 0.
+    y = np.negative(x, out=out)
+    with np.errstate(over="ignore"):
+        np.exp(y, out=y)
     y += 1.0
-    y *= 0.5
-    return y
+    return np.reciprocal(y, out=y)
 
 
 def _tanh_derivative(y, out=None):
