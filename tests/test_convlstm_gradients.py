@@ -195,3 +195,29 @@ def test_dropout_masks_are_per_call_seeded_and_training_only():
         np.testing.assert_array_equal(inference, _layer(seed=7).forward(x))  # none at inference
     np.testing.assert_array_equal(outputs[0][0], outputs[1][0])  # reproducible from the seed
     np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
+
+
+@pytest.mark.parametrize(
+    ("options", "pixels"),
+    [({}, 20), ({"dropout": 0.3, "recurrent_dropout": 0.2}, 20),
+     ({"stride": 2, "padding": "valid"}, 2)],
+    ids=["default", "dropout", "strided"],
+)
+def test_backward_in_sample_chunks_matches_whole_batch(monkeypatch, options, pixels):
+    # Chunks of 2 samples (6 = 2+2+2) against the whole batch at once: same gradients.
+    import convlstm.functional.convlstm as kernel
+
+    def gradients():
+        layer = _layer(seed=4, **options)
+        x = _x((6, 3, 5, 4, 2))
+        mask = np.ones((6, 3), bool)
+        mask[1, 1] = mask[4, 0] = False
+        output = layer.forward(x, mask=mask, training=True)
+        d_x = layer.backward(np.random.default_rng(5).normal(size=output.shape))
+        return [d_x, *(owner.grads[key] for _, owner, key in layer.named_params())]
+
+    whole = gradients()
+    monkeypatch.setattr(kernel, "SAMPLES_PIXELS", 2 * pixels)  # pixels of one output frame
+    assert kernel._samples_per_chunk(6, pixels) == 2
+    for chunked, expected in zip(gradients(), whole):
+        np.testing.assert_allclose(chunked, expected, rtol=1e-12, atol=1e-13)

@@ -329,6 +329,68 @@ def convlstm_forward(
     return outputs, h_final, channels_last(c_states[T % slots]), cache
 
 
+SAMPLES_PIXELS = 1 << 14
+"""About how many pixels the backward pass gathers at once (see :class:`ConvolutionBackward`)."""
+
+
+def _samples_per_chunk(batch: int, pixels: int) -> int:
+    """The largest divisor of ``batch`` whose samples hold at most ``SAMPLES_PIXELS`` pixels."""
+    fitting = [n for n in range(1, batch + 1) if batch % n == 0 and n * pixels <= SAMPLES_PIXELS]
+    return max(fitting, default=1)
+
+
+class ConvolutionBackward:
+    """Gradients through one of the step product's convolutions (input or recurrent).
+
+    Works a few samples at a time, so its (kh*kw*C, pixels) columns and their gradient hold a
+    chunk's pixels, not the batch's: for large batches this is most of the backward pass's
+    memory beyond the cache. ``d_weights`` (kh*kw*C, 4F) accumulates over calls.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int, int],
+        window: tuple[int, int],
+        stride: tuple[int, int],
+        pads: Pads,
+        dilation: tuple[int, int],
+        weight_columns: np.ndarray,
+    ) -> None:
+        channels, batch, H, W = in_shape
+        dtype = weight_columns.dtype
+        self.pixels = int(np.prod(output_size((H, W), window, stride, pads, dilation)))
+        self.chunk = _samples_per_chunk(batch, self.pixels)
+        self.windows = Windows((channels, self.chunk, H, W), window, stride, pads, dilation, dtype)
+        self.weights = weight_columns  # (kh*kw*C, 4F), internal gate order
+        self.d_weights = np.zeros(weight_columns.shape, dtype)
+        self.d_columns = np.empty((self.windows.rows, self.chunk * self.pixels), dtype)
+
+    def __call__(
+        self,
+        source: np.ndarray,
+        d_z: np.ndarray,
+        gate_masks: np.ndarray | None,
+        d_source: np.ndarray,
+    ) -> None:
+        """Add the gradients of the convolution of ``source`` (C, B, H, W), given those of the
+        product d_z (4F, P), to ``d_weights`` and to ``d_source`` (C, B, H, W).
+
+        ``gate_masks`` (4, C, B, H, W) are the dropout masks the forward applied, or None.
+        """
+        for rows, mask in gate_groups(d_z.shape[0] // 4, gate_masks):
+            for first in range(0, source.shape[1], self.chunk):
+                samples = slice(first, first + self.chunk)
+                chunk_mask = None if mask is None else mask[:, samples]
+                d_z_chunk = d_z[rows, first * self.pixels : (first + self.chunk) * self.pixels]
+                columns = self.windows.columns(source[:, samples], chunk_mask)
+                self.d_weights[:, rows] += columns @ d_z_chunk.T
+                np.matmul(self.weights[:, rows], d_z_chunk, out=self.d_columns)
+                d_chunk = self.windows.scatter(self.d_columns)
+                if chunk_mask is not None:
+                    d_chunk *= chunk_mask
+                d_source[:, samples] += d_chunk
+
+
 def _gate_gradients(
     samples: slice,
     *,
@@ -415,10 +477,9 @@ def convlstm_backward(
     order = internal_order(F)
     # Both products of a step read the weights transposed, (rkh*rkw*F, 4F): so stored, they
     # and the gradients run as contiguous matrix products.
-    recurrent_columns = np.ascontiguousarray(recurrent_kernel.reshape(-1, F4)[:, order])
-    recurrent_windows = Windows((F, B, Ho, Wo), (rkh, rkw), (1, 1),
-                                (same_pads(Ho, rkh, 1), same_pads(Wo, rkw, 1)), (1, 1), dtype)
-    d_recurrent = np.zeros(recurrent_columns.shape, dtype)
+    recurrent = ConvolutionBackward(
+        (F, B, Ho, Wo), (rkh, rkw), (1, 1), (same_pads(Ho, rkh, 1), same_pads(Wo, rkw, 1)),
+        (1, 1), np.ascontiguousarray(recurrent_kernel.reshape(-1, F4)[:, order]))
     # Step t's gates are not needed once its gradient is known, so the gate gradients overwrite
     # them: the cache's (T, 4F, P) buffer becomes d_gates and no second one is allocated.
     d_gates = cache.gates
@@ -426,7 +487,6 @@ def convlstm_backward(
     # alternate between two pairs (this step's and the next step's).
     d_h, d_c, act_c, d_candidate = (np.empty((F, P), dtype) for _ in range(4))
     d_gate_slopes = np.empty((3 * F, P), dtype)
-    d_columns = np.empty((recurrent_windows.rows, P), dtype)
     d_h_next = _planar_state(d_h_final, F, P, dtype)
     d_c_next = _planar_state(d_c_final, F, P, dtype)
     d_h_previous, d_c_previous = np.empty((F, P), dtype), np.empty((F, P), dtype)
@@ -455,40 +515,24 @@ def convlstm_backward(
                           image_pixels=Ho * Wo, activation=activation,
                           recurrent_activation=recurrent_activation),
                   B, 8 * F * Ho * Wo)
-        d_z = z
-        h_previous = cache.h_states[t].reshape(F, B, Ho, Wo)
-        d_h_previous[...] = 0.0
-        for rows, mask in gate_groups(F, cache.recurrent_masks):
-            d_recurrent[:, rows] += recurrent_windows.columns(h_previous, mask) @ d_z[rows].T
-            np.matmul(recurrent_columns[:, rows], d_z[rows], out=d_columns)
-            d_source = recurrent_windows.scatter(d_columns)
-            if mask is not None:
-                d_source *= mask
-            d_h_previous.reshape(F, B, Ho, Wo)[...] += d_source
+        d_h_previous[...] = 0.0  # z now holds the gradients of the step product
+        recurrent(cache.h_states[t].reshape(F, B, Ho, Wo), z, cache.recurrent_masks,
+                  d_h_previous.reshape(F, B, Ho, Wo))
         if keep is not None:
             d_h_previous += np.where(keep, 0.0, d_h_next)
             d_c_previous += np.where(keep, 0.0, d_c_next)
         d_h_next, d_h_previous = d_h_previous, d_h_next
         d_c_next, d_c_previous = d_c_previous, d_c_next
 
-    input_columns = np.ascontiguousarray(kernel.reshape(-1, F4)[:, order])  # (kh*kw*C, 4F)
     C = cache.x.shape[0]
-    input_windows = Windows((C, B, H, W), (kh, kw), cache.stride, cache.pads, cache.dilation,
-                            dtype)
-    d_input = np.zeros(input_columns.shape, dtype)
-    d_columns = np.empty((input_windows.rows, P), dtype)
+    inputs = ConvolutionBackward(
+        (C, B, H, W), (kh, kw), cache.stride, cache.pads, cache.dilation,
+        np.ascontiguousarray(kernel.reshape(-1, F4)[:, order]))
     d_frame = np.empty((C, B, H, W), dtype)
     d_x = np.empty((B, T, H, W, C), dtype)
     for t in range(T):  # the input convolution does not depend on the state: any order works
-        frame = cache.x[:, t]
         d_frame[...] = 0.0
-        for rows, mask in gate_groups(F, cache.input_masks):
-            d_input[:, rows] += input_windows.columns(frame, mask) @ d_gates[t][rows].T
-            np.matmul(input_columns[:, rows], d_gates[t][rows], out=d_columns)
-            d_source = input_windows.scatter(d_columns)
-            if mask is not None:
-                d_source *= mask
-            d_frame += d_source
+        inputs(cache.x[:, t], d_gates[t], cache.input_masks, d_frame)
         d_x[:, t] = np.moveaxis(d_frame, 0, -1)
 
     def keras_layout(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -497,8 +541,8 @@ def convlstm_backward(
         return keras_columns.reshape(shape)
 
     grads = {
-        "kernel": keras_layout(d_input, kernel.shape),
-        "recurrent_kernel": keras_layout(d_recurrent, recurrent_kernel.shape),
+        "kernel": keras_layout(inputs.d_weights, kernel.shape),
+        "recurrent_kernel": keras_layout(recurrent.d_weights, recurrent_kernel.shape),
     }
     if use_bias:
         grads["bias"] = np.empty(F4, dtype)
