@@ -403,7 +403,7 @@ def _gate_gradients(
     d_c_previous: np.ndarray,
     act_c: np.ndarray,
     d_candidate: np.ndarray,
-    d_gate_slopes: np.ndarray,
+    gate_slope: np.ndarray,
     image_pixels: int,
     activation: Activation,
     recurrent_activation: Activation,
@@ -413,13 +413,13 @@ def _gate_gradients(
     From the activated gates z (4F, P), the cell states c and c_previous, and the gradients
     d_h (all of this step's h gradient) and d_c_carried (the next step's c gradient), writes
     the cell gradient d_c and d_c_previous (F, P) and overwrites z with the gradients of the
-    pre-activations. act_c, d_candidate (F, P) and d_gate_slopes (3F, P) are scratch.
+    pre-activations. act_c, d_candidate and gate_slope (F, P) are scratch.
     """
     pixels = slice(samples.start * image_pixels, samples.stop * image_pixels)
     z, c, c_previous, d_h = z[:, pixels], c[:, pixels], c_previous[:, pixels], d_h[:, pixels]
     d_c_carried, d_c, d_c_previous = d_c_carried[:, pixels], d_c[:, pixels], d_c_previous[:, pixels]
     act_c, d_candidate = act_c[:, pixels], d_candidate[:, pixels]
-    d_gate_slopes = d_gate_slopes[:, pixels]
+    gate_slope = gate_slope[:, pixels]
     F = c.shape[0]
     i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
     activation(c, out=act_c)
@@ -433,11 +433,10 @@ def _gate_gradients(
     activation.derivative_into(g, out=d_candidate)
     d_candidate *= i
     d_candidate *= d_c
-    recurrent_activation.derivative_into(z[: 3 * F], out=d_gate_slopes)
-    np.multiply(d_c, g, out=i)
-    np.multiply(d_c, c_previous, out=f)
-    np.multiply(d_h, act_c, out=o)
-    z[: 3 * F] *= d_gate_slopes
+    for gate, factor, other in ((i, d_c, g), (f, d_c, c_previous), (o, d_h, act_c)):
+        recurrent_activation.derivative_into(gate, out=gate_slope)
+        np.multiply(factor, other, out=gate)
+        gate *= gate_slope
     g[...] = d_candidate
 
 
@@ -485,8 +484,7 @@ def convlstm_backward(
     d_gates = cache.gates
     # Every (F, P) intermediate of a step has its own buffer, made once; the states' gradients
     # alternate between two pairs (this step's and the next step's).
-    d_h, d_c, act_c, d_candidate = (np.empty((F, P), dtype) for _ in range(4))
-    d_gate_slopes = np.empty((3 * F, P), dtype)
+    d_h, d_c, act_c, d_candidate, gate_slope = (np.empty((F, P), dtype) for _ in range(5))
     d_h_next = _planar_state(d_h_final, F, P, dtype)
     d_c_next = _planar_state(d_c_final, F, P, dtype)
     d_h_previous, d_c_previous = np.empty((F, P), dtype), np.empty((F, P), dtype)
@@ -511,7 +509,7 @@ def convlstm_backward(
             np.copyto(d_h, 0.0, where=~keep)
         split_run(partial(_gate_gradients, z=z, c=c, c_previous=c_previous, d_h=d_h,
                           d_c_carried=d_c_carried, d_c=d_c, d_c_previous=d_c_previous,
-                          act_c=act_c, d_candidate=d_candidate, d_gate_slopes=d_gate_slopes,
+                          act_c=act_c, d_candidate=d_candidate, gate_slope=gate_slope,
                           image_pixels=Ho * Wo, activation=activation,
                           recurrent_activation=recurrent_activation),
                   B, 8 * F * Ho * Wo)
