@@ -63,12 +63,12 @@ class Windows:
         cols_shape = (*window, *lead, *self.out_hw)
         self.cols = np.empty(cols_shape, dtype) if cols is None else cols.reshape(cols_shape)
         self.rows = window[0] * window[1] * lead[0]
+        self.pixels = self.out_hw[0] * self.out_hw[1]  # per sample
         self.d_padded: np.ndarray | None = None  # made by the first scatter
 
     def columns(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """The windows of ``x`` (times ``mask``) as (kh*kw*C, pixels), in the reused buffer."""
-        samples, pixels = self.cols.shape[3], int(np.prod(self.out_hw))
-        split_run(partial(self._gather, x, mask), samples, self.rows * pixels)
+        split_run(partial(self._gather, x, mask), self.cols.shape[3], self.rows * self.pixels)
         return self.cols.reshape(self.rows, -1)
 
     def _gather(self, x: np.ndarray, mask: np.ndarray | None, samples: slice) -> None:
@@ -94,8 +94,7 @@ class Windows:
         if self.d_padded is None:
             self.d_padded = np.empty(self.padded_shape, self.cols.dtype)
         d_columns = d_columns.reshape(self.cols.shape)
-        samples, pixels = self.cols.shape[3], int(np.prod(self.out_hw))
-        split_run(partial(self._scatter, d_columns), samples, self.rows * pixels)
+        split_run(partial(self._scatter, d_columns), self.cols.shape[3], self.rows * self.pixels)
         return interior(self.d_padded, self.pads)
 
     def _scatter(self, d_columns: np.ndarray, samples: slice) -> None:

@@ -40,7 +40,8 @@ def split_run(function: Callable[[slice], None], count: int, elements_per_item: 
         count: number of items (for the ConvLSTM step, samples of the batch).
         elements_per_item: elements of work per item, to decide how many threads pay off.
     """
-    threads = min(thread_count(), count, count * elements_per_item // MIN_ELEMENTS_PER_THREAD)
+    worth = count * elements_per_item // MIN_ELEMENTS_PER_THREAD
+    threads = min(thread_count(), count, worth) if worth > 1 else 1
     if threads <= 1:
         function(slice(0, count))
         return
