@@ -18,6 +18,9 @@ is cheaper than NumPy's tanh-based form.
 With Keras' dropout, each gate convolves its own masked copy of the input (or state), so the
 product splits into four, one per gate.
 
+The elementwise work of a step (activations, cell update, writing the output channels-last) and
+the window gather and scatter are split by samples over threads (``functional.threads``).
+
 Training cache size, per layer, in floats: ``B*H'*W'*F*(6T + 2)`` (activated gates ``4T``, cell
 states ``T+1``, hidden states ``T+1``), plus a reference to the input.
 """
