@@ -1,6 +1,10 @@
 """Elementwise work split over threads: the split helper, and the ConvLSTM kernels giving the
 same numbers on 3 threads as on 1 (the unit tests' arrays are otherwise too small to split)."""
 
+import multiprocessing
+import os
+import sys
+
 import numpy as np
 import pytest
 from gradcheck import check_gradients
@@ -84,7 +88,7 @@ def test_convlstm_on_three_threads_matches_one(split_everything, options, mask):
     expected = _train_step(options, mask)
     split_everything(3)
     actual = _train_step(options, mask)
-    assert 3 in threads._pools  # the work was split
+    assert (os.getpid(), 3) in threads._pools  # the work was split
     for got, want in zip(actual, expected):
         np.testing.assert_array_equal(got, want)
 
@@ -95,3 +99,26 @@ def test_gradients_on_three_threads(split_everything):
     layer = ConvLSTM2D(2, 2, dtype="float64", return_state=True)
     layer.set_weights([rng.uniform(-0.5, 0.5, w.shape) for w in layer.get_weights()])
     check_gradients(layer, rng.normal(size=(3, 3, 4, 4, 2)))
+
+
+def _split_in_child(queue):
+    seen = np.zeros(4, int)
+
+    def mark(items):
+        seen[items] += 1
+
+    threads.split_run(mark, 4, 1)
+    queue.put(seen.tolist())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_a_forked_child_makes_its_own_threads(split_everything):
+    split_everything(2)
+    threads.split_run(lambda items: None, 4, 1)  # the parent's pool exists before the fork
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_split_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=30)
+    assert child.exitcode == 0, "the child hung or failed splitting work"
+    assert queue.get(timeout=5) == [1, 1, 1, 1]

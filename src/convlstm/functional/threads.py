@@ -18,7 +18,8 @@ MIN_ELEMENTS_PER_THREAD = 1 << 18
 """Below about this many elements of work per thread, handing work to a thread costs more than
 running it here."""
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (process id, threads): a forked
+# child inherits the parent's pools without their threads, so it must make its own.
 
 
 def thread_count() -> int:
@@ -47,7 +48,8 @@ def split_run(function: Callable[[slice], None], count: int, elements_per_item: 
         return
     bounds = [count * k // threads for k in range(threads + 1)]
     slices = [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
-    if threads not in _pools:
-        _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="convlstm")
-    for _ in _pools[threads].map(function, slices):  # re-raises a worker's exception here
+    key = (os.getpid(), threads)
+    if key not in _pools:
+        _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="convlstm")
+    for _ in _pools[key].map(function, slices):  # re-raises a worker's exception here
         pass
