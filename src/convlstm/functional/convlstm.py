@@ -176,6 +176,12 @@ def _store_channels_last(planes: np.ndarray, out: np.ndarray, samples: slice) ->
     out[samples] = np.moveaxis(planes.reshape(-1, *out.shape[:3])[:, samples], 0, -1)
 
 
+def _channels_last(planes: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """(F, B*H'*W') planes written channels-last into ``out`` (B, H', W', F), by samples."""
+    split_run(partial(_store_channels_last, planes, out), out.shape[0], out[0].size)
+    return out
+
+
 def _cell_update(
     samples: slice,
     *,
@@ -196,6 +202,7 @@ def _cell_update(
     get the new states (P = B*H'*W' pixels, sample-major); ``output`` (B, H', W', F), if given,
     gets next_h channels-last.
     """
+    all_next_h = next_h
     pixels = slice(samples.start * image_pixels, samples.stop * image_pixels)
     z, c, next_c = z[:, pixels], c[:, pixels], next_c[:, pixels]
     next_h, scratch = next_h[:, pixels], scratch[:, pixels]
@@ -212,7 +219,7 @@ def _cell_update(
     activation(next_c, out=next_h)
     next_h *= o  # h = o*act(c)
     if output is not None:
-        output[samples] = np.moveaxis(next_h.reshape(F, -1, *output.shape[1:3]), 0, -1)
+        _store_channels_last(all_next_h, output, samples)
 
 
 def convlstm_forward(
@@ -292,9 +299,6 @@ def convlstm_forward(
     outputs = np.empty((B, T, Ho, Wo, F), x.dtype)
     previous_output: np.ndarray | float = 0.0  # the last output (planes): a masked step repeats it
 
-    def channels_last_view(state: np.ndarray) -> np.ndarray:
-        return np.moveaxis(state.reshape(F, B, Ho, Wo), 0, -1)
-
     for t in range(T):
         h, c = h_states[t % slots], c_states[t % slots]
         next_h, next_c = h_states[(t + 1) % slots], c_states[(t + 1) % slots]
@@ -315,20 +319,18 @@ def convlstm_forward(
         next_c[...] = np.where(keep, next_c, c)
         previous_output = np.where(keep, next_h, previous_output)
         next_h[...] = np.where(keep, next_h, h)
-        outputs[:, t] = channels_last_view(previous_output)
-
-    def channels_last(state: np.ndarray) -> np.ndarray:
-        result = np.empty((B, Ho, Wo, F), x.dtype)
-        split_run(partial(_store_channels_last, state, result), B, F * Ho * Wo)
-        return result
+        _channels_last(previous_output, outputs[:, t])
 
     cache = None
     if training:
         cache = ConvLSTMCache(frames, gates, h_states, c_states, mask, input_masks,
                               recurrent_masks, stride, pads, dilation)
+    state_shape = (B, Ho, Wo, F)
     # Unmasked, the last output is the final h, already channels-last.
-    h_final = outputs[:, -1].copy() if mask is None else channels_last(h_states[T % slots])
-    return outputs, h_final, channels_last(c_states[T % slots]), cache
+    h_final = (outputs[:, -1].copy() if mask is None
+               else _channels_last(h_states[T % slots], np.empty(state_shape, x.dtype)))
+    c_final = _channels_last(c_states[T % slots], np.empty(state_shape, x.dtype))
+    return outputs, h_final, c_final, cache
 
 
 SAMPLES_PIXELS = 1 << 14
@@ -548,10 +550,9 @@ def convlstm_backward(
         grads["bias"] = np.empty(F4, dtype)
         grads["bias"][order] = d_gates.sum(axis=(0, 2))
 
-    def channels_last_state(gradient):
-        return np.moveaxis(gradient.reshape(F, B, Ho, Wo), 0, -1).copy()
-
-    return d_x, channels_last_state(d_h_next), channels_last_state(d_c_next), grads
+    state_shape = (B, Ho, Wo, F)
+    return (d_x, _channels_last(d_h_next, np.empty(state_shape, dtype)),
+            _channels_last(d_c_next, np.empty(state_shape, dtype)), grads)
 
 
 def dropout_masks(
