@@ -71,31 +71,8 @@ INSTALL_HINT = "pip install 'numpy-convlstm[keras]'"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _MAX_CONFIG_BYTES = 64 * 2**20
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-
-
-# ------------------------------------------------------------------------ Keras 2 hard sigmoid
-
-
-def _hard_sigmoid_keras2(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    y = np.multiply(x, 0.2, out=out)
-    y += 0.5
-    return np.clip(y, 0.0, 1.0, out=y)
-
-
-def _hard_sigmoid_keras2_derivative(y: np.ndarray) -> np.ndarray:
-    return np.where((y > 0.0) & (y < 1.0), 0.2, 0.0).astype(y.dtype)
-
-
-HARD_SIGMOID_KERAS2 = activations.Activation(
-    "hard_sigmoid_keras2", _hard_sigmoid_keras2, _hard_sigmoid_keras2_derivative
-)
+HARD_SIGMOID_KERAS2 = activations.ACTIVATIONS["hard_sigmoid_keras2"]
 """Keras 2's ``hard_sigmoid``: ``clip(0.2 x + 0.5, 0, 1)``, derivative 0.2 inside (0, 1)."""
-
-
-def _keras2_hard_sigmoid() -> activations.Activation:
-    """The library's registered "hard_sigmoid_keras2" when there is one (so that configs
-    serialise), else :data:`HARD_SIGMOID_KERAS2`."""
-    return activations.ACTIVATIONS.get("hard_sigmoid_keras2", HARD_SIGMOID_KERAS2)
 
 
 # ------------------------------------------------------------------------------- the table
@@ -311,7 +288,7 @@ def _activation(label: str, value: object, version: str) -> object:
     if not isinstance(value, str):
         raise ValueError(f"{label}: expected an activation name; got {str(value)[:80]!r}.")
     if value == "hard_sigmoid" and _major(version) < 3:
-        return _keras2_hard_sigmoid()
+        return HARD_SIGMOID_KERAS2
     return value
 
 
