@@ -281,3 +281,14 @@ def test_config_and_name(loss, config):
 def test_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize(("loss", "draw"), GRADIENT_CASES, ids=[repr(c[0]) for c in GRADIENT_CASES])
+def test_value_and_gradient_is_both_calls_in_one(loss, draw):
+    rng = np.random.default_rng(2)
+    y_true, y_pred = rng.random((2, 3, 4)), draw(rng)
+    value, gradient = loss.value_and_gradient(y_true, y_pred)
+    assert value == loss(y_true, y_pred)
+    np.testing.assert_array_equal(gradient, loss.gradient(y_true, y_pred))
+    with pytest.raises(ValueError, match=r"value_and_gradient: expected y_true and y_pred of"):
+        loss.value_and_gradient(y_true, y_pred[:1])

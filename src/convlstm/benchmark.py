@@ -247,8 +247,8 @@ def training_step(
         ``loss`` (0-d), ``d_x`` (x's shape) and ``d_<weight>`` for every weight (its shape).
     """
     output = layer.forward(x, training=True)
-    value = loss(target, output)
-    d_x = layer.backward(loss.gradient(target, output))
+    value, d_output = loss.value_and_gradient(target, output)
+    d_x = layer.backward(d_output)
     grads = {
         f"d_{name.rsplit('/', 1)[-1]}": owner.grads[key]
         for name, owner, key in layer.named_params()

@@ -77,6 +77,14 @@ class Loss(ABC):
         y_true, y_pred = _pair(f"{type(self).__name__}.gradient", y_true, y_pred)
         return self._slope(y_true, y_pred)
 
+    def value_and_gradient(
+        self, y_true: np.ndarray, y_pred: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """``(loss(y_true, y_pred), gradient(y_true, y_pred))``, checking and casting the arrays
+        once: what a training step needs."""
+        y_true, y_pred = _pair(f"{type(self).__name__}.value_and_gradient", y_true, y_pred)
+        return float(np.mean(self._losses(y_true, y_pred))), self._slope(y_true, y_pred)
+
     def get_config(self) -> dict[str, Any]:
         """The Keras name and the constructor arguments."""
         return {"name": self.name}

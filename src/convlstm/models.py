@@ -159,8 +159,8 @@ class Sequential(Layer):
         the update, as Keras reports it)."""
         self._require_compiled("train_on_batch")
         prediction = self.forward(x, training=True)
-        loss = self.loss(y, prediction)
-        self.backward(self.loss.gradient(y, prediction))
+        loss, d_prediction = self.loss.value_and_gradient(y, prediction)
+        self.backward(d_prediction)
         self.optimizer.apply(*self.trainable_weights())
         return loss
 

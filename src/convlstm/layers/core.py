@@ -165,7 +165,9 @@ class LayerActivation:
             return d_y
         if self.function is None:
             return softmax_backward(y, d_y, -1)
-        return d_y * self.function.derivative(y)
+        d_x = self.function.derivative_into(y, np.empty(y.shape, np.result_type(y, d_y)))
+        d_x *= d_y
+        return d_x
 
     def config(self, owner: str) -> str:
         """The name to store in a config; a callable cannot be serialised."""
