@@ -149,7 +149,8 @@ class _Conv(KernelLayer):
         x = check.numeric_array(owner, "x", x, self.dtype)
         self._checked_shape(owner, "x", x.shape)
         self.build(x.shape)
-        frames = np.moveaxis(x, 1, -1) if self._channels_first else x
+        # One contiguous copy here; the kernels then read every tap without strided views.
+        frames = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if self._channels_first else x
         pads = self._geometry(frames.shape[1:-1])[0]
         z, padded = conv_forward(
             frames,
@@ -169,7 +170,7 @@ class _Conv(KernelLayer):
         """Fill ``grads`` from d_output (the output's shape); return d_x (the input's shape)."""
         (padded, pads, saved), d_output = self._consume(d_output)
         if self._channels_first:
-            d_output = np.moveaxis(d_output, 1, -1)
+            d_output = np.ascontiguousarray(np.moveaxis(d_output, 1, -1))
         d_z = self.activation.backward(saved, d_output)
         d_x, self.grads["kernel"], d_bias = conv_backward(
             d_z, padded, self.params["kernel"], self.strides, pads, self.dilation_rate
