@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
+from convlstm.functional.dense_ops import softmax
 
 # Keras' backend.epsilon(): probabilities are clipped to [EPSILON, 1 - EPSILON].
 EPSILON = 1e-7
@@ -214,9 +215,8 @@ class CategoricalCrossentropy(Loss):
         axis = self._class_axis(y_pred)
         samples = y_pred.size // y_pred.shape[axis]
         if self.from_logits:
-            shifted = np.exp(y_pred - np.max(y_pred, axis=axis, keepdims=True))
-            softmax = shifted / np.sum(shifted, axis=axis, keepdims=True)
-            return (softmax * np.sum(y_true, axis=axis, keepdims=True) - y_true) / samples
+            probabilities = softmax(y_pred, axis)
+            return (probabilities * np.sum(y_true, axis=axis, keepdims=True) - y_true) / samples
         total = np.sum(y_pred, axis=axis, keepdims=True)
         q = y_pred / total
         r = np.clip(q, EPSILON, 1 - EPSILON)

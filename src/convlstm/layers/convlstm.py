@@ -20,8 +20,8 @@ from convlstm.functional.convlstm import (
 )
 from convlstm.functional.windows import output_size, resolve_pads
 from convlstm.layers.base import Layer
+from convlstm.layers.core import DATA_FORMATS
 
-DATA_FORMATS = ("channels_last", "channels_first")
 WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
 
 

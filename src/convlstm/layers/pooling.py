@@ -12,8 +12,7 @@ from convlstm import _validation as check
 from convlstm.functional.pooling import max_pool, max_pool_backward
 from convlstm.functional.windows import output_size, resolve_pads
 from convlstm.layers.base import Layer
-
-DATA_FORMATS = ("channels_last", "channels_first")
+from convlstm.layers.core import DATA_FORMATS
 
 
 class _MaxPooling(Layer):
