@@ -49,9 +49,18 @@ class CachedLayer(Layer):
     grads: dict[str, np.ndarray]
     _cache: tuple[Any, tuple[int, ...], np.dtype] | None = None
 
-    def _keep(self, cache: Any, output: np.ndarray | None) -> None:
-        """Replace the cache: every forward calls this, an inference one with ``None``."""
-        self._cache = None if output is None else (cache, output.shape, output.dtype)
+    def _keep(
+        self, cache: Any, output: np.ndarray | None, gradient_dtype: np.dtype | None = None
+    ) -> None:
+        """Replace the cache: every forward calls this, an inference one with ``None``.
+
+        ``d_output`` will be checked against the output's shape and cast to ``gradient_dtype``
+        (default: the output's dtype).
+        """
+        if output is None:
+            self._cache = None
+            return
+        self._cache = (cache, output.shape, gradient_dtype or output.dtype)
 
     def _consume(self, d_output: object) -> tuple[Any, np.ndarray]:
         """The cache of the last forward (if it was a training one) and the checked

@@ -11,11 +11,10 @@ import numpy as np
 from convlstm import _validation as check
 from convlstm.functional.pooling import max_pool, max_pool_backward
 from convlstm.functional.windows import output_size, resolve_pads
-from convlstm.layers.base import Layer
-from convlstm.layers.core import DATA_FORMATS
+from convlstm.layers.core import DATA_FORMATS, CachedLayer
 
 
-class _MaxPooling(Layer):
+class _MaxPooling(CachedLayer):
     """Max pooling over ``rank`` spatial axes, as Keras' ``MaxPooling{rank}D``."""
 
     rank: int
@@ -35,9 +34,7 @@ class _MaxPooling(Layer):
         self.stride = check.int_tuple(owner, "stride", stride, self.rank)
         self.padding = check.padding_arg(owner, padding, self.rank, allow_explicit=False)
         self.data_format = check.choice(owner, "data_format", data_format, DATA_FORMATS)
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-        self._cache = None
+        self._empty_weights()
 
     def _geometry(self, spatial: tuple[int, ...]):
         ones = (1,) * self.rank
@@ -80,26 +77,17 @@ class _MaxPooling(Layer):
                 f"{owner}: a window of pool_size={self.pool_size} does not fit in the "
                 f"({', '.join(self.spatial_names)}) = {spatial} of x under padding='valid'."
             )
-        pooled, self._cache = max_pool(volumes, self.pool_size, self.stride, pads, training)
-        self._cache_output_shape = pooled.shape
-        self._cache_dtype = np.result_type(pooled.dtype, np.float32)
-        return self._from_channels_last(pooled)
+        pooled, cache = max_pool(volumes, self.pool_size, self.stride, pads, training)
+        output = self._from_channels_last(pooled)
+        # Integer inputs pool to integers; their gradients are still floats.
+        self._keep(cache, output if training else None, np.result_type(output, np.float32))
+        return output
 
     def backward(self, d_output: np.ndarray) -> np.ndarray:
         """Route each window's gradient to its maximum: the first in scan order on ties (as
         PyTorch); overlapping windows add up. Returns the input's gradient."""
-        owner = f"{type(self).__name__}.backward"
-        if self._cache is None:
-            raise RuntimeError(
-                f"{owner}: no training forward to differentiate; call "
-                "forward(x, training=True) before backward (each backward consumes its cache)."
-            )
-        d_output = self._to_channels_last(check.numeric_array(owner, "d_output", d_output,
-                                                              self._cache_dtype))
-        check.check_shape(owner, "d_output", d_output, self._cache_output_shape)
-        d_x = max_pool_backward(d_output, self._cache)
-        self._cache = None
-        return self._from_channels_last(d_x)
+        cache, d_output = self._consume(d_output)
+        return self._from_channels_last(max_pool_backward(self._to_channels_last(d_output), cache))
 
     def get_config(self) -> dict[str, Any]:
         return {
