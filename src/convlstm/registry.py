@@ -23,6 +23,7 @@ from convlstm.layers.core import (
 )
 from convlstm.layers.normalization import BatchNormalization
 from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
+from convlstm.layers.space_to_depth import DepthToSpace, SpaceToDepth
 from convlstm.layers.wrappers import TimeDistributed
 from convlstm.models import Sequential
 
@@ -36,6 +37,7 @@ LAYER_CLASSES: dict[str, type[Layer]] = {
         ConvLSTM2D,
         ConvLSTM2DCell,
         Dense,
+        DepthToSpace,
         Dropout,
         Flatten,
         LeakyReLU,
@@ -44,6 +46,7 @@ LAYER_CLASSES: dict[str, type[Layer]] = {
         ReLU,
         Sigmoid,
         Softmax,
+        SpaceToDepth,
         Tanh,
         TimeDistributed,
         Sequential,
