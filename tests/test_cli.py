@@ -21,8 +21,8 @@ def run(*arguments, cwd=None):
                           cwd=cwd, timeout=300)
 
 
-TINY_DEMO = ["--size", 12, "--frames", 4, "--sequences", 16, "--steps", 2, "--filters", 2,
-             "--batch-size", 8, "--examples", 2]
+TINY_DEMO = ["--dataset", "shapes", "--size", 12, "--frames", 4, "--sequences", 16, "--steps", 2,
+             "--filters", 2, "--batch-size", 8, "--examples", 2]
 
 
 def test_tiny_demo_writes_every_promised_file(tmp_path):
@@ -46,6 +46,53 @@ def test_tiny_demo_writes_every_promised_file(tmp_path):
     assert metrics["steps"] == 2 and len(metrics["loss"]) == 2
     info = run("info", out / "model.npz")
     assert info.returncode == 0 and "ConvLSTM2D" in info.stdout and "Total params" in info.stdout
+
+
+def test_quick_moving_mnist_demo_scores_the_model_and_both_baselines(tmp_path):
+    from convlstm import datasets, demo, metrics
+
+    result = run("demo", "--quick", "--steps", 3, "--test-sequences", 12, "--examples", 2,
+                 "--out", tmp_path / "demo")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "demo"
+    names = {"forecast.png", "horizons.png", "forecast.gif", "loss.png", "model.npz",
+             "metrics.json"}
+    assert names <= {p.name for p in out.iterdir()}
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["horizons"] == list(range(1, 11))
+    assert set(report["methods"]) == {"model", "repeat_last_frame", "mean_frame"}
+    test = datasets.moving_mnist(12, split="test", seed=demo.TEST_SEED)
+    repeat = np.repeat(test[:, 9:10], 10, axis=1)
+    np.testing.assert_allclose(report["methods"]["repeat_last_frame"]["mse_frame"],
+                               metrics.mse(test[:, 10:], repeat), rtol=1e-6)
+    np.testing.assert_allclose(report["methods"]["repeat_last_frame"]["ssim"],
+                               metrics.ssim(test[:, 10:], repeat), rtol=1e-6)
+    assert report["timings"]["steps"] == 3 and len(report["loss"]) == 3
+    for line in ("frames ahead", "repeat last frame", "mean frame"):
+        assert line in result.stdout
+    with Image.open(out / "forecast.gif") as gif:
+        assert gif.n_frames == 10
+
+
+def test_train_moving_mnist_refuses_a_used_folder_and_resumes_with_the_optimizer(tmp_path):
+    from convlstm import saving
+
+    arguments = ["train", "--dataset", "moving-mnist", "--out", tmp_path / "run", "--filters",
+                 2, "--layers", 1, "--batch-size", 2]
+    first = run(*arguments, "--steps", 3)
+    assert first.returncode == 0, first.stderr
+    again = run(*arguments, "--steps", 3)
+    assert again.returncode == 2 and "pass --resume" in again.stderr
+    resumed = run(*arguments, "--steps", 5, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after step 3" in resumed.stdout
+    state = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert state["steps_done"] == 5 and state["rounds_done"] == 2
+    with np.load(tmp_path / "run" / "optimizer.npz") as optimizer:
+        assert int(optimizer["iterations"]) == 5
+    model = saving.load(tmp_path / "run" / "model.npz")
+    assert model.metadata["forecast"] == "direct" and model.metadata["steps"] == 5
+    assert model.metadata["command"].startswith("convlstm train --dataset moving-mnist")
 
 
 def test_train_then_predict_then_resume(tmp_path):

@@ -1,7 +1,8 @@
 """ConvLSTM2D and MaxPooling3D in pure NumPy, computing what Keras 3 computes, with explicit
 backward passes, the layers around them, losses, optimizers and a trainable Sequential model."""
 
-from convlstm import callbacks, losses, optimizers
+from convlstm import callbacks, datasets, forecasting, losses, metrics, optimizers
+from convlstm.forecasting import forecast
 from convlstm.keras_io import load_keras, save_keras
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D, ConvLSTM2DCell
@@ -18,8 +19,10 @@ from convlstm.layers.core import (
 )
 from convlstm.layers.normalization import BatchNormalization
 from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
+from convlstm.layers.space_to_depth import DepthToSpace, SpaceToDepth
 from convlstm.layers.wrappers import TimeDistributed
 from convlstm.models import History, Sequential
+from convlstm.pretrained import pretrained
 from convlstm.saving import load
 
 __version__ = "0.1.0"
@@ -31,6 +34,7 @@ __all__ = [
     "ConvLSTM2D",
     "ConvLSTM2DCell",
     "Dense",
+    "DepthToSpace",
     "Dropout",
     "Flatten",
     "History",
@@ -41,13 +45,19 @@ __all__ = [
     "Sequential",
     "Sigmoid",
     "Softmax",
+    "SpaceToDepth",
     "Tanh",
     "TimeDistributed",
     "__version__",
     "callbacks",
+    "datasets",
+    "forecast",
+    "forecasting",
     "load",
     "load_keras",
     "losses",
+    "metrics",
     "optimizers",
+    "pretrained",
     "save_keras",
 ]

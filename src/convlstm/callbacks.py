@@ -1,4 +1,4 @@
-"""Callbacks for ``Sequential.fit``: progress lines, early stopping and checkpoints.
+"""Callbacks for ``Sequential.fit``: progress lines, early stopping, time limits, checkpoints.
 
 A callback's hooks receive the epoch (or batch) index and a ``logs`` dict such as
 ``{"loss": 0.12, "val_loss": 0.15, "seconds": 3.2}``; ``self.model`` is the model being fitted.
@@ -7,6 +7,7 @@ A callback's hooks receive the epoch (or batch) index and a ``logs`` dict such a
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,50 @@ class ProgressLogger(Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         values = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k != "seconds")
         self.print_fn(f"epoch {epoch + 1}/{self.epochs}  {values}  ({logs['seconds']:.1f} s)")
+
+
+class TimeLimit(Callback):
+    """Stops training after the step during which ``seconds`` have passed since the first
+    ``fit`` it saw began (so one limit can span several ``fit`` calls).
+
+    Args:
+        seconds: the training time allowed, > 0.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (
+            0 < seconds < math.inf
+        ):
+            raise ValueError(f"TimeLimit: expected seconds to be a positive finite number; got "
+                             f"{seconds!r}.")
+        self.seconds = float(seconds)
+        self.started: float | None = None
+
+    def on_train_begin(self, logs: dict[str, float]) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def on_batch_end(self, batch: int, logs: dict[str, float]) -> None:
+        if time.perf_counter() - self.started >= self.seconds:
+            self.model.stop_training = True
+
+
+class StepLimit(Callback):
+    """Stops training after ``steps`` training steps, counted over every ``fit`` it is given to.
+
+    Args:
+        steps: the steps allowed, a positive int.
+    """
+
+    def __init__(self, steps: int) -> None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"StepLimit: expected steps to be a positive int; got {steps!r}.")
+        self.steps, self.done = steps, 0
+
+    def on_batch_end(self, batch: int, logs: dict[str, float]) -> None:
+        self.done += 1
+        if self.done >= self.steps:
+            self.model.stop_training = True
 
 
 class _Monitor(Callback):

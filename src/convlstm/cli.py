@@ -1,125 +1,25 @@
-"""The ``convlstm`` command: demo, train, predict and info. The only module that prints."""
+"""The ``convlstm`` command: demo, train, predict and info."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import shlex
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from convlstm import __version__, data, nextframe, saving
-from convlstm.callbacks import Callback, ModelCheckpoint
-from convlstm.optimizers import Adam
+from convlstm import __version__, datasets, demo, forecasting, saving
+from convlstm.callbacks import Callback, ModelCheckpoint, StepLimit, TimeLimit
+from convlstm.console import ProgressBar, UsageError
+from convlstm.optimizers import Adam, ExponentialDecay
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """A problem with the user's input: reported in one line, exit status 2."""
-
-
-class ProgressBar(Callback):
-    """``step 40/300 [#####.....] loss 0.0213  1m05s left`` on stderr, redrawn in place on a
-    terminal and printed every tenth of the way otherwise."""
-
-    def __init__(self, total_steps: int, stream=sys.stderr) -> None:
-        self.total, self.stream = total_steps, stream
-        self.step, self.started = 0, time.perf_counter()
-        self.interactive = stream.isatty()
-        self.losses: list[float] = []
-
-    def on_batch_end(self, batch: int, logs: dict[str, float]) -> None:
-        self.step += 1
-        self.losses.append(logs["loss"])
-        if not self.interactive and self.step % max(1, self.total // 10) and self.step < self.total:
-            return
-        elapsed = time.perf_counter() - self.started
-        left = elapsed / self.step * (self.total - self.step)
-        filled = round(20 * self.step / self.total)
-        line = (f"step {self.step}/{self.total} [{'#' * filled}{'.' * (20 - filled)}] "
-                f"loss {logs['loss']:.4f}  {_duration(left)} left")
-        end = "\r" if self.interactive and self.step < self.total else "\n"
-        print(("\r" if self.interactive else "") + line, end=end, file=self.stream, flush=True)
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-
-
-# ---------------------------------------------------------------------------------------- demo
-
-DEMO_SETTINGS = {
-    # Default: about 3 minutes on 2 cores. Quick: about 30 seconds, still ahead of the baselines.
-    "default": {"size": 32, "frames": 10, "sequences": 384, "steps": 300, "filters": 12,
-                "batch_size": 8},
-    "quick": {"size": 24, "frames": 8, "sequences": 160, "steps": 120, "filters": 8,
-              "batch_size": 8},
-}
-
-
-def _demo(args: argparse.Namespace) -> int:
-    settings = DEMO_SETTINGS["quick" if args.quick else "default"]
-    pick = {key: getattr(args, key) if getattr(args, key) is not None else value
-            for key, value in settings.items()}
-    out = Path(args.out or datetime.now().strftime("convlstm-demo-%Y%m%d-%H%M%S"))
-    out.mkdir(parents=True, exist_ok=True)
-    speed = args.speed if args.speed is not None else pick["size"] / 16
-    sequences = data.moving_shapes(pick["sequences"], pick["frames"], pick["size"], args.objects,
-                                   speed, seed=args.seed)
-    held_out = max(8, len(sequences) // 8)
-    train, test = sequences[:-held_out], sequences[-held_out:]
-    print(f"data: {len(train)} training and {len(test)} held-out sequences of "
-          f"{pick['frames']} frames, {pick['size']}x{pick['size']} pixels, {args.objects} shapes")
-
-    model = nextframe.next_frame_model((pick["frames"] - 1, pick["size"], pick["size"], 1),
-                                       filters=pick["filters"], seed=args.seed)
-    model.compile(Adam(args.learning_rate), "binary_crossentropy")
-    batches = -(-len(train) // pick["batch_size"])
-    epochs = max(1, round(pick["steps"] / batches))
-    print(f"model: {sum(w.size for w in model.get_weights()):,} weights; training "
-          f"{epochs * batches} steps")
-    progress = ProgressBar(epochs * batches)
-    history = model.fit(train[:, :-1], train[:, 1:], epochs=epochs, batch_size=pick["batch_size"],
-                        validation_data=(test[:, :-1], test[:, 1:]), callbacks=[progress],
-                        verbose=0, seed=args.seed)
-
-    errors = nextframe.next_frame_errors(model, test, train.mean(axis=(0, 1)))
-    context_length = pick["frames"] // 2
-    shown = test[: args.examples]
-    future = nextframe.rollout(model, shown[:, :context_length], pick["frames"] - context_length)
-    rollout_error = float(np.mean((future - shown[:, context_length:]) ** 2))
-    print("next-frame mean squared error on held-out sequences:")
-    for name, value in errors.items():
-        print(f"  {name.replace('_', ' '):<18} {value:.5f}")
-
-    from convlstm import figures
-
-    figures.prediction_grid(str(out / "predictions.png"), shown[:, :context_length],
-                            shown[:, context_length:], future)
-    figures.truth_vs_prediction_gif(str(out / "truth_vs_prediction.gif"),
-                                    shown[:, context_length:], future)
-    steps_per_epoch = batches
-    figures.loss_curve(str(out / "loss.png"), progress.losses,
-                       [((e + 1) * steps_per_epoch, v)
-                        for e, v in enumerate(history.history["val_loss"])])
-    model.save(out / "model.npz")
-    metrics = {"next_frame_mse": errors, "rollout_mse": rollout_error,
-               "rollout_context_frames": context_length, "epochs": epochs,
-               "steps": epochs * batches, "loss": history.history["loss"],
-               "val_loss": history.history["val_loss"], "settings": {**pick, "seed": args.seed}}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    beats = errors["model"] < min(errors["repeat_last_frame"], errors["mean_frame"])
-    print(f"the model {'beats' if beats else 'does NOT beat'} both baselines")
-    print(f"wrote {out}/: predictions.png, truth_vs_prediction.gif, loss.png, model.npz, "
-          "metrics.json")
-    return 0
 
 
 # --------------------------------------------------------------------------------------- train
@@ -174,6 +74,10 @@ def _load_sequences(path: str, key: str | None, time_axis: int) -> np.ndarray:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.dataset == "moving-mnist":
+        return _train_moving_mnist(args)
+    if args.data is None:
+        raise UsageError("--data: give a .npy/.npz file of sequences, or --dataset moving-mnist")
     sequences = _load_sequences(args.data, args.key, args.time_axis)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,7 +90,7 @@ def _train(args: argparse.Namespace) -> int:
         state = json.loads(state_file.read_text())
         print(f"resuming after epoch {state['epochs_done']}")
     else:
-        model = nextframe.next_frame_model(
+        model = forecasting.next_frame_model(
             (sequences.shape[1] - 1, *sequences.shape[2:]), filters=args.filters,
             layers=args.layers, kernel_size=args.kernel, seed=args.seed)
     model.compile(Adam(args.learning_rate), "binary_crossentropy")
@@ -220,6 +124,107 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_moving_mnist(args: argparse.Namespace) -> int:
+    """Train the direct forecaster on fresh Moving MNIST rounds; resumable at round ends."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint, state_file = out / "model.npz", out / "training.json"
+    optimizer_file = out / "optimizer.npz"
+    learning_rate = args.learning_rate if args.learning_rate_decay == 1 else ExponentialDecay(
+        args.learning_rate, args.steps, args.learning_rate_decay)
+    optimizer = Adam(learning_rate)
+    if args.resume:
+        if not checkpoint.exists() or not state_file.exists():
+            raise UsageError(f"--resume: nothing to resume in {out}: no model.npz and "
+                             "training.json")
+        model = saving.load(checkpoint)
+        state = _read_state(state_file)
+        _restore_optimizer(optimizer, optimizer_file)
+        print(f"resuming after step {state['steps_done']}")
+    else:
+        if checkpoint.exists() and not args.overwrite:
+            raise UsageError(f"--out: {out} already holds a model; pass --resume to continue "
+                             "it or --overwrite to start again")
+        model = forecasting.forecaster(filters=args.filters, layers=args.layers,
+                                       kernel_size=args.kernel, seed=args.seed)
+        state = {"dataset": "moving-mnist", "command": shlex.join(["convlstm", *sys.argv[1:]]),
+                 "rounds_done": 0, "steps_done": 0, "seconds": 0.0, "loss": []}
+    model.compile(optimizer, "binary_crossentropy")
+    steps_left = args.steps - state["steps_done"]
+    if steps_left <= 0:
+        print(f"already trained for {state['steps_done']} steps")
+        return 0
+    print(f"model: {demo.count_weights(model):,} weights; training {steps_left} steps on fresh "
+          f"Moving MNIST sequences ({demo.ROUND_SIZE} a round)")
+    progress, steps = ProgressBar(steps_left, loss_name="bce"), StepLimit(steps_left)
+    limits = [TimeLimit(60 * args.minutes)] if args.minutes else []
+    started = time.perf_counter()
+    try:
+        for round_number, loss in forecasting.train_direct(
+            model, lambda count, r: datasets.moving_mnist(
+                count, seed=demo.train_seed(args.seed, r)),
+            context=demo.CONTEXT, rounds=itertools.count(state["rounds_done"]),
+            round_size=demo.ROUND_SIZE, batch_size=args.batch_size,
+            callbacks=[progress, steps, *limits],
+        ):
+            now = time.perf_counter()
+            state.update(rounds_done=round_number + 1, seconds=state["seconds"] + now - started,
+                         steps_done=args.steps - steps_left + steps.done)
+            state["loss"].append(loss)
+            started = now
+            model.metadata.update(forecast="direct", context=demo.CONTEXT,
+                                  command=state["command"], steps=state["steps_done"],
+                                  train_seconds=round(state["seconds"]),
+                                  batch_size=args.batch_size)
+            model.save(checkpoint)
+            _save_optimizer(optimizer, optimizer_file)
+            demo.write_json(state_file, state)
+    except KeyboardInterrupt:
+        progress.close()
+        saved = f"; the last checkpoint is {checkpoint}" if checkpoint.exists() else ""
+        print(f"\ninterrupted{saved}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    progress.close()
+    print(f"wrote {checkpoint} after {state['steps_done']} steps")
+    return 0
+
+
+def _read_state(path: Path) -> dict:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise UsageError(f"--resume: cannot read {path}: {error}") from None
+    kinds = {"rounds_done": int, "steps_done": int, "seconds": (int, float), "loss": list,
+             "command": str}
+    if not isinstance(state, dict) or any(not isinstance(state.get(key), kind)
+                                          for key, kind in kinds.items()):
+        raise UsageError(f"--resume: {path} is not a Moving MNIST training state")
+    return state
+
+
+def _save_optimizer(optimizer: Adam, path: Path) -> None:
+    """The optimizer's step count and slots (Adam's moments), so a resumed run continues them."""
+    slots = {f"{key}::{slot}": value for key, values in optimizer.state.items()
+             for slot, value in values.items()}
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as file:
+        np.savez(file, iterations=np.array(optimizer.iterations), **slots)
+    partial.replace(path)
+
+
+def _restore_optimizer(optimizer: Adam, path: Path) -> None:
+    if not path.exists():
+        return  # an older run: the moments start again from zero
+    with np.load(path, allow_pickle=False) as saved:
+        optimizer.iterations = int(saved["iterations"])
+        for name in saved.files:
+            if "::" in name:
+                key, slot = name.split("::", 1)
+                optimizer.state.setdefault(key, {})[slot] = saved[name]
+
+
 # ------------------------------------------------------------------------------ predict, info
 
 def _predict(args: argparse.Namespace) -> int:
@@ -236,7 +241,7 @@ def _predict(args: argparse.Namespace) -> int:
     if sequences.shape[2:] != frame_shape:
         raise UsageError(f"{args.input}: frames of shape {sequences.shape[2:]} do not fit the "
                          f"model's {frame_shape}")
-    future = nextframe.rollout(model, _as_unit_interval(sequences, args.input), args.frames)
+    future = forecasting.forecast(model, _as_unit_interval(sequences, args.input), args.frames)
     np.save(args.output, future[0] if single else future)
     print(f"wrote {args.frames} predicted frames to {args.output}")
     return 0
@@ -279,46 +284,78 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"convlstm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser(
-        "demo", help="train a next-frame predictor on built-in moving shapes and draw it",
-        description="Generate moving-shape sequences, train a next-frame predictor, compare it "
-                    "with two baselines and write pictures, the model and metrics.")
-    demo.add_argument("--out", help="output folder (default: a new convlstm-demo-<time> folder)")
-    demo.add_argument("--seed", type=int, default=0, help="seeds data and model (default 0)")
-    demo.add_argument("--quick", action="store_true", help="a smaller problem, about 30 s")
-    demo.add_argument("--size", type=_positive, help="frame height and width in pixels")
-    demo.add_argument("--frames", type=_at_least_3, help="frames per sequence")
-    demo.add_argument("--objects", type=_positive, default=2, help="shapes per sequence")
-    demo.add_argument("--speed", type=float, help="pixels per frame (default size/16)")
-    demo.add_argument("--sequences", type=_at_least_16, help="how many sequences to generate")
-    demo.add_argument("--steps", type=_positive, help="about how many training steps")
-    demo.add_argument("--filters", type=_positive, help="channels of each ConvLSTM layer")
-    demo.add_argument("--batch-size", type=_positive, help="sequences per training step")
-    demo.add_argument("--learning-rate", type=float, default=2e-3, help="Adam's step size")
-    demo.add_argument("--examples", type=_positive, default=4, help="sequences to draw")
-    demo.set_defaults(run=_demo)
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    show = commands.add_parser(
+        "demo", formatter_class=formatter,
+        help="train a ConvLSTM forecaster on Moving MNIST (real digits) and draw its forecasts",
+        description="Generate Moving MNIST from real handwritten digits, train a ConvLSTM to "
+                    "forecast 10 frames from 10 (at most 4 minutes on 2 cores), score it per "
+                    "horizon against repeating the last frame and the mean frame on 1,000 test "
+                    "sequences of held-out digits, and write pictures, the model and metrics.")
+    show.add_argument("--dataset", choices=("moving-mnist", "shapes"), default="moving-mnist",
+                      help="Moving MNIST, or the built-in moving shapes (next-frame prediction)")
+    show.add_argument("--pretrained", action="store_true",
+                      help="skip training: score and draw the shipped pretrained model")
+    show.add_argument("--out", help="output folder (default: a new convlstm-demo-<time> folder)")
+    show.add_argument("--seed", type=_non_negative, default=0, help="seeds data and model")
+    show.add_argument("--quick", action="store_true",
+                      help="a small model and test set, about 30 seconds in all")
+    show.add_argument("--steps", type=_positive,
+                      help="training steps (moving-mnist: 1000, quick 30; shapes: about 300)")
+    show.add_argument("--minutes", type=_positive_float,
+                      help="moving-mnist: stop training after this long (default 4)")
+    show.add_argument("--test-sequences", type=_positive,
+                      help="moving-mnist: test sequences to score (default 1000)")
+    show.add_argument("--filters", type=_positive,
+                      help="channels of each ConvLSTM layer (moving-mnist 32, shapes 12)")
+    show.add_argument("--batch-size", type=_positive, help="sequences per training step (8)")
+    show.add_argument("--learning-rate", type=_positive_float,
+                      help="Adam's step size (moving-mnist 3e-3, shapes 2e-3)")
+    show.add_argument("--examples", type=_positive, default=4, help="sequences to draw")
+    show.add_argument("--size", type=_positive, help="shapes: frame height and width (32)")
+    show.add_argument("--frames", type=_at_least_3, help="shapes: frames per sequence (10)")
+    show.add_argument("--objects", type=_positive, default=2, help="shapes: objects per sequence")
+    show.add_argument("--speed", type=_positive_float, help="shapes: pixels per frame (size/16)")
+    show.add_argument("--sequences", type=_at_least_16, help="shapes: sequences to generate")
+    show.set_defaults(run=demo.run)
 
     train = commands.add_parser(
-        "train", help="train a next-frame predictor on your own sequences",
-        description="Train on sequences from a .npy/.npz file: (N, T, H, W) or (N, T, H, W, C), "
-                    "values in [0, 1] or uint8. The public Moving MNIST file is time-major "
-                    "(20, N, 64, 64): pass --time-axis 0.")
-    train.add_argument("--data", required=True, help=".npy or .npz file of sequences")
-    train.add_argument("--key", help="array name inside an .npz (default: the first)")
+        "train", formatter_class=formatter,
+        help="train a forecaster on Moving MNIST or a next-frame predictor on your sequences",
+        description="--dataset moving-mnist trains the direct 10-frame forecaster on fresh "
+                    "Moving MNIST sequences (the recipe of the pretrained model). --data trains "
+                    "a next-frame predictor on sequences from a .npy/.npz file: (N, T, H, W) or "
+                    "(N, T, H, W, C), values in [0, 1] or uint8; the public Moving MNIST file "
+                    "is time-major (20, N, 64, 64): pass --time-axis 0.")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help=".npy or .npz file of sequences")
+    source.add_argument("--dataset", choices=("moving-mnist",),
+                        help="generate Moving MNIST from real digits as training goes")
+    train.add_argument("--key", help="--data: array name inside an .npz (default: the first)")
     train.add_argument("--time-axis", type=int, choices=(0, 1), default=1,
-                       help="axis of time in the file (default 1: (N, T, ...))")
+                       help="--data: axis of time in the file (1: (N, T, ...))")
     train.add_argument("--out", default="convlstm-model", help="folder for model.npz and logs")
     train.add_argument("--layers", type=_positive, default=2, help="ConvLSTM2D layers")
-    train.add_argument("--filters", type=_positive, default=16, help="channels per layer")
+    train.add_argument("--filters", type=_positive, default=32, help="channels per layer")
     train.add_argument("--kernel", type=_positive, default=3, help="kernel size")
-    train.add_argument("--epochs", type=_positive, default=5, help="total epochs")
+    train.add_argument("--epochs", type=_positive, default=5, help="--data: total epochs")
+    train.add_argument("--steps", type=_positive, default=20000,
+                       help="--dataset: total training steps")
+    train.add_argument("--minutes", type=_positive_float,
+                       help="--dataset: stop this run after this long (resume later)")
     train.add_argument("--batch-size", type=_positive, default=8, help="sequences per step")
-    train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size")
+    train.add_argument("--learning-rate", type=_positive_float, default=3e-3,
+                       help="Adam's step size")
+    train.add_argument("--learning-rate-decay", type=_positive_float, default=1.0,
+                       help="--dataset: factor the step size shrinks by over --steps")
     train.add_argument("--validation-split", type=float, default=0.1,
-                       help="fraction held out for validation (default 0.1)")
-    train.add_argument("--seed", type=int, default=0, help="seeds the model and shuffling")
+                       help="--data: fraction held out for validation")
+    train.add_argument("--seed", type=_non_negative, default=0,
+                       help="seeds the model, the data and shuffling")
     train.add_argument("--resume", action="store_true",
                        help="continue from the checkpoint in --out")
+    train.add_argument("--overwrite", action="store_true",
+                       help="--dataset: start again even if --out holds a model")
     train.set_defaults(run=_train)
 
     predict = commands.add_parser(
@@ -359,7 +396,18 @@ def _integer_at_least(minimum: int):
     return parse
 
 
-_positive, _at_least_3, _at_least_16 = (_integer_at_least(n) for n in (1, 3, 16))
+_non_negative, _positive, _at_least_3, _at_least_16 = (
+    _integer_at_least(n) for n in (0, 1, 3, 16))
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number; got {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,7 @@ class Sequential(Layer):
         self.optimizer: optimizers_module.Optimizer | None = None
         self.loss: losses_module.Loss | None = None
         self.stop_training = False
+        self.metadata: dict[str, Any] = {}
         for layer in layers:
             self.add(layer)
         if self.input_shape is not None:
@@ -70,6 +71,16 @@ class Sequential(Layer):
 
     def sublayers(self) -> list[Layer]:
         return list(self.layers)
+
+    def reset_states(self) -> None:
+        """Clear the carried states of every stateful layer, nested ones included (Keras'
+        ``model.reset_states()``), so the next call starts a new sequence."""
+        pending = list(self.layers)
+        while pending:
+            layer = pending.pop()
+            if getattr(layer, "stateful", False):
+                layer.reset_states()
+            pending += layer.sublayers()
 
     # ------------------------------------------------------------------ shapes
 
@@ -235,13 +246,15 @@ class Sequential(Layer):
             _notify(callbacks, "on_epoch_begin", epoch, {})
             started = time.perf_counter()
             order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            total = 0.0
+            total, seen = 0.0, 0
             for batch, start in enumerate(range(0, len(x), batch_size)):
                 chosen = order[start : start + batch_size]
                 loss = self.train_on_batch(x[chosen], y[chosen])
-                total += loss * len(chosen)
+                total, seen = total + loss * len(chosen), seen + len(chosen)
                 _notify(callbacks, "on_batch_end", batch, {"loss": loss})
-            logs = {"loss": total / len(x)}
+                if self.stop_training:  # as Keras: a callback may stop within an epoch
+                    break
+            logs = {"loss": total / seen}
             if validation_data is not None:
                 logs["val_loss"] = self.evaluate(*validation_data, batch_size=batch_size)
             logs["seconds"] = time.perf_counter() - started

@@ -4,7 +4,8 @@ Loading reads it with ``allow_pickle=False`` and rebuilds layers from a fixed re
 classes, so a file can never run code. Entries: ``format`` ("numpy-convlstm"), ``version``,
 ``config`` (the JSON of ``serialize(model)``) and ``weight_0000``, ``weight_0001``, ... in
 ``model.get_weights()`` order; optionally ``state_<layer>_<cell>_h`` / ``_c``, the carried states
-of stateful ConvLSTM2D layers (numbered in the order :func:`_stateful_layers` walks them).
+of stateful ConvLSTM2D layers (numbered in the order :func:`_stateful_layers` walks them);
+optionally ``metadata``, the JSON of a model's ``metadata`` dict.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> s
         "version": np.array(VERSION),
         "config": np.array(json.dumps(serialize(model))),
     }
+    if getattr(model, "metadata", None):
+        entries["metadata"] = np.array(json.dumps(model.metadata))
     for index, weight in enumerate(model.get_weights()):
         entries[f"weight_{index:04d}"] = weight
     if include_states:
@@ -52,8 +55,14 @@ def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> s
             for cell, (h, c) in enumerate(layer.states or []):
                 entries[f"state_{index:04d}_{cell:02d}_h"] = h
                 entries[f"state_{index:04d}_{cell:02d}_c"] = c
-    with open(path, "wb") as file:
-        np.savez(file, **entries)
+    partial = f"{path}.partial"  # written whole, then renamed: a crash never leaves half a file
+    try:
+        with open(partial, "wb") as file:
+            np.savez(file, **entries)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
     return path
 
 
@@ -103,6 +112,14 @@ def load(path: str | os.PathLike) -> Any:
         raise ValueError(
             f"load: {path!r} has weights that do not fit its config: {error}"
         ) from None
+    if "metadata" in entries:
+        try:
+            metadata = json.loads(str(entries["metadata"]))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"load: {path!r} has invalid metadata: {error}") from None
+        if not isinstance(metadata, dict) or not hasattr(model, "metadata"):
+            raise ValueError(f"load: {path!r} has metadata that is not a model's dict.")
+        model.metadata = metadata
     for index, layer in enumerate(_stateful_layers(model)):
         prefix = f"state_{index:04d}_"
         cells = sorted({name[len(prefix) : len(prefix) + 2] for name in entries
