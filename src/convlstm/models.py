@@ -169,10 +169,19 @@ class Sequential(Layer):
         """One step: forward, loss, backward, optimizer update. Returns the batch's loss (before
         the update, as Keras reports it)."""
         self._require_compiled("train_on_batch")
+        loss = self.compute_gradients(x, y)
+        self.optimizer.apply(*self.trainable_weights())
+        return loss
+
+    def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Forward, loss and backward of one batch, without an update: fills every layer's
+        ``grads`` (read them with :meth:`trainable_weights`). Returns the batch's loss."""
+        if self.loss is None:
+            raise RuntimeError(
+                "Sequential.compute_gradients: call compile(optimizer=..., loss=...) first.")
         prediction = self.forward(x, training=True)
         loss, d_prediction = self.loss.value_and_gradient(y, prediction)
         self.backward(d_prediction)
-        self.optimizer.apply(*self.trainable_weights())
         return loss
 
     def predict(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
