@@ -191,7 +191,7 @@ def _free_port():
         return probe.getsockname()[1]
 
 
-def test_an_unreachable_scheduler_is_a_clear_error_within_the_timeout(monkeypatch):
+def test_an_unreachable_scheduler_or_no_worker_is_a_clear_error_within_the_timeout(monkeypatch):
     address = f"tcp://127.0.0.1:{_free_port()}"
     started = time.perf_counter()
     with pytest.raises(ConnectionError, match=f"cannot reach the Dask scheduler at {address} "
@@ -202,6 +202,11 @@ def test_an_unreachable_scheduler_is_a_clear_error_within_the_timeout(monkeypatc
     x, y = _data()
     with pytest.raises(ConnectionError, match="cannot reach the Dask scheduler"):
         cd.fit(_model(), x, y, client=address)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as empty, Client(
+        empty
+    ) as idle, pytest.raises(TimeoutError, match=r"distributed.fit: the cluster has no worker "
+                                                 r"after 1 s"):
+        cd.fit(_model(), x, y, client=idle)
 
 
 def test_cli_predict_and_train_on_a_local_cluster(tmp_path, capsys, monkeypatch):

@@ -31,7 +31,6 @@ import math
 import mmap
 import os
 import threading
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -50,8 +49,8 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from None
 
 from convlstm import forecasting
-from convlstm.callbacks import Callback, ProgressLogger
-from convlstm.models import History, Sequential
+from convlstm.callbacks import Callback
+from convlstm.models import History, Sequential, run_epochs
 
 CONNECT_TIMEOUT = 10.0
 """Seconds :func:`connect` (and :func:`fit` given an address) waits for a scheduler, and
@@ -521,7 +520,21 @@ def fit(
         split = math.floor(len(train_rows) * (1.0 - validation_split))
         train_rows, held_out = train_rows[:split], train_rows[split:]
         validation = (x_source, y_source, held_out)
+    owned = isinstance(client, str)  # connected here, so closed here
     client = _client(owner, client)
+    try:
+        return _fit(owner, model, client, x_source, y_source, train_rows, validation, epochs,
+                    batch_size, shuffle, seed, callbacks, verbose)
+    finally:
+        if owned:
+            client.close()
+
+
+def _fit(owner: str, model: Sequential, client: Client, x_source: Any, y_source: Any,
+         train_rows: np.ndarray, validation: tuple | None, epochs: int, batch_size: int,
+         shuffle: bool, seed: int | None, callbacks: Sequence[Callback] | None,
+         verbose: int) -> History:
+    """:func:`fit`'s loop, once its arguments are checked: ``model.fit``'s, step for step."""
     try:
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
     except TimeoutError:
@@ -532,35 +545,12 @@ def fit(
         model.build((None, *x_source.shape[1:]))
     trainer = _Trainer(client, model, batch_size)
 
-    callbacks = list(callbacks or ()) + ([ProgressLogger()] if verbose else [])
-    for callback in callbacks:
-        callback.model = model
-    rng = np.random.default_rng(seed)
-    history = History()
-    model.stop_training = False
-    _notify(callbacks, "on_train_begin", {"epochs": epochs})
-    for epoch in range(epochs):
-        _notify(callbacks, "on_epoch_begin", epoch, {})
-        started = time.perf_counter()
-        order = rng.permutation(len(train_rows)) if shuffle else np.arange(len(train_rows))
-        total, seen = 0.0, 0
-        for batch, start in enumerate(range(0, len(train_rows), batch_size)):
-            chosen = train_rows[order[start : start + batch_size]]
-            loss = trainer.step(x_source, y_source, chosen)
-            total, seen = total + loss * len(chosen), seen + len(chosen)
-            _notify(callbacks, "on_batch_end", batch, {"loss": loss})
-            if model.stop_training:
-                break
-        logs = {"loss": total / seen}
-        if validation is not None:
-            logs["val_loss"] = trainer.evaluate(*validation)
-        logs["seconds"] = time.perf_counter() - started
-        history.append(epoch, logs)
-        _notify(callbacks, "on_epoch_end", epoch, logs)
-        if model.stop_training:
-            break
-    _notify(callbacks, "on_train_end", {})
-    return history
+    return run_epochs(
+        model, len(train_rows), lambda chosen: trainer.step(x_source, y_source,
+                                                             train_rows[chosen]),
+        None if validation is None else (lambda: trainer.evaluate(*validation)),
+        epochs=epochs, batch_size=batch_size, shuffle=shuffle, callbacks=callbacks or (),
+        verbose=verbose, seed=seed)
 
 
 class _Trainer:
@@ -626,8 +616,3 @@ def _pair(owner: str, x: object, y: object) -> tuple[Any, Any]:
     if x.shape[0] == 0:
         raise ValueError(f"{owner}: expected at least one sample; got none.")
     return x, y
-
-
-def _notify(callbacks: list[Callback], hook: str, *arguments: Any) -> None:
-    for callback in callbacks:
-        getattr(callback, hook)(*arguments)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -244,35 +244,12 @@ class Sequential(Layer):
             x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
         if validation_data is not None:
             validation_data = _checked_pair("fit", *validation_data)
-        callbacks = list(callbacks) + ([ProgressLogger()] if verbose else [])
-        for callback in callbacks:
-            callback.model = self
-        rng = np.random.default_rng(seed)
-        history = History()
-        self.stop_training = False
-        _notify(callbacks, "on_train_begin", {"epochs": epochs})
-        for epoch in range(epochs):
-            _notify(callbacks, "on_epoch_begin", epoch, {})
-            started = time.perf_counter()
-            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            total, seen = 0.0, 0
-            for batch, start in enumerate(range(0, len(x), batch_size)):
-                chosen = order[start : start + batch_size]
-                loss = self.train_on_batch(x[chosen], y[chosen])
-                total, seen = total + loss * len(chosen), seen + len(chosen)
-                _notify(callbacks, "on_batch_end", batch, {"loss": loss})
-                if self.stop_training:  # as Keras: a callback may stop within an epoch
-                    break
-            logs = {"loss": total / seen}
-            if validation_data is not None:
-                logs["val_loss"] = self.evaluate(*validation_data, batch_size=batch_size)
-            logs["seconds"] = time.perf_counter() - started
-            history.append(epoch, logs)
-            _notify(callbacks, "on_epoch_end", epoch, logs)
-            if self.stop_training:
-                break
-        _notify(callbacks, "on_train_end", {})
-        return history
+        return run_epochs(
+            self, len(x), lambda rows: self.train_on_batch(x[rows], y[rows]),
+            None if validation_data is None else (
+                lambda: self.evaluate(*validation_data, batch_size=batch_size)),
+            epochs=epochs, batch_size=batch_size, shuffle=shuffle, callbacks=callbacks,
+            verbose=verbose, seed=seed)
 
     # ------------------------------------------------------------------- files
 
@@ -304,6 +281,64 @@ class Sequential(Layer):
 
     def __repr__(self) -> str:
         return f"Sequential({self.layers!r})"
+
+
+def run_epochs(
+    model: Sequential,
+    samples: int,
+    step: Callable[[np.ndarray], float],
+    evaluate: Callable[[], float] | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    shuffle: bool,
+    callbacks: Sequence[Callback],
+    verbose: int,
+    seed: int | None,
+) -> History:
+    """The epochs of :meth:`Sequential.fit`, shared with :func:`convlstm.distributed.fit` so
+    that both make the same batches and report the same history.
+
+    Args:
+        model: the model trained (``stop_training`` is read, callbacks see it).
+        samples: how many training samples; every epoch shuffles ``range(samples)`` from
+            ``seed`` (one generator for the whole run).
+        step: trains on the samples at the given indices; returns the batch's loss.
+        evaluate: returns the validation loss after each epoch, or None.
+        epochs, batch_size, shuffle, callbacks, verbose, seed: as :meth:`Sequential.fit`.
+
+    Returns:
+        The :class:`History`.
+    """
+    callbacks = list(callbacks) + ([ProgressLogger()] if verbose else [])
+    for callback in callbacks:
+        callback.model = model
+    rng = np.random.default_rng(seed)
+    history = History()
+    model.stop_training = False
+    _notify(callbacks, "on_train_begin", {"epochs": epochs})
+    for epoch in range(epochs):
+        _notify(callbacks, "on_epoch_begin", epoch, {})
+        started = time.perf_counter()
+        order = rng.permutation(samples) if shuffle else np.arange(samples)
+        total, seen = 0.0, 0
+        for batch, start in enumerate(range(0, samples, batch_size)):
+            chosen = order[start : start + batch_size]
+            loss = step(chosen)
+            total, seen = total + loss * len(chosen), seen + len(chosen)
+            _notify(callbacks, "on_batch_end", batch, {"loss": loss})
+            if model.stop_training:  # as Keras: a callback may stop within an epoch
+                break
+        logs = {"loss": total / seen}
+        if evaluate is not None:
+            logs["val_loss"] = evaluate()
+        logs["seconds"] = time.perf_counter() - started
+        history.append(epoch, logs)
+        _notify(callbacks, "on_epoch_end", epoch, logs)
+        if model.stop_training:
+            break
+    _notify(callbacks, "on_train_end", {})
+    return history
 
 
 def _notify(callbacks: list[Callback], hook: str, *arguments: Any) -> None:
