@@ -3,6 +3,7 @@ cluster, and the bytes a synchronous data-parallel step moves.
 
     pip install -e '.[distributed]'
     python benchmarks/distributed.py [--workers 2] [--samples 64] [--batch-size 16] [--steps 4]
+    python benchmarks/distributed.py --bounded-memory 1.2    # peak memory of a large predict
 
 The model is the Moving MNIST forecaster (64x64 frames cut into 4x4 patches, two ConvLSTM2D
 layers of 32 filters) on 10-frame sequences. The cluster predicts from a .npy file its workers
@@ -16,10 +17,12 @@ when they are arrays in the client's memory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import threading
 import time
 
 # Run as a script, this file's folder comes first on sys.path, where this file's name would
@@ -48,6 +51,49 @@ def _best(function, repeats):
     return min(times)
 
 
+def bounded_memory(gigabytes: float, workers: int) -> None:
+    """Predict over a .npy of ``gigabytes`` with a tiny model, written to zarr by the workers;
+    print the peak resident memory of the client and of the largest worker process."""
+    import psutil
+
+    from convlstm import ConvLSTM2D, Sequential
+
+    sample = (10, 100, 100, 1)
+    count = int(gigabytes * 1e9 / (4 * np.prod(sample)))
+    model = Sequential([ConvLSTM2D(1, 1, 1, seed=0)], input_shape=sample)
+    me, peak, done = psutil.Process(), {"client": 0, "worker": 0}, threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak["client"] = max(peak["client"], me.memory_info().rss)
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    peak["worker"] = max(peak["worker"], child.memory_info().rss)
+            time.sleep(0.05)
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "big.npy")
+        big = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
+                                        shape=(count, *sample))
+        for start in range(0, count, 256):
+            rows = big[start : start + 256]
+            rows[...] = np.random.default_rng(start).random(rows.shape, dtype=np.float32)
+        big.flush()
+        del big, rows  # unmapped: the client starts from its own memory alone
+        with distributed.connect(workers=workers) as client:
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            started = time.perf_counter()
+            distributed.write(distributed.predict(model, path, client=client, batch_size=32),
+                              os.path.join(folder, "out.zarr"), client=client)
+            done.set()
+            watcher.join()
+    print(f"predicted {count} sequences {sample} ({gigabytes:.1f} GB "
+          f"of float32) in {time.perf_counter() - started:.0f} s on {workers} workers; peak "
+          f"resident memory: client {peak['client'] / 1e6:.0f} MB, largest worker process "
+          f"{peak['worker'] / 1e6:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -56,7 +102,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="training steps timed")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--bounded-memory", type=float, metavar="GB",
+                        help="instead: predict over a .npy of this many GB and report the peak "
+                             "memory of the client and the workers")
     args = parser.parse_args()
+    if args.bounded_memory:
+        bounded_memory(args.bounded_memory, args.workers)
+        return
 
     rng = np.random.default_rng(0)
     x = rng.random((args.samples, 10, 64, 64, 1), dtype=np.float32)

@@ -4,11 +4,13 @@ difference from ``model.fit`` is the order of a few additions: weights and losse
 1e-12 (relative)."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cloudpickle
 import dask.array as da
@@ -233,8 +235,10 @@ def test_cli_predict_and_train_on_a_local_cluster(tmp_path, capsys, monkeypatch)
                             convlstm.load(tmp_path / "local" / "model.npz").get_weights()):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
-    monkeypatch.setattr(cd, "CONNECT_TIMEOUT", 1.0)
     capsys.readouterr()
+    assert main(["train", "--dataset", "moving-mnist", "--workers", "2"]) == 2
+    assert "--workers/--scheduler: distributed training takes --data" in capsys.readouterr().err
+    monkeypatch.setattr(cd, "CONNECT_TIMEOUT", 1.0)
     address = f"tcp://127.0.0.1:{_free_port()}"
     assert main([*train, "--out", str(tmp_path / "none"), "--scheduler", address]) == 2
     error = capsys.readouterr().err
@@ -285,3 +289,16 @@ def test_the_core_package_and_the_command_import_without_dask():
     code = ("import sys, convlstm, convlstm.cli; "
             "assert not {'dask', 'distributed', 'zarr'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_readmes_example_runs_as_a_script(tmp_path):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Scaling out with Dask"):]
+    script = re.search(r"```py\n(.*?)```", section, flags=re.S).group(1)
+    assert "distributed.connect(workers=2)" in script
+    (tmp_path / "example.py").write_text(script)
+    result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "(8, 8, 8, 8) (32, 5, 16, 16, 1)" in result.stdout
+    assert "epoch 2/2  loss " in result.stdout

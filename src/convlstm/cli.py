@@ -279,7 +279,9 @@ def _predict_distributed(args: argparse.Namespace) -> int:
                                       batch_size=args.batch_size)
         started = time.perf_counter()
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int) -> None:  # a line every tenth of the way
+            if done % max(1, total // 10) and done < total:
+                return
             left = (time.perf_counter() - started) / done * (total - done)
             filled = round(20 * done / total)
             print(f"chunk {done}/{total} [{'#' * filled}{'.' * (20 - filled)}]  "

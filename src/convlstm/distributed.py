@@ -189,27 +189,21 @@ def _positive_int(owner: str, name: str, value: object) -> int:
 
 class _NpyFile:
     """A ``.npy`` file's array, memory-mapped in whichever process reads it: Dask pickles this
-    small description (path, shape, dtype), never the data."""
+    small description (path, shape, dtype), never the data.
+
+    Each read maps the file, copies the rows and drops the map, so the pages read do not stay
+    in the worker's resident memory, which Dask's memory limit watches."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.path.abspath(os.fspath(path))
         header = np.load(self.path, mmap_mode="r", allow_pickle=False)
         self.shape, self.dtype, self.ndim = header.shape, header.dtype, header.ndim
-        self._array: np.ndarray | None = None
-
-    def _open(self) -> np.ndarray:
-        if self._array is None:
-            self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        return self._array
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        return np.array(self._open()[index])
+        return np.array(np.load(self.path, mmap_mode="r", allow_pickle=False)[index])
 
     def __len__(self) -> int:
         return self.shape[0]
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_array": None}
 
     def __dask_tokenize__(self) -> tuple:
         return ("npy", self.path, os.stat(self.path).st_mtime_ns, self.shape, self.dtype.str)
