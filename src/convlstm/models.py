@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ import numpy as np
 from convlstm import losses as losses_module
 from convlstm import optimizers as optimizers_module
 from convlstm import saving
+from convlstm import training_metrics as metrics_module
 from convlstm.callbacks import Callback, ProgressLogger
 from convlstm.layers.base import Layer
 
@@ -51,6 +52,7 @@ class Sequential(Layer):
         )
         self.optimizer: optimizers_module.Optimizer | None = None
         self.loss: losses_module.Loss | None = None
+        self.metrics: list[metrics_module.Metric] = []
         self.stop_training = False
         self.metadata: dict[str, Any] = {}
         for layer in layers:
@@ -104,8 +106,13 @@ class Sequential(Layer):
             shape = layer.compute_output_shape(shape)
         return shape
 
-    def summary(self) -> str:
-        """A table of layers, output shapes and parameter counts (returned, not printed)."""
+    def summary(self, print_fn: Callable[[str], Any] | None = None) -> None:
+        """Print a table of layers, output shapes and parameter counts, as Keras does.
+
+        Args:
+            print_fn: called with each line (default: ``print``); e.g. ``lines.append`` keeps
+                the text.
+        """
         if self.input_shape is None:
             raise RuntimeError(
                 "Sequential.summary: the input shape is unknown; pass input_shape= or call the "
@@ -127,8 +134,10 @@ class Sequential(Layer):
             for row in rows
         ]
         rule = "-" * len(lines[0])
-        return "\n".join([lines[0], rule, *lines[1:], rule,
-                          f"Total params: {total:,} (trainable: {trainable:,})"])
+        for line in [lines[0], rule, *lines[1:], rule, f"Total params: {total:,}",
+                     f"Trainable params: {trainable:,}",
+                     f"Non-trainable params: {total - trainable:,}"]:
+            (print_fn or print)(line)
 
     # ----------------------------------------------------------------- compute
 
@@ -156,24 +165,53 @@ class Sequential(Layer):
 
     # ------------------------------------------------------------ training API
 
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = "mean_squared_error") -> None:
-        """Choose the optimizer and loss, by Keras name or as objects."""
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = "mean_squared_error",
+        metrics: Sequence[Any] | None = None,
+    ) -> None:
+        """Choose the optimizer, the loss and the metrics to report, by Keras name or as
+        objects (metrics: see :mod:`convlstm.training_metrics`, e.g. ``["mae", "accuracy"]``)."""
+        if metrics is not None and (isinstance(metrics, str) or not isinstance(
+                metrics, Sequence)):
+            raise TypeError(f"Sequential.compile: expected metrics to be a list of names or "
+                            f"Metric objects; got {metrics!r}.")
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
+        self.metrics = [metrics_module.get(metric, self.loss) for metric in metrics or ()]
+        names = [metric.name for metric in self.metrics]
+        if len(set(names)) < len(names) or "loss" in names:
+            raise ValueError(f"Sequential.compile: expected distinct metric names other than "
+                             f"'loss'; got {names}.")
 
     def _require_compiled(self, owner: str) -> None:
         if self.optimizer is None or self.loss is None:
             raise RuntimeError(f"Sequential.{owner}: call compile(optimizer=..., loss=...) first.")
 
-    def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One step: forward, loss, backward, optimizer update. Returns the batch's loss (before
-        the update, as Keras reports it)."""
+    def train_on_batch(
+        self, x: np.ndarray, y: np.ndarray, return_dict: bool = False
+    ) -> float | list[float] | dict[str, float]:
+        """One step: forward, loss, backward, optimizer update.
+
+        Returns:
+            The batch's loss (before the update, as Keras reports it); with compiled metrics
+            ``[loss, *metrics]`` of this batch, and with ``return_dict`` a dict by name.
+        """
         self._require_compiled("train_on_batch")
+        loss, prediction = self._train_step(x, y)
+        if not self.metrics and not return_dict:
+            return loss
+        logs = {"loss": loss, **_scores(self.metrics, y, prediction)}
+        return logs if return_dict else list(logs.values())
+
+    def _train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward, loss, backward and update; the loss and the prediction before the update."""
         prediction = self.forward(x, training=True)
         loss, d_prediction = self.loss.value_and_gradient(y, prediction)
         self.backward(d_prediction)
         self.optimizer.apply(*self.trainable_weights())
-        return loss
+        return loss, prediction
 
     def predict(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Inference over ``x`` in batches."""
@@ -182,17 +220,30 @@ class Sequential(Layer):
             [self.forward(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
         )
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 32) -> float:
-        """Mean loss over ``(x, y)``, batches weighted by their size (as Keras)."""
+    def evaluate(
+        self, x: np.ndarray, y: np.ndarray, batch_size: int = 32, return_dict: bool = False
+    ) -> float | list[float] | dict[str, float]:
+        """Mean loss (and compiled metrics) over ``(x, y)``, batches weighted by their size.
+
+        Returns:
+            As Keras: the loss alone without metrics; ``[loss, *metrics]`` with them; a dict
+            by name with ``return_dict``.
+        """
         if self.loss is None:
             raise RuntimeError("Sequential.evaluate: call compile(optimizer=..., loss=...) first.")
         x, y = _checked_pair("evaluate", x, y)
-        total = sum(
-            self.loss(y[start : start + batch_size], self.forward(x[start : start + batch_size]))
-            * len(x[start : start + batch_size])
-            for start in range(0, len(x), batch_size)
-        )
-        return float(total / len(x))
+        tracked = [metrics_module.get(metric) for metric in self.metrics]
+        total = 0.0
+        for start in range(0, len(x), batch_size):
+            truth, prediction = y[start : start + batch_size], self.forward(
+                x[start : start + batch_size])
+            total += self.loss(truth, prediction) * len(truth)
+            for metric in tracked:
+                metric.update(truth, prediction)
+        logs = {"loss": float(total / len(x)), **{m.name: m.result() for m in tracked}}
+        if return_dict:
+            return logs
+        return list(logs.values()) if tracked else logs["loss"]
 
     def fit(
         self,
@@ -247,16 +298,20 @@ class Sequential(Layer):
             started = time.perf_counter()
             order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
             total, seen = 0.0, 0
+            for metric in self.metrics:
+                metric.reset()
             for batch, start in enumerate(range(0, len(x), batch_size)):
                 chosen = order[start : start + batch_size]
-                loss = self.train_on_batch(x[chosen], y[chosen])
+                loss, prediction = self._train_step(x[chosen], y[chosen])
                 total, seen = total + loss * len(chosen), seen + len(chosen)
-                _notify(callbacks, "on_batch_end", batch, {"loss": loss})
+                running = _scores(self.metrics, y[chosen], prediction, reset=False)
+                _notify(callbacks, "on_batch_end", batch, {"loss": loss, **running})
                 if self.stop_training:  # as Keras: a callback may stop within an epoch
                     break
-            logs = {"loss": total / seen}
+            logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
             if validation_data is not None:
-                logs["val_loss"] = self.evaluate(*validation_data, batch_size=batch_size)
+                scores = self.evaluate(*validation_data, batch_size=batch_size, return_dict=True)
+                logs.update({f"val_{name}": value for name, value in scores.items()})
             logs["seconds"] = time.perf_counter() - started
             history.append(epoch, logs)
             _notify(callbacks, "on_epoch_end", epoch, logs)
@@ -295,6 +350,19 @@ class Sequential(Layer):
 
     def __repr__(self) -> str:
         return f"Sequential({self.layers!r})"
+
+
+def _scores(
+    metrics: list[metrics_module.Metric], y: np.ndarray, prediction: np.ndarray,
+    reset: bool = True,
+) -> dict[str, float]:
+    """Update each metric with a batch (after a reset, unless ``reset`` is False: a running
+    epoch) and return the results by name."""
+    for metric in metrics:
+        if reset:
+            metric.reset()
+        metric.update(y, prediction)
+    return {metric.name: metric.result() for metric in metrics}
 
 
 def _notify(callbacks: list[Callback], hook: str, *arguments: Any) -> None:
