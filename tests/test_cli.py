@@ -93,6 +93,9 @@ def test_train_moving_mnist_refuses_a_used_folder_and_resumes_with_the_optimizer
     model = saving.load(tmp_path / "run" / "model.npz")
     assert model.metadata["forecast"] == "direct" and model.metadata["steps"] == 5
     assert model.metadata["command"].startswith("convlstm train --dataset moving-mnist")
+    info = run("info", tmp_path / "run" / "model.npz")
+    assert info.returncode == 0 and "forecast: direct" in info.stdout
+    assert "SpaceToDepth" in info.stdout and "steps: 5" in info.stdout
 
 
 def test_train_then_predict_then_resume(tmp_path):

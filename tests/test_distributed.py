@@ -47,7 +47,7 @@ def _model(dtype="float64", compiled=True):
         Conv3D(1, 3, padding="same", activation="sigmoid", seed=1, dtype=dtype),
     ], input_shape=(3, 6, 6, 1))
     if compiled:
-        model.compile("adam", "binary_crossentropy")
+        model.compile("adam", "binary_crossentropy", metrics=["mae", "accuracy"])
     return model
 
 
@@ -61,13 +61,13 @@ class BatchLosses(Callback):
         self.losses = []
 
     def on_batch_end(self, batch, logs):
-        self.losses.append(logs["loss"])
+        self.losses.append([logs["loss"], logs["mae"], logs["accuracy"]])
 
 
 def _assert_same_training(local, distributed, local_history, distributed_history):
-    for key in ("loss", "val_loss"):
-        np.testing.assert_allclose(distributed_history.history[key],
-                                   local_history.history[key], rtol=TOLERANCE)
+    assert set(distributed_history.history) == set(local_history.history)
+    for key, values in local_history.history.items():  # loss, mae, accuracy and val_ each
+        np.testing.assert_allclose(distributed_history.history[key], values, rtol=TOLERANCE)
     assert distributed_history.epoch == local_history.epoch
     for ours, theirs in zip(distributed.get_weights(), local.get_weights()):
         np.testing.assert_allclose(ours, theirs, rtol=TOLERANCE, atol=TOLERANCE)

@@ -96,12 +96,26 @@ def test_summary_lists_layers_shapes_and_counts():
         [ConvLSTM2D(1, 4, 3), MaxPooling3D((1, 2, 2)), Flatten(), Dense(2)],
         input_shape=(5, 8, 8, 1),
     )
-    text = model.summary()
+    lines = []
+    assert model.summary(print_fn=lines.append) is None
+    text = "\n".join(lines)
     assert "ConvLSTM2D" in text and "(None, 5, 8, 8, 4)" in text
     assert "(None, 5, 4, 4, 4)" in text and "(None, 320)" in text
     convlstm_count = 3 * 3 * 1 * 16 + 3 * 3 * 4 * 16 + 16
     assert f"{convlstm_count:,}" in text
-    assert f"Total params: {convlstm_count + 320 * 2 + 2:,}" in text
+    assert f"Total params: {convlstm_count + 320 * 2 + 2:,}" in lines
+    assert f"Trainable params: {convlstm_count + 320 * 2 + 2:,}" in lines
+    assert "Non-trainable params: 0" in lines
+
+
+def test_summary_prints_by_default_and_counts_moving_statistics_as_non_trainable(capsys):
+    model = Sequential([ConvLSTM2D(1, 2, 3), BatchNormalization()], input_shape=(2, 4, 4, 1))
+    model.summary()
+    printed = capsys.readouterr().out.splitlines()
+    convlstm_count = 9 * 1 * 8 + 9 * 2 * 8 + 8
+    assert f"Total params: {convlstm_count + 4 * 2:,}" in printed
+    assert f"Trainable params: {convlstm_count + 2 * 2:,}" in printed
+    assert "Non-trainable params: 4" in printed
 
 
 def test_batch_norm_moving_statistics_are_not_trained():

@@ -109,24 +109,27 @@ def _train(args: argparse.Namespace) -> int:
             state["epochs_done"] += 1
             state["loss"].append(logs["loss"])
             state["val_loss"].append(logs.get("val_loss"))
-            state_file.write_text(json.dumps(state))
+            demo.write_json(state_file, state)
             print(f"epoch {state['epochs_done']}/{args.epochs}  loss {logs['loss']:.5f}"
                   + (f"  val_loss {logs['val_loss']:.5f}" if "val_loss" in logs else ""))
 
     validation = args.validation_split if len(x) > 1 else 0.0
     batches = -(-round(len(x) * (1 - validation)) // args.batch_size)
+    progress = ProgressBar(remaining * batches, loss_name="bce")
     try:
         with _dask_client(args) as client:
             fit = model.fit if client is None else functools.partial(
                 _distributed().fit, model, client=client)
             fit(x, y, epochs=remaining, batch_size=args.batch_size,
                 validation_split=validation, verbose=0, seed=args.seed,
-                callbacks=[ProgressBar(remaining * batches),
-                           ModelCheckpoint(str(checkpoint), monitor="loss"), SaveState()])
+                callbacks=[progress, ModelCheckpoint(str(checkpoint), monitor="loss"),
+                           SaveState()])
     except KeyboardInterrupt:
+        progress.close()
         saved = f"; the last checkpoint is {checkpoint}" if checkpoint.exists() else ""
         print(f"\ninterrupted{saved}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    progress.close()
     print(f"wrote {checkpoint}")
     return 0
 
@@ -350,7 +353,12 @@ def _read_model(path: str):
 def _info(args: argparse.Namespace) -> int:
     model = _read_model(args.file)
     print(f"{args.file}: {_model_kind(args.file)}")
-    print(model.summary() if getattr(model, "input_shape", None) else repr(model))
+    if getattr(model, "input_shape", None):
+        model.summary()
+    else:
+        print(repr(model))
+    for key, value in getattr(model, "metadata", {}).items():
+        print(f"{key}: {value}")
     return 0
 
 

@@ -16,10 +16,12 @@ class UsageError(Exception):
 
 
 class ProgressBar(Callback):
-    """``step 40/300 [#####.....] loss 0.0213  1m05s left`` on a stream (stderr by default).
+    """A training progress bar on a stream (stderr by default), with labelled metrics.
 
-    On a terminal the line is redrawn in place (and cleared, so a shorter line leaves nothing
-    behind); elsewhere (a log file, a pipe) a full line is printed every tenth of the way.
+    On a terminal or in a notebook it is a tqdm bar when tqdm is installed, else a line redrawn
+    in place (and cleared, so a shorter line leaves nothing behind):
+    ``step 40/300 [#####...............] bce 0.0213  mae 0.0410  1m05s left``. Elsewhere (a log
+    file, a pipe) that line is printed whole every tenth of the way, with no carriage returns.
 
     Args:
         total_steps: the steps the bar runs to.
@@ -32,19 +34,27 @@ class ProgressBar(Callback):
         self.total, self.stream = total_steps, stream or sys.stderr
         self.loss_name = loss_name
         self.step, self.started = 0, time.perf_counter()
-        self.interactive = self.stream.isatty()
+        self.interactive = self.stream.isatty() or "ipykernel" in sys.modules
         self.losses: list[float] = []
+        self.bar = _tqdm_bar(total_steps, self.stream) if self.interactive else None
 
     def on_batch_end(self, batch: int, logs: dict[str, float]) -> None:
         self.step += 1
         self.losses.append(logs["loss"])
+        values = {self.loss_name if key == "loss" else key: f"{value:.4f}"
+                  for key, value in logs.items()}
+        if self.bar is not None:
+            self.bar.set_postfix(values, refresh=False)
+            self.bar.update(1)
+            return
         if not self.interactive and self.step % max(1, self.total // 10) and self.step < self.total:
             return
         elapsed = time.perf_counter() - self.started
         left = elapsed / self.step * max(0, self.total - self.step)
         filled = min(20, round(20 * self.step / self.total))
+        labelled = "  ".join(f"{key} {value}" for key, value in values.items())
         line = (f"step {self.step}/{self.total} [{'#' * filled}{'.' * (20 - filled)}] "
-                f"{self.loss_name} {logs['loss']:.4f}  {duration(left)} left")
+                f"{labelled}  {duration(left)} left")
         if self.interactive:
             end = "" if self.step < self.total else "\n"
             print(f"\r\x1b[K{line}", end=end, file=self.stream, flush=True)
@@ -52,9 +62,20 @@ class ProgressBar(Callback):
             print(line, file=self.stream, flush=True)
 
     def close(self) -> None:
-        """End the line on a terminal when training stopped before the last step."""
-        if self.interactive and 0 < self.step < self.total:
+        """End the bar (also when training stopped before the last step)."""
+        if self.bar is not None:
+            self.bar.close()
+        elif self.interactive and 0 < self.step < self.total:
             print(file=self.stream, flush=True)
+
+
+def _tqdm_bar(total: int, stream: TextIO):
+    """A tqdm bar (the notebook widget in Jupyter), or None without tqdm."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, file=stream, unit="step", dynamic_ncols=True, leave=True)
 
 
 def duration(seconds: float) -> str:

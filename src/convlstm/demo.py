@@ -196,6 +196,7 @@ def shapes_demo(args: argparse.Namespace) -> int:
     history = model.fit(train[:, :-1], train[:, 1:], epochs=epochs, batch_size=pick["batch_size"],
                         validation_data=(test[:, :-1], test[:, 1:]), callbacks=[progress],
                         verbose=0, seed=args.seed)
+    progress.close()
 
     inputs, targets = test[:, :-1], test[:, 1:]
     mean_frame = train.mean(axis=(0, 1))

@@ -48,7 +48,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         f"({error})."
     ) from None
 
-from convlstm import forecasting
+from convlstm import forecasting, training_metrics
 from convlstm.callbacks import Callback
 from convlstm.models import History, Sequential, run_epochs
 
@@ -124,6 +124,7 @@ class _ModelSpec:
 
         self.config = json.dumps(serialize(model))
         self.metadata = dict(model.metadata)
+        self.metrics = list(getattr(model, "metrics", []))
         self.loss = model.loss
         self.weights = model.get_weights() if weights else None
         digest = hashlib.sha256(self.config.encode())
@@ -426,31 +427,44 @@ def _predict_block(block: np.ndarray, spec: _ModelSpec, batch_size: int, dtype: 
 
 # -------------------------------------------------------------------------------------- fit
 
+def _metric_sums(metrics: list, y: np.ndarray, prediction: np.ndarray) -> list[tuple]:
+    """Each compiled metric's running sums (``total``, ``count``) over one shard: the client
+    adds them up, so a metric over the shards is the metric over the batch."""
+    fresh = [training_metrics.get(metric) for metric in metrics]
+    for metric in fresh:
+        metric.update(y, prediction)
+    return [(metric.total, metric.count) for metric in fresh]
+
+
 def _shard_gradients(spec: _ModelSpec, weights: list[np.ndarray], x_part: Any, y_part: Any,
-                     scale: float) -> tuple[float, dict[str, np.ndarray], list[np.ndarray]]:
+                     scale: float) -> tuple[float, dict[str, np.ndarray], list[np.ndarray],
+                                            list[tuple]]:
     """A worker's share of one step: the loss of its shard, its gradients times ``scale``
-    (shard size / batch size, so the shards' sum is the batch's gradient), and the weights
-    that are not trained (BatchNormalization's moving statistics) after its forward."""
+    (shard size / batch size, so the shards' sum is the batch's gradient), the weights that are
+    not trained (BatchNormalization's moving statistics) after its forward, and the metrics'
+    sums."""
     x, y = _read(x_part), _read(y_part)
     entry = _model_entry(spec)
     with entry.lock:
         model = entry.model
         model.set_weights(weights)
-        loss = model.compute_gradients(x, y)
+        loss, prediction = model.compute_gradients(x, y)
         _, grads = model.trainable_weights()
         grads = {name: grad * grad.dtype.type(scale) for name, grad in grads.items()}
         frozen = [owner.params[key].copy() for _, owner, key in model.named_params()
                   if key not in owner.trainable_params]
-    return loss, grads, frozen
+    return loss, grads, frozen, _metric_sums(spec.metrics, y, prediction)
 
 
-def _batch_loss(spec: _ModelSpec, weights: list[np.ndarray], x_part: Any, y_part: Any) -> float:
-    """The loss of one evaluation batch (inference mode)."""
+def _batch_loss(spec: _ModelSpec, weights: list[np.ndarray], x_part: Any,
+                y_part: Any) -> tuple[float, list[tuple]]:
+    """The loss and the metrics' sums of one evaluation batch (inference mode)."""
     x, y = _read(x_part), _read(y_part)
     entry = _model_entry(spec)
     with entry.lock:
         entry.model.set_weights(weights)
-        return entry.model.loss(y, entry.model.forward(x))
+        prediction = entry.model.forward(x)
+    return entry.model.loss(y, prediction), _metric_sums(spec.metrics, y, prediction)
 
 
 def fit(
@@ -580,7 +594,7 @@ class _Trainer:
         sizes = [len(shard) for shard in shards]
         loss = sum(result[0] * size for result, size in zip(results, sizes)) / len(rows)
         grads = dict(results[0][1])
-        for _, shard_grads, _ in results[1:]:
+        for _, shard_grads, _, _ in results[1:]:
             for name, grad in shard_grads.items():
                 grads[name] = grads[name] + grad
         params, _ = self.model.trainable_weights()
@@ -589,17 +603,30 @@ class _Trainer:
             # BatchNormalization's moving statistics: the shards' values, weighted by size
             owner.params[key][...] = sum(result[2][slot] * (size / len(rows))
                                          for result, size in zip(results, sizes))
+        _add_sums(self.model.metrics, [result[3] for result in results])
         return float(loss)
 
-    def evaluate(self, x: Any, y: Any, rows: np.ndarray) -> float:
-        """``model.evaluate`` over ``rows``: the same batches, evaluated on the workers."""
+    def evaluate(self, x: Any, y: Any, rows: np.ndarray) -> dict[str, float]:
+        """``model.evaluate(..., return_dict=True)`` over ``rows``: the same batches, evaluated
+        on the workers."""
         weights = self._weights()
         batches = [rows[start : start + self.batch_size]
                    for start in range(0, len(rows), self.batch_size)]
         futures = [self._submit(_batch_loss, index, self.spec, weights, _part(x, batch),
                                 _part(y, batch)) for index, batch in enumerate(batches)]
-        losses = self.client.gather(futures)
-        return float(sum(loss * len(batch) for loss, batch in zip(losses, batches)) / len(rows))
+        results = self.client.gather(futures)
+        tracked = [training_metrics.get(metric) for metric in self.model.metrics]
+        _add_sums(tracked, [sums for _, sums in results])
+        loss = sum(loss * len(batch) for (loss, _), batch in zip(results, batches)) / len(rows)
+        return {"loss": float(loss), **{metric.name: metric.result() for metric in tracked}}
+
+
+def _add_sums(metrics: list, shards: list[list[tuple]]) -> None:
+    """Add the shards' running sums, in shard order, into ``metrics``."""
+    for sums in shards:
+        for metric, (total, count) in zip(metrics, sums):
+            metric.total += total
+            metric.count += count
 
 
 def _pair(owner: str, x: object, y: object) -> tuple[Any, Any]:

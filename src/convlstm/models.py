@@ -12,6 +12,7 @@ import numpy as np
 from convlstm import losses as losses_module
 from convlstm import optimizers as optimizers_module
 from convlstm import saving
+from convlstm import training_metrics as metrics_module
 from convlstm.callbacks import Callback, ProgressLogger
 from convlstm.layers.base import Layer
 
@@ -51,6 +52,7 @@ class Sequential(Layer):
         )
         self.optimizer: optimizers_module.Optimizer | None = None
         self.loss: losses_module.Loss | None = None
+        self.metrics: list[metrics_module.Metric] = []
         self.stop_training = False
         self.metadata: dict[str, Any] = {}
         for layer in layers:
@@ -104,8 +106,13 @@ class Sequential(Layer):
             shape = layer.compute_output_shape(shape)
         return shape
 
-    def summary(self) -> str:
-        """A table of layers, output shapes and parameter counts (returned, not printed)."""
+    def summary(self, print_fn: Callable[[str], Any] | None = None) -> None:
+        """Print a table of layers, output shapes and parameter counts, as Keras does.
+
+        Args:
+            print_fn: called with each line (default: ``print``); e.g. ``lines.append`` keeps
+                the text.
+        """
         if self.input_shape is None:
             raise RuntimeError(
                 "Sequential.summary: the input shape is unknown; pass input_shape= or call the "
@@ -127,8 +134,10 @@ class Sequential(Layer):
             for row in rows
         ]
         rule = "-" * len(lines[0])
-        return "\n".join([lines[0], rule, *lines[1:], rule,
-                          f"Total params: {total:,} (trainable: {trainable:,})"])
+        for line in [lines[0], rule, *lines[1:], rule, f"Total params: {total:,}",
+                     f"Trainable params: {trainable:,}",
+                     f"Non-trainable params: {total - trainable:,}"]:
+            (print_fn or print)(line)
 
     # ----------------------------------------------------------------- compute
 
@@ -156,33 +165,66 @@ class Sequential(Layer):
 
     # ------------------------------------------------------------ training API
 
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = "mean_squared_error") -> None:
-        """Choose the optimizer and loss, by Keras name or as objects."""
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = "mean_squared_error",
+        metrics: Sequence[Any] | None = None,
+    ) -> None:
+        """Choose the optimizer, the loss and the metrics to report, by Keras name or as
+        objects (metrics: see :mod:`convlstm.training_metrics`, e.g. ``["mae", "accuracy"]``)."""
+        if metrics is not None and (isinstance(metrics, str) or not isinstance(
+                metrics, Sequence)):
+            raise TypeError(f"Sequential.compile: expected metrics to be a list of names or "
+                            f"Metric objects; got {metrics!r}.")
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
+        self.metrics = [metrics_module.get(metric, self.loss) for metric in metrics or ()]
+        names = [metric.name for metric in self.metrics]
+        if len(set(names)) < len(names) or "loss" in names:
+            raise ValueError(f"Sequential.compile: expected distinct metric names other than "
+                             f"'loss'; got {names}.")
 
     def _require_compiled(self, owner: str) -> None:
         if self.optimizer is None or self.loss is None:
             raise RuntimeError(f"Sequential.{owner}: call compile(optimizer=..., loss=...) first.")
 
-    def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One step: forward, loss, backward, optimizer update. Returns the batch's loss (before
-        the update, as Keras reports it)."""
-        self._require_compiled("train_on_batch")
-        loss = self.compute_gradients(x, y)
-        self.optimizer.apply(*self.trainable_weights())
-        return loss
+    def train_on_batch(
+        self, x: np.ndarray, y: np.ndarray, return_dict: bool = False
+    ) -> float | list[float] | dict[str, float]:
+        """One step: forward, loss, backward, optimizer update.
 
-    def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> float:
+        Returns:
+            The batch's loss (before the update, as Keras reports it); with compiled metrics
+            ``[loss, *metrics]`` of this batch, and with ``return_dict`` a dict by name.
+        """
+        self._require_compiled("train_on_batch")
+        loss, prediction = self._train_step(x, y)
+        if not self.metrics and not return_dict:
+            return loss
+        logs = {"loss": loss, **_scores(self.metrics, y, prediction)}
+        return logs if return_dict else list(logs.values())
+
+    def _train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward, loss, backward and update; the loss and the prediction before the update."""
+        loss, prediction = self.compute_gradients(x, y)
+        self.optimizer.apply(*self.trainable_weights())
+        return loss, prediction
+
+    def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward, loss and backward of one batch, without an update: fills every layer's
-        ``grads`` (read them with :meth:`trainable_weights`). Returns the batch's loss."""
+        ``grads`` (read them with :meth:`trainable_weights`).
+
+        Returns:
+            The batch's loss and the prediction, (B, ...) as ``y``.
+        """
         if self.loss is None:
             raise RuntimeError(
                 "Sequential.compute_gradients: call compile(optimizer=..., loss=...) first.")
         prediction = self.forward(x, training=True)
         loss, d_prediction = self.loss.value_and_gradient(y, prediction)
         self.backward(d_prediction)
-        return loss
+        return loss, prediction
 
     def predict(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Inference over ``x`` in batches."""
@@ -191,17 +233,30 @@ class Sequential(Layer):
             [self.forward(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
         )
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 32) -> float:
-        """Mean loss over ``(x, y)``, batches weighted by their size (as Keras)."""
+    def evaluate(
+        self, x: np.ndarray, y: np.ndarray, batch_size: int = 32, return_dict: bool = False
+    ) -> float | list[float] | dict[str, float]:
+        """Mean loss (and compiled metrics) over ``(x, y)``, batches weighted by their size.
+
+        Returns:
+            As Keras: the loss alone without metrics; ``[loss, *metrics]`` with them; a dict
+            by name with ``return_dict``.
+        """
         if self.loss is None:
             raise RuntimeError("Sequential.evaluate: call compile(optimizer=..., loss=...) first.")
         x, y = _checked_pair("evaluate", x, y)
-        total = sum(
-            self.loss(y[start : start + batch_size], self.forward(x[start : start + batch_size]))
-            * len(x[start : start + batch_size])
-            for start in range(0, len(x), batch_size)
-        )
-        return float(total / len(x))
+        tracked = [metrics_module.get(metric) for metric in self.metrics]
+        total = 0.0
+        for start in range(0, len(x), batch_size):
+            truth, prediction = y[start : start + batch_size], self.forward(
+                x[start : start + batch_size])
+            total += self.loss(truth, prediction) * len(truth)
+            for metric in tracked:
+                metric.update(truth, prediction)
+        logs = {"loss": float(total / len(x)), **{m.name: m.result() for m in tracked}}
+        if return_dict:
+            return logs
+        return list(logs.values()) if tracked else logs["loss"]
 
     def fit(
         self,
@@ -244,10 +299,16 @@ class Sequential(Layer):
             x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
         if validation_data is not None:
             validation_data = _checked_pair("fit", *validation_data)
+        def step(rows: np.ndarray) -> float:
+            loss, prediction = self._train_step(x[rows], y[rows])
+            for metric in self.metrics:
+                metric.update(y[rows], prediction)
+            return loss
+
         return run_epochs(
-            self, len(x), lambda rows: self.train_on_batch(x[rows], y[rows]),
-            None if validation_data is None else (
-                lambda: self.evaluate(*validation_data, batch_size=batch_size)),
+            self, len(x), step,
+            None if validation_data is None else (lambda: self.evaluate(
+                *validation_data, batch_size=batch_size, return_dict=True)),
             epochs=epochs, batch_size=batch_size, shuffle=shuffle, callbacks=callbacks,
             verbose=verbose, seed=seed)
 
@@ -287,7 +348,7 @@ def run_epochs(
     model: Sequential,
     samples: int,
     step: Callable[[np.ndarray], float],
-    evaluate: Callable[[], float] | None,
+    evaluate: Callable[[], dict[str, float]] | None,
     *,
     epochs: int,
     batch_size: int,
@@ -297,14 +358,16 @@ def run_epochs(
     seed: int | None,
 ) -> History:
     """The epochs of :meth:`Sequential.fit`, shared with :func:`convlstm.distributed.fit` so
-    that both make the same batches and report the same history.
+    that both make the same batches and report the same logs.
 
     Args:
-        model: the model trained (``stop_training`` is read, callbacks see it).
+        model: the model trained: its ``metrics`` are reset every epoch and reported,
+            ``stop_training`` is read, callbacks see it.
         samples: how many training samples; every epoch shuffles ``range(samples)`` from
             ``seed`` (one generator for the whole run).
-        step: trains on the samples at the given indices; returns the batch's loss.
-        evaluate: returns the validation loss after each epoch, or None.
+        step: trains on the samples at the given indices, updates ``model.metrics`` with
+            them, and returns the batch's loss.
+        evaluate: returns the validation loss and metrics by name after each epoch, or None.
         epochs, batch_size, shuffle, callbacks, verbose, seed: as :meth:`Sequential.fit`.
 
     Returns:
@@ -322,16 +385,19 @@ def run_epochs(
         started = time.perf_counter()
         order = rng.permutation(samples) if shuffle else np.arange(samples)
         total, seen = 0.0, 0
+        for metric in model.metrics:
+            metric.reset()
         for batch, start in enumerate(range(0, samples, batch_size)):
             chosen = order[start : start + batch_size]
             loss = step(chosen)
             total, seen = total + loss * len(chosen), seen + len(chosen)
-            _notify(callbacks, "on_batch_end", batch, {"loss": loss})
+            running = {metric.name: metric.result() for metric in model.metrics}
+            _notify(callbacks, "on_batch_end", batch, {"loss": loss, **running})
             if model.stop_training:  # as Keras: a callback may stop within an epoch
                 break
-        logs = {"loss": total / seen}
+        logs = {"loss": total / seen, **{m.name: m.result() for m in model.metrics}}
         if evaluate is not None:
-            logs["val_loss"] = evaluate()
+            logs.update({f"val_{name}": value for name, value in evaluate().items()})
         logs["seconds"] = time.perf_counter() - started
         history.append(epoch, logs)
         _notify(callbacks, "on_epoch_end", epoch, logs)
@@ -339,6 +405,19 @@ def run_epochs(
             break
     _notify(callbacks, "on_train_end", {})
     return history
+
+
+def _scores(
+    metrics: list[metrics_module.Metric], y: np.ndarray, prediction: np.ndarray,
+    reset: bool = True,
+) -> dict[str, float]:
+    """Update each metric with a batch (after a reset, unless ``reset`` is False: a running
+    epoch) and return the results by name."""
+    for metric in metrics:
+        if reset:
+            metric.reset()
+        metric.update(y, prediction)
+    return {metric.name: metric.result() for metric in metrics}
 
 
 def _notify(callbacks: list[Callback], hook: str, *arguments: Any) -> None:
