@@ -20,7 +20,7 @@ import zarr
 from distributed import Client, LocalCluster, WorkerPlugin
 
 import convlstm
-from convlstm import Conv3D, ConvLSTM2D, Dense, Flatten, Sequential, forecasting
+from convlstm import BatchNormalization, Conv3D, ConvLSTM2D, Dense, Flatten, Sequential, forecasting
 from convlstm import distributed as cd
 from convlstm.callbacks import Callback
 from convlstm.cli import main
@@ -41,9 +41,10 @@ def client():
         yield client
 
 
-def _model(dtype="float64", compiled=True):
+def _model(dtype="float64", compiled=True, batch_normalization=False):
     model = Sequential([
         ConvLSTM2D(1, 3, 3, "same", seed=0, dtype=dtype),
+        *([BatchNormalization(dtype=dtype)] if batch_normalization else []),
         Conv3D(1, 3, padding="same", activation="sigmoid", seed=1, dtype=dtype),
     ], input_shape=(3, 6, 6, 1))
     if compiled:
@@ -142,6 +143,12 @@ def test_fit_equals_model_fit(client, workers):
         with cluster, one:
             history = cd.fit(distributed, x, y, client=one, verbose=0,
                              callbacks=[distributed_batches], **arguments)
+            # one shard is the whole batch, so BatchNormalization's statistics are the batch's
+            local_bn, distributed_bn = _model(batch_normalization=True), _model(
+                batch_normalization=True)
+            bn_history = cd.fit(distributed_bn, x, y, client=one, verbose=0, **arguments)
+        _assert_same_training(local_bn, distributed_bn,
+                              local_bn.fit(x, y, verbose=0, **arguments), bn_history)
     _assert_same_training(local, distributed, local_history, history)
     np.testing.assert_allclose(distributed_batches.losses, local_batches.losses, rtol=TOLERANCE)
     assert len(distributed_batches.losses) == 6  # 3 batches (5, 5, 2) per epoch
