@@ -64,7 +64,7 @@ from convlstm.layers.core import Dense, Dropout, Flatten, LeakyReLU, ReLU, Softm
 from convlstm.layers.normalization import BatchNormalization
 from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
 from convlstm.layers.wrappers import TimeDistributed
-from convlstm.models import Sequential
+from convlstm.registry import layer_class
 
 KERAS_FORMAT_VERSION = "3.15.1"  # the Keras version whose .keras layout save_keras writes
 INSTALL_HINT = "pip install 'numpy-convlstm[keras]'"
@@ -192,6 +192,12 @@ _EXPORT_MAPS: dict[type[Layer], LayerMap] = {m.ours: m for m in LAYER_MAPS.value
 
 
 # ------------------------------------------------------------------------------ small helpers
+
+
+def _sequential() -> type[Layer]:
+    """The Sequential class, found in the registry: ``models`` imports this module for
+    ``Sequential.save_keras``, so importing ``models`` here would make a cycle."""
+    return layer_class("Sequential")
 
 
 def _require_h5py(owner: str) -> Any:
@@ -551,7 +557,7 @@ def _fused_padding(where: str, spec: dict, following: dict | None) -> tuple[int,
     return pairs[1][0], pairs[2][0]
 
 
-def _import_model(where: str, spec: object, version: str) -> tuple[Sequential, list[_KerasLayer]]:
+def _import_model(where: str, spec: object, version: str) -> tuple[Layer, list[_KerasLayer]]:
     """Our Sequential for a Keras model config (weights not loaded) and its Keras layers."""
     try:
         return _import_layers(where, spec, version)
@@ -561,7 +567,7 @@ def _import_model(where: str, spec: object, version: str) -> tuple[Sequential, l
         ) from None
 
 
-def _import_layers(where: str, spec: object, version: str) -> tuple[Sequential, list[_KerasLayer]]:
+def _import_layers(where: str, spec: object, version: str) -> tuple[Layer, list[_KerasLayer]]:
     specs, input_shape = _layer_specs(where, spec)
     shape = input_shape
     if shape is None:
@@ -569,7 +575,7 @@ def _import_layers(where: str, spec: object, version: str) -> tuple[Sequential, 
             f"{where}: the model's input shape is not recorded (no InputLayer, batch_input_shape "
             "or build_config); it is needed to size the layers."
         )
-    model = Sequential()
+    model = _sequential()()
     keras_layers: list[_KerasLayer] = []
     index = 0
     while index < len(specs):
@@ -603,7 +609,7 @@ def _import_layers(where: str, spec: object, version: str) -> tuple[Sequential, 
     return model, keras_layers
 
 
-def from_keras_config(config: dict | str, keras_version: str | None = None) -> Sequential:
+def from_keras_config(config: dict | str, keras_version: str | None = None) -> Layer:
     """Build our model (fresh weights) from a Keras model config: a dict, or its JSON text.
 
     Args:
@@ -777,7 +783,7 @@ class _Exporter:
         return tuple(layer.compute_output_shape(shape))
 
 
-def _model_dtype(model: Sequential) -> str:
+def _model_dtype(model: Layer) -> str:
     for _, owner, _ in model.named_params():
         dtype = getattr(owner, "dtype", None)
         if dtype is not None:
@@ -785,10 +791,10 @@ def _model_dtype(model: Sequential) -> str:
     return "float32"
 
 
-def _export(model: Sequential, with_config: bool) -> tuple[dict[str, Any], list[_KerasLayer]]:
+def _export(model: Layer, with_config: bool) -> tuple[dict[str, Any], list[_KerasLayer]]:
     """The Keras 3 config of ``model`` (when ``with_config``) and its Keras layers."""
     owner = "save_keras"
-    if not isinstance(model, Sequential):
+    if not isinstance(model, _sequential()):
         raise TypeError(f"{owner}: expected a convlstm Sequential; got {type(model).__name__}.")
     if model.input_shape is None:
         raise ValueError(
@@ -833,7 +839,7 @@ def _export(model: Sequential, with_config: bool) -> tuple[dict[str, Any], list[
     return config, exporter.layers
 
 
-def to_keras_config(model: Sequential) -> dict[str, Any]:
+def to_keras_config(model: Layer) -> dict[str, Any]:
     """The Keras 3 config (``keras.saving.deserialize_keras_object`` input) of ``model``."""
     return _export(model, with_config=True)[0]
 
@@ -1040,15 +1046,15 @@ def _open_h5(where: str, h5py: Any, source: str | io.BytesIO) -> Any:
 
 def _target(
     where: str,
-    model: Sequential | None,
+    model: Layer | None,
     config: object,
     file_spec: object,
     version: str,
-) -> tuple[Sequential, list[_KerasLayer]]:
+) -> tuple[Layer, list[_KerasLayer]]:
     """The model to fill and its Keras layers: ``model``, else one built from ``config``,
     else from the file's own config."""
     if model is not None:
-        if not isinstance(model, Sequential):
+        if not isinstance(model, _sequential()):
             raise TypeError(
                 f"load_keras: expected model to be a convlstm Sequential; got "
                 f"{type(model).__name__}."
@@ -1081,9 +1087,9 @@ def _target(
 
 def load_keras(
     path: str | os.PathLike,
-    model: Sequential | None = None,
+    model: Layer | None = None,
     config: dict | str | os.PathLike | None = None,
-) -> Sequential:
+) -> Layer:
     """Read a Keras file into a model of this library.
 
     Args:
@@ -1144,7 +1150,7 @@ def load_keras(
     return target
 
 
-def save_keras(model: Sequential, path: str | os.PathLike) -> str:
+def save_keras(model: Layer, path: str | os.PathLike) -> str:
     """Write ``model`` for Keras 3: a ``.keras`` archive, or with a ``.weights.h5`` path the
     weights alone (for ``keras_model.load_weights``). Returns the path written.
 

@@ -14,6 +14,7 @@ from convlstm import optimizers as optimizers_module
 from convlstm import saving
 from convlstm.callbacks import Callback, ProgressLogger
 from convlstm.layers.base import Layer
+from convlstm.registry import deserialize, register, serialize
 
 
 class History:
@@ -30,6 +31,7 @@ class History:
                 self.history.setdefault(key, []).append(value)
 
 
+@register
 class Sequential(Layer):
     """Layers applied one after another, trained with explicit backward passes.
 
@@ -267,8 +269,6 @@ class Sequential(Layer):
         return save_keras(self, path)
 
     def get_config(self) -> dict[str, Any]:
-        from convlstm.registry import serialize
-
         return {
             "layers": [serialize(layer) for layer in self.layers],
             "input_shape": None if self.input_shape is None else list(self.input_shape),
@@ -276,8 +276,6 @@ class Sequential(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
-        from convlstm.registry import deserialize
-
         return cls([deserialize(spec) for spec in config["layers"]], config.get("input_shape"))
 
     def __repr__(self) -> str:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from convlstm.registry import deserialize, serialize
+
 FORMAT = "numpy-convlstm"
 VERSION = 1
 
@@ -35,8 +37,6 @@ def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> s
     With ``include_states``, the carried states of stateful ConvLSTM2D layers are saved too,
     and :func:`load` puts them back.
     """
-    from convlstm.registry import serialize
-
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
@@ -65,8 +65,6 @@ def load(path: str | os.PathLike) -> Any:
         ValueError: the file is truncated, corrupted, not this format, or its weights do not
             fit its config; the message names the file and what is wrong.
     """
-    from convlstm.registry import deserialize
-
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}.")

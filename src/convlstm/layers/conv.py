@@ -17,6 +17,7 @@ from convlstm.layers.core import (
     shape_arg,
     training_arg,
 )
+from convlstm.registry import register
 
 
 class _Conv(KernelLayer):
@@ -193,6 +194,7 @@ class _Conv(KernelLayer):
         }
 
 
+@register
 class Conv2D(_Conv):
     """2-D convolution, as Keras' ``Conv2D``.
 
@@ -220,6 +222,7 @@ class Conv2D(_Conv):
     spatial_names = ("height", "width")
 
 
+@register
 class Conv3D(_Conv):
     """3-D convolution, as Keras' ``Conv3D``; the arguments are those of :class:`Conv2D` with
     triples for kernel_size, strides and dilation_rate.

@@ -21,10 +21,12 @@ from convlstm.functional.convlstm import (
 from convlstm.functional.windows import output_size, resolve_pads
 from convlstm.layers.base import Layer
 from convlstm.layers.core import DATA_FORMATS
+from convlstm.registry import register
 
 WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
 
 
+@register
 class ConvLSTM2DCell(Layer):
     """One ConvLSTM step, for users who write their own time loop.
 
@@ -266,6 +268,7 @@ def _activation_name(owner: str, name: str, activation: activations.Activation) 
     return activation.name
 
 
+@register
 class ConvLSTM2D(Layer):
     r"""Convolutional LSTM over a sequence of frames, computing exactly what Keras 3 computes.
 

@@ -31,6 +31,7 @@ from convlstm.functional.dense_ops import (
     softmax_backward,
 )
 from convlstm.layers.base import Layer
+from convlstm.registry import register
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
@@ -247,6 +248,7 @@ class KernelLayer(CachedLayer):
 # ------------------------------------------------------------------------------------- Dense
 
 
+@register
 class Dense(KernelLayer):
     """Densely connected layer on the last axis, as Keras' ``Dense``: ``activation(x @ W + b)``.
 
@@ -343,6 +345,7 @@ class Dense(KernelLayer):
 # ---------------------------------------------------------------------------------- Flatten
 
 
+@register
 class Flatten(CachedLayer):
     """Flatten every axis but the batch: (batch, ...) -> (batch, prod(...)), as Keras.
 
@@ -400,6 +403,7 @@ class Flatten(CachedLayer):
 # ---------------------------------------------------------------------------------- Dropout
 
 
+@register
 class Dropout(CachedLayer):
     """Inverted dropout, as Keras' ``Dropout``: only when ``training=True``.
 
@@ -488,6 +492,7 @@ class _Elementwise(CachedLayer):
         return self._gradient(saved, d_output)
 
 
+@register
 class Activation(_Elementwise):
     """Apply a named activation, as Keras' ``Activation`` layer.
 
@@ -511,6 +516,7 @@ class Activation(_Elementwise):
         return {"activation": self.activation.config(type(self).__name__)}
 
 
+@register
 class Sigmoid(Activation):
     """``1 / (1 + exp(-x))``; Keras' ``Activation("sigmoid")``."""
 
@@ -521,6 +527,7 @@ class Sigmoid(Activation):
         return {}
 
 
+@register
 class Tanh(Activation):
     """``tanh(x)``; Keras' ``Activation("tanh")``."""
 
@@ -531,6 +538,7 @@ class Tanh(Activation):
         return {}
 
 
+@register
 class ReLU(_Elementwise):
     """Rectified linear unit with Keras' ``ReLU`` options::
 
@@ -586,6 +594,7 @@ class ReLU(_Elementwise):
         }
 
 
+@register
 class LeakyReLU(_Elementwise):
     """``x`` where ``x >= 0``, ``negative_slope * x`` elsewhere; Keras' ``LeakyReLU``.
 
@@ -609,6 +618,7 @@ class LeakyReLU(_Elementwise):
         return {"negative_slope": self.negative_slope}
 
 
+@register
 class Softmax(_Elementwise):
     """``exp(x) / sum(exp(x))`` over ``axis``; Keras' ``Softmax`` layer (without a mask).
 

@@ -12,6 +12,7 @@ from convlstm import _validation as check
 from convlstm.functional.pooling import max_pool, max_pool_backward
 from convlstm.functional.windows import output_size, resolve_pads
 from convlstm.layers.core import DATA_FORMATS, CachedLayer
+from convlstm.registry import register
 
 
 class _MaxPooling(CachedLayer):
@@ -98,6 +99,7 @@ class _MaxPooling(CachedLayer):
         }
 
 
+@register
 class MaxPooling3D(_MaxPooling):
     """Max pooling over three spatial axes, as Keras' ``MaxPooling3D``.
 
@@ -125,6 +127,7 @@ class MaxPooling3D(_MaxPooling):
         super().__init__(pool_size, stride, padding, data_format)
 
 
+@register
 class MaxPooling2D(_MaxPooling):
     """Max pooling over height and width, as Keras' ``MaxPooling2D``; arguments as
     :class:`MaxPooling3D` with pairs: (B, H, W, C) (channels_first: (B, C, H, W))."""

@@ -10,8 +10,10 @@ import numpy as np
 
 from convlstm.layers.base import Layer
 from convlstm.layers.core import CachedLayer, shape_arg, training_arg
+from convlstm.registry import deserialize, register, serialize
 
 
+@register
 class TimeDistributed(CachedLayer):
     """Apply ``layer`` to every time step, as Keras' ``TimeDistributed``.
 
@@ -110,8 +112,6 @@ class TimeDistributed(CachedLayer):
         return d_steps.reshape(B, T, *d_steps.shape[1:])
 
     def get_config(self) -> dict[str, Any]:
-        from convlstm.registry import serialize
-
         return {"layer": serialize(self.layer)}
 
     def __repr__(self) -> str:
@@ -119,6 +119,4 @@ class TimeDistributed(CachedLayer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TimeDistributed:
-        from convlstm.registry import deserialize
-
         return cls(deserialize(config["layer"]))
