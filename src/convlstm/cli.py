@@ -337,12 +337,6 @@ def build_parser() -> argparse.ArgumentParser:
                                            "parameter counts.")
     info.add_argument("file", help="a model.npz, or a Keras .keras/.h5 file")
     info.set_defaults(run=_info)
-
-    # `bench` passes its arguments straight to the benchmark (see main); this entry is its help.
-    commands.add_parser(
-        "bench", add_help=False,
-        help="speed benchmark against PyTorch (our half alone without torch); "
-             "'convlstm bench --help' lists its options")
     return parser
 
 
@@ -365,10 +359,6 @@ _positive, _at_least_3, _at_least_16 = (_integer_at_least(n) for n in (1, 3, 16)
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``convlstm`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:
-        from convlstm import benchmark
-
-        return benchmark.run_comparison(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
