@@ -71,9 +71,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_the_walk_sees_function_level_imports():
-    assert "convlstm.keras_io" in GRAPH["convlstm.models"] or any(
-        name.startswith("convlstm.keras") for name in GRAPH["convlstm.models"]
-    )
+    # Sequential.save_keras imports convlstm.keras inside the method
+    assert "convlstm.keras" in GRAPH["convlstm.models"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 

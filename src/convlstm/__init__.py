@@ -2,7 +2,7 @@
 backward passes, the layers around them, losses, optimizers and a trainable Sequential model."""
 
 from convlstm import callbacks, losses, optimizers
-from convlstm.keras_io import load_keras, save_keras
+from convlstm.keras import load_keras, save_keras
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D, ConvLSTM2DCell
 from convlstm.layers.core import (

@@ -256,7 +256,7 @@ def _read_model(path: str):
         raise UsageError(f"no such file: {path}")
     try:
         if Path(path).suffix in KERAS_SUFFIXES:
-            from convlstm.keras_io import load_keras
+            from convlstm.keras import load_keras
 
             return load_keras(path)
         return saving.load(path)
