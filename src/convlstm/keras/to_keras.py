@@ -160,7 +160,7 @@ class _Exporter:
                 }
                 config = self.config(cell, LAYER_MAPS["ConvLSTM2D"], cell_config)
             self.add(keras_layer, config, dtype, in_shape)
-            hw = cell.output_hw(*hw)
+            hw = cell.options.output_spatial(hw)
             if layer.leaky_relu_slope is not None:
                 leaky = KerasLayer("LeakyReLU", self.name("LeakyReLU"))
                 self.add(leaky, {"negative_slope": layer.leaky_relu_slope}, dtype, None)
