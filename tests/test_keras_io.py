@@ -37,7 +37,7 @@ from convlstm.keras import (
     save_keras,
     to_keras_config,
 )
-from convlstm.layers.core import Activation
+from convlstm.layers.activation import Activation
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras_files"
 ATOL = 1e-5

@@ -3,19 +3,10 @@ backward passes, the layers around them, losses, optimizers and a trainable Sequ
 
 from convlstm import callbacks, losses, optimizers
 from convlstm.keras import load_keras, save_keras
+from convlstm.layers.activation import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D, ConvLSTM2DCell
-from convlstm.layers.core import (
-    Activation,
-    Dense,
-    Dropout,
-    Flatten,
-    LeakyReLU,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-)
+from convlstm.layers.core import Dense, Dropout, Flatten
 from convlstm.layers.normalization import BatchNormalization
 from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
 from convlstm.layers.wrappers import TimeDistributed

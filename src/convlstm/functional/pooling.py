@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -94,6 +95,18 @@ def _winner_dtype(pool_size: tuple[int, ...]) -> np.dtype:
     return np.min_scalar_type(int(np.prod(pool_size)) - 1)
 
 
+@dataclass
+class MaxPoolCache:
+    """What :func:`max_pool_backward` needs from a training :func:`max_pool`."""
+
+    winner: np.ndarray  # (N, *out_spatial, C): scan-order offset of each window's maximum
+    padded_shape: tuple[int, ...]  # (N, *padded_spatial, C) of the -inf padded input
+    pads: Pads  # (before, after) per spatial axis
+    pool_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    block_bytes: int  # the forward's blocks, which the backward walks again
+
+
 def max_pool(
     x: np.ndarray,
     pool_size: tuple[int, ...],
@@ -101,7 +114,7 @@ def max_pool(
     pads: Pads,
     training: bool = False,
     block_bytes: int = BLOCK_BYTES,
-) -> tuple[np.ndarray, tuple | None]:
+) -> tuple[np.ndarray, MaxPoolCache | None]:
     """Maximum of every window.
 
     Args:
@@ -130,11 +143,13 @@ def max_pool(
                              winner[samples, out_rows])
         else:
             _separable_max(block, pool_size, stride, block_size, block_out)
-    cache = (winner, padded.shape, pads, pool_size, stride, block_bytes) if training else None
+    cache = None
+    if training:
+        cache = MaxPoolCache(winner, padded.shape, pads, pool_size, stride, block_bytes)
     return out, cache
 
 
-def max_pool_backward(d_out: np.ndarray, cache: tuple) -> np.ndarray:
+def max_pool_backward(d_out: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     """Route each window's gradient to the element that won it; overlapping windows add up.
 
     Args:
@@ -144,7 +159,8 @@ def max_pool_backward(d_out: np.ndarray, cache: tuple) -> np.ndarray:
     Returns:
         (N, *spatial, C), the input's shape.
     """
-    winner, padded_shape, pads, pool_size, stride, block_bytes = cache
+    winner, padded_shape, pads = cache.winner, cache.padded_shape, cache.pads
+    pool_size, stride, block_bytes = cache.pool_size, cache.stride, cache.block_bytes
     # Without overlap every input cell gets at most one window's gradient: write, don't add.
     overlapping = any(s < k for s, k in zip(stride, pool_size))
     d_padded = np.zeros(padded_shape, d_out.dtype)

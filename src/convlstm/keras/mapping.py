@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 
 from convlstm.functional import activations
+from convlstm.layers.activation import Activation as ActivationLayer
+from convlstm.layers.activation import LeakyReLU, ReLU, Softmax
 from convlstm.layers.base import Layer
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D
-from convlstm.layers.core import Activation as ActivationLayer
-from convlstm.layers.core import Dense, Dropout, Flatten, LeakyReLU, ReLU, Softmax
+from convlstm.layers.core import Dense, Dropout, Flatten
 from convlstm.layers.normalization import BatchNormalization
 from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
 from convlstm.layers.wrappers import TimeDistributed

@@ -17,9 +17,9 @@ from convlstm.keras.mapping import (
     unique_name,
     weight_slots,
 )
+from convlstm.layers.activation import Activation as ActivationLayer
 from convlstm.layers.base import Layer
 from convlstm.layers.convlstm import ConvLSTM2D
-from convlstm.layers.core import Activation as ActivationLayer
 from convlstm.layers.wrappers import TimeDistributed
 
 

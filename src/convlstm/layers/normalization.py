@@ -15,7 +15,7 @@ from convlstm.functional.dense_ops import (
     batch_norm_inference,
     batch_norm_train,
 )
-from convlstm.layers.core import CachedLayer, float_arg, shape_arg, training_arg
+from convlstm.layers.base import CachedLayer, float_arg, shape_arg, training_arg
 from convlstm.registry import register
 
 WEIGHT_NAMES = ("gamma", "beta", "moving_mean", "moving_variance")

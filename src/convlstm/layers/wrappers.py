@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from convlstm.layers.base import Layer
-from convlstm.layers.core import CachedLayer, shape_arg, training_arg
+from convlstm.layers.base import CachedLayer, Layer, shape_arg, training_arg
 from convlstm.registry import deserialize, register, serialize
 
 
