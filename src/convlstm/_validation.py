@@ -111,9 +111,11 @@ def shape_text(names: Sequence[object]) -> str:
 
 
 def numeric_array(owner: str, name: str, value: object, dtype: np.dtype) -> np.ndarray:
-    """Return ``value`` as an array of ``dtype``, never a view that could write to the caller's.
+    """Return ``value`` as an array of ``dtype``.
 
-    Integers and booleans are cast; complex, object, string or other kinds raise ``TypeError``.
+    When ``value`` already is an array of ``dtype`` it is returned itself (no copy), so callers
+    must not write into the result; anything else is converted to a new array. Integers and
+    booleans are cast; complex, object, string or other kinds raise ``TypeError``.
     """
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":

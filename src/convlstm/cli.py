@@ -1,4 +1,5 @@
-"""The ``convlstm`` command: demo, train, predict and info. The only module that prints."""
+"""The ``convlstm`` command: demo, train, predict and info. Its output goes through this module
+(the library prints only the epoch lines of ``fit(verbose=1)``, through ``ProgressLogger``)."""
 
 from __future__ import annotations
 

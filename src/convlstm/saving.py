@@ -9,9 +9,11 @@ of stateful ConvLSTM2D layers (numbered in the order :func:`_stateful_layers` wa
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,7 +71,8 @@ def load(path: str | os.PathLike) -> Any:
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}.")
     try:
-        archive = np.load(path, allow_pickle=False)
+        # From memory: np.load(path) leaves its file open when the archive is unreadable.
+        archive = np.load(io.BytesIO(Path(path).read_bytes()), allow_pickle=False)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise ValueError(
             f"load: {path!r} is not a readable numpy-convlstm model file ({error})."

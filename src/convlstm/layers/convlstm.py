@@ -213,6 +213,8 @@ class ConvLSTM2D(Layer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         options = self.options = ConvLSTMOptions(*args, **kwargs)
+        self.params: dict[str, np.ndarray] = {}  # the weights are the cells' (see sublayers)
+        self.grads: dict[str, np.ndarray] = {}
         F = options.out_channels
         rng = np.random.default_rng(options.seed)  # every cell's weights, drawn in order
         self.cells = [
