@@ -7,6 +7,8 @@ parent package (``convlstm/__init__.py``, the public API that imports everything
 """
 
 import ast
+import inspect
+import re
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "src"
@@ -84,3 +86,72 @@ def test_no_import_cycle():
 
 def test_the_registry_is_a_leaf():
     assert GRAPH["convlstm.registry"] == set()
+
+
+# The rows of README's Architecture table: each module's row, and the rows it may import from.
+ROWS = {
+    "convlstm._validation": 0,
+    "convlstm._version": 0,
+    "convlstm.registry": 0,
+    "convlstm.functional": 1,
+    "convlstm.initializers": 2,
+    "convlstm.losses": 2,
+    "convlstm.optimizers": 2,
+    "convlstm.callbacks": 2,
+    "convlstm.metrics": 2,
+    "convlstm.layers": 3,
+    "convlstm.saving": 4,
+    "convlstm.keras": 4,
+    "convlstm.models": 5,
+    "convlstm.data": 6,
+    "convlstm.nextframe": 6,
+    "convlstm.figures": 6,
+    "convlstm.datasets": 6,
+    "convlstm.cli": 7,
+    "convlstm.__main__": 7,
+}
+MAY_IMPORT = {0: set(), 1: {1}, **{row: set(range(row + 1)) for row in range(2, 7)}}
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def row_of(module: str) -> int | None:
+    """The module's row (by its package for modules inside functional/, layers/, keras/);
+    None for the package itself, the public API on top of everything."""
+    for prefix in sorted(ROWS, key=len, reverse=True):
+        if module == prefix or module.startswith(prefix + "."):
+            return ROWS[prefix]
+    assert module == "convlstm", f"{module} is in no row of README's Architecture table"
+    return None
+
+
+def test_every_module_imports_only_from_its_row_or_above():
+    upward = [
+        f"{module} (row {row_of(module)}) imports {target} (row {row_of(target)})"
+        for module, targets in GRAPH.items()
+        if row_of(module) in MAY_IMPORT
+        for target in targets
+        if row_of(target) not in MAY_IMPORT[row_of(module)]
+    ]
+    assert upward == [], "\n".join(upward)
+
+
+def test_the_readme_table_lists_every_module_in_its_row():
+    lines = [line for line in README.read_text().splitlines() if line.startswith("| ")]
+    table = {int(line[2]): line for line in lines if line[2].isdigit() and line[3] == "."}
+    for module, row in ROWS.items():
+        name = module.removeprefix("convlstm.")
+        assert f"`{name}`" in table[row] or f"`{name}/`" in table[row], (module, row)
+
+
+def test_the_names_table_uses_the_constructors_names():
+    from convlstm import Conv2D, ConvLSTM2D, Dense, MaxPooling3D
+
+    section = README.read_text().split("### Names", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[2:4] for line in section.splitlines() if line.startswith("| ")]
+    public = {name for cell in rows[2:] for name in re.findall(r"`(\w+)`", "".join(cell))}
+    signatures = {
+        name
+        for cls in (ConvLSTM2D, MaxPooling3D, Conv2D, Dense)
+        for name in inspect.signature(cls).parameters
+    }
+    assert public and public <= signatures, public - signatures

@@ -2,6 +2,7 @@
 backward passes, the layers around them, losses, optimizers and a trainable Sequential model."""
 
 from convlstm import callbacks, losses, optimizers
+from convlstm._version import __version__
 from convlstm.keras import load_keras, save_keras
 from convlstm.layers.activation import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from convlstm.layers.conv import Conv2D, Conv3D
@@ -13,7 +14,6 @@ from convlstm.layers.wrappers import TimeDistributed
 from convlstm.models import History, Sequential
 from convlstm.saving import load
 
-__version__ = "0.1.0"
 __all__ = [
     "Activation",
     "BatchNormalization",
