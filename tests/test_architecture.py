@@ -155,3 +155,8 @@ def test_the_names_table_uses_the_constructors_names():
         for name in inspect.signature(cls).parameters
     }
     assert public and public <= signatures, public - signatures
+
+
+def test_no_module_over_600_lines():
+    lengths = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    assert {name: n for name, n in lengths.items() if n > 600} == {}
