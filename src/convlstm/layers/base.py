@@ -159,12 +159,7 @@ class CachedLayer(Layer):
 
 def float_input(owner: str, x: object) -> np.ndarray:
     """``x`` as float32 or float64 (kept), or cast to float32 (ints, bools, float16)."""
-    array = np.asarray(x)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{owner}: expected x to be a real numeric array (bool, int or float); "
-            f"got dtype {array.dtype}."
-        )
+    array = check.real_array(owner, "x", x)
     if array.dtype.name in check.FLOAT_DTYPES:
         return array
     return array.astype(np.float32)

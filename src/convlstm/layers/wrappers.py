@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from convlstm import _validation as check
 from convlstm.layers.base import CachedLayer, Layer, shape_arg, training_arg
 from convlstm.registry import deserialize, register, serialize
 
@@ -78,12 +79,7 @@ class TimeDistributed(CachedLayer):
         """
         owner = f"{type(self).__name__}.forward"
         training = training_arg(owner, training)
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise TypeError(
-                f"{owner}: expected x to be a real numeric array (bool, int or float); "
-                f"got dtype {x.dtype}."
-            )
+        x = check.real_array(owner, "x", x)
         self._checked(owner, "x", x.shape)
         B, T = x.shape[:2]
         steps = x.reshape(B * T, *x.shape[2:])  # (B*T, ...)
