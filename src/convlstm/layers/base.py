@@ -23,6 +23,7 @@ from __future__ import annotations
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,15 @@ class Layer(ABC):
         return f"{type(self).__name__}({arguments})"
 
 
+@dataclass
+class Kept:
+    """What a :class:`CachedLayer` keeps from its last training forward."""
+
+    cache: Any  # the layer's own cache (a named dataclass, or one array or shape)
+    output_shape: tuple[int, ...]  # d_output must have it
+    gradient_dtype: np.dtype  # d_output is cast to it
+
+
 class CachedLayer(Layer):
     """A layer that keeps the cache of its last training forward for one ``backward`` call.
 
@@ -118,7 +128,7 @@ class CachedLayer(Layer):
 
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
-    _cache: tuple[Any, tuple[int, ...], np.dtype] | None = None
+    _cache: Kept | None = None
 
     def _keep(
         self, cache: Any, output: np.ndarray | None, gradient_dtype: np.dtype | None = None
@@ -131,7 +141,7 @@ class CachedLayer(Layer):
         if output is None:
             self._cache = None
             return
-        self._cache = (cache, output.shape, gradient_dtype or output.dtype)
+        self._cache = Kept(cache, output.shape, gradient_dtype or output.dtype)
 
     def _consume(self, d_output: object) -> tuple[Any, np.ndarray]:
         """The cache of the last forward (if it was a training one) and the checked
@@ -142,11 +152,11 @@ class CachedLayer(Layer):
                 f"{owner}: no training forward to differentiate; call "
                 "forward(x, training=True) before backward (each backward consumes its cache)."
             )
-        cache, shape, dtype = self._cache
-        d_output = check.numeric_array(owner, "d_output", d_output, dtype)
-        check.check_shape(owner, "d_output", d_output, shape)
+        kept = self._cache
+        d_output = check.numeric_array(owner, "d_output", d_output, kept.gradient_dtype)
+        check.check_shape(owner, "d_output", d_output, kept.output_shape)
         self._cache = None
-        return cache, d_output
+        return kept.cache, d_output
 
     def _empty_weights(self) -> None:
         self.params = {}

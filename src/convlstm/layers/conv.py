@@ -12,7 +12,7 @@ from convlstm import _validation as check
 from convlstm.functional.conv import conv_backward, conv_forward
 from convlstm.functional.windows import output_size, resolve_pads
 from convlstm.layers.base import shape_arg, training_arg
-from convlstm.layers.kernel_layer import KernelLayer
+from convlstm.layers.kernel_layer import KernelCache, KernelLayer
 from convlstm.layers.layout import DATA_FORMATS, SPATIAL_NAMES, Layout
 from convlstm.registry import register
 
@@ -145,16 +145,16 @@ class _Conv(KernelLayer):
         )
         y, saved = self.activation.apply(owner, z, training, in_place=True)
         y = self._contiguous(self._layout.from_channels_last, y)
-        self._keep((padded, pads, saved), y if training else None)
+        self._keep(KernelCache(padded, saved, pads), y if training else None)
         return y
 
     def backward(self, d_output: np.ndarray) -> np.ndarray:
         """Fill ``grads`` from d_output (the output's shape); return d_x (the input's shape)."""
-        (padded, pads, saved), d_output = self._consume(d_output)
+        cache, d_output = self._consume(d_output)
         d_output = self._contiguous(self._layout.to_channels_last, d_output)
-        d_z = self.activation.backward(saved, d_output)
+        d_z = self.activation.backward(cache.activation_output, d_output)
         d_x, self.grads["kernel"], d_bias = conv_backward(
-            d_z, padded, self.params["kernel"], self.strides, pads, self.dilation_rate
+            d_z, cache.x, self.params["kernel"], self.strides, cache.pads, self.dilation_rate
         )
         if self.use_bias:
             self.grads["bias"] = d_bias

@@ -334,7 +334,7 @@ class ConvLSTM2D(Layer):
                 leaky_relu(sequence, self.leaky_relu_slope, out=sequence)
                 positive = sequence > 0 if training else None
             final_states.append((h, c))
-            caches.append((cache, positive))
+            caches.append(_LayerCache(cache, positive))
         self._final_states = final_states
         if training:
             self._cache = _StackCache(caches, sequence.shape)
@@ -395,13 +395,14 @@ class ConvLSTM2D(Layer):
             d_sequence[:, -1] = d_output
         state_grads = []
         for index in reversed(range(self.num_layers)):
-            cache, positive = stack.layers[index]
-            if positive is not None:
-                d_sequence = leaky_relu_backward(d_sequence, positive, self.leaky_relu_slope)
+            cache = stack.layers[index]
+            if cache.positive is not None:
+                d_sequence = leaky_relu_backward(d_sequence, cache.positive,
+                                                 self.leaky_relu_slope)
             last = index == self.num_layers - 1
             d_sequence, d_h0, d_c0 = backward_cell(
                 owner, self.cells[index], d_sequence, d_states[0] if last else None,
-                d_states[1] if last else None, cache
+                d_states[1] if last else None, cache.bptt
             )
             state_grads.append((d_h0, d_c0))
         self._cache = None
@@ -454,10 +455,18 @@ class ConvLSTM2D(Layer):
 
 
 @dataclass
-class _StackCache:
-    """One training forward: each layer's BPTT cache and, under LeakyReLU, where it passed."""
+class _LayerCache:
+    """One layer of a training forward."""
 
-    layers: list[tuple[ConvLSTMCache, np.ndarray | None]]
+    bptt: ConvLSTMCache  # what convlstm_backward needs
+    positive: np.ndarray | None  # under LeakyReLU: where the output was > 0, else None
+
+
+@dataclass
+class _StackCache:
+    """One training forward of the stack."""
+
+    layers: list[_LayerCache]  # first layer first
     output_shape: tuple[int, ...]  # the last layer's channels-last sequence shape
 
 

@@ -35,7 +35,7 @@ from convlstm.layers.base import (  # noqa: F401 (float_arg: re-exported)
     shape_arg,
     training_arg,
 )
-from convlstm.layers.kernel_layer import KernelLayer
+from convlstm.layers.kernel_layer import KernelCache, KernelLayer
 from convlstm.layers.layout import DATA_FORMATS
 from convlstm.registry import register
 
@@ -118,14 +118,14 @@ class Dense(KernelLayer):
         self.build(x.shape)
         z = dense_forward(x, self.params["kernel"], self.params.get("bias"))
         y, saved = self.activation.apply(owner, z, training, in_place=True)
-        self._keep((x, saved), y if training else None)
+        self._keep(KernelCache(x, saved), y if training else None)
         return y
 
     def backward(self, d_output: np.ndarray) -> np.ndarray:
         """Fill ``grads`` from d_output (batch, ..., units); return d_x (batch, ..., in)."""
-        (x, saved), d_output = self._consume(d_output)
-        d_z = self.activation.backward(saved, d_output)
-        d_x, self.grads["kernel"], d_bias = dense_backward(d_z, x, self.params["kernel"])
+        cache, d_output = self._consume(d_output)
+        d_z = self.activation.backward(cache.activation_output, d_output)
+        d_x, self.grads["kernel"], d_bias = dense_backward(d_z, cache.x, self.params["kernel"])
         if self.use_bias:
             self.grads["bias"] = d_bias
         return d_x

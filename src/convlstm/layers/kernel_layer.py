@@ -4,6 +4,7 @@ seed options with weight creation (:class:`KernelLayer`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from convlstm.functional.dense_ops import (
     softmax,
     softmax_backward,
 )
+from convlstm.functional.windows import Pads
 from convlstm.layers.base import CachedLayer
 
 
@@ -77,6 +79,15 @@ class LayerActivation:
                 "serialised; pass a Keras activation name instead."
             )
         return self.name
+
+
+@dataclass
+class KernelCache:
+    """What Dense and the convolutions keep from a training forward."""
+
+    x: np.ndarray  # the input (convolutions: channels-last and zero padded by pads)
+    activation_output: np.ndarray | None  # what LayerActivation.backward needs (None: linear)
+    pads: Pads | None = None  # convolutions: the (before, after) padding per spatial axis
 
 
 class KernelLayer(CachedLayer):
