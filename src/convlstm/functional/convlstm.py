@@ -8,12 +8,12 @@ step for the recurrent part, then, after the loop, the input convolution's gradi
 frame. The gate gradients overwrite the cached gates they replace, so the backward pass adds
 no (4F, T*pixels) buffer either. It therefore consumes its cache.
 
-Inside, arrays are channels-first planes (C, ..., H, W): each kernel tap then copies whole image
-rows, and each gate is a contiguous block of rows of the product. The gates are kept in the
-order i, f, o, c (Keras stores i, f, c, o) so the three sigmoid gates form one block; with the
-default sigmoid gates, the sigmoid rows of the weights are negated so that the product holds
--x and sigmoid(x) = 1 / (1 + exp(-x)) takes three passes (exp, add, reciprocal): measured, that
-is cheaper than NumPy's tanh-based form.
+Inside, arrays are channels-first planes (C, ..., H, W) (any number of spatial axes; ConvLSTM2D
+has two): each kernel tap then copies whole image rows, and each gate is a contiguous block of
+rows of the product. The gates are kept in the order i, f, o, c (Keras stores i, f, c, o) so
+the three sigmoid gates form one block; with the default sigmoid gates, the sigmoid rows of the
+weights are negated so that the product holds -x and sigmoid(x) = 1 / (1 + exp(-x)) takes three
+passes (exp, add, reciprocal): measured, that is cheaper than NumPy's tanh-based form.
 
 With Keras' dropout, each gate convolves its own masked copy of the input (or state), so the
 product splits into four, one per gate.
@@ -30,6 +30,7 @@ states ``T+1``, hidden states ``T+1``), plus a reference to the input.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -39,6 +40,16 @@ from convlstm.functional.activations import ACTIVATIONS, Activation
 from convlstm.functional.planes import Windows
 from convlstm.functional.threads import split_run
 from convlstm.functional.windows import Pads, output_size, same_pads
+
+
+def recurrent_geometry(
+    out_spatial: tuple[int, ...], window: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...], Pads, tuple[int, ...]]:
+    """``(window, stride, pads, dilation)`` of the recurrent convolution over states of
+    ``out_spatial``: stride 1, "same" padding, no dilation."""
+    ones = (1,) * len(out_spatial)
+    pads = tuple(same_pads(n, k, 1) for n, k in zip(out_spatial, window))
+    return tuple(window), ones, pads, ones
 
 
 def gate_groups(width: int, *gate_masks: np.ndarray | None):
@@ -102,7 +113,7 @@ def _gate_masks(masks: np.ndarray | None) -> np.ndarray | None:
 
 def _store_channels_last(planes: np.ndarray, out: np.ndarray, samples: slice) -> None:
     """``out[samples] = planes[:, samples]`` channels-last: (F, P) planes, out (B, H', W', F)."""
-    out[samples] = np.moveaxis(planes.reshape(-1, *out.shape[:3])[:, samples], 0, -1)
+    out[samples] = np.moveaxis(planes.reshape(-1, *out.shape[:-1])[:, samples], 0, -1)
 
 
 def _channels_last(planes: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -237,7 +248,11 @@ def convlstm_forward(
     recurrent_masks: np.ndarray | None = None,
     training: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvLSTMCache | None]:
-    """Run one ConvLSTM layer over a sequence (equations in ``convlstm.ConvLSTM2D``).
+    """Run one ConvLSTM layer over a sequence (equations above :class:`_StepForward`).
+
+    Shapes are written for two spatial axes (H, W), as ConvLSTM2D uses it; the kernel takes any
+    number (x (B, T, *spatial, C), kernel (*window, C, 4F), one stride, padding and dilation
+    per axis).
 
     Args:
         x: (B, T, H, W, C) frames, in the order they are processed.
@@ -258,23 +273,25 @@ def convlstm_forward(
         outputs (B, T, H', W', F), final h (B, H', W', F), final c (B, H', W', F), and the cache
         (None unless training).
     """
-    B, T = x.shape[:2]
-    kh, kw, C, F4 = kernel.shape
+    B, T, *spatial, C = x.shape  # spatial: (H, W) for ConvLSTM2D
+    *window, _, F4 = kernel.shape
     F = F4 // 4
-    rkh, rkw = recurrent_kernel.shape[:2]
-    frames = _planes(x).swapaxes(1, 2)  # (C, T, B, H, W)
+    recurrent_window = recurrent_kernel.shape[:-2]
+    frames = _planes(x).swapaxes(1, 2)  # (C, T, B, *spatial)
     input_masks, recurrent_masks = _gate_masks(input_masks), _gate_masks(recurrent_masks)
 
     # One product per step: [W | U | b] @ [windows(x_t); windows(h); 1].
-    Ho, Wo = output_size(x.shape[2:4], (kh, kw), stride, pads, dilation)
-    P = B * Ho * Wo
-    input_rows, recurrent_rows = kh * kw * C, rkh * rkw * F
+    out_spatial = output_size(tuple(spatial), tuple(window), stride, pads, dilation)  # (H', W')
+    image_pixels = math.prod(out_spatial)
+    P = B * image_pixels
+    input_rows = math.prod(window) * C
+    recurrent_rows = math.prod(recurrent_window) * F
     cols = np.empty((input_rows + recurrent_rows + 1, P), x.dtype)
     cols[-1] = 1.0  # multiplies the bias column
-    input_windows = Windows((C, B, *x.shape[2:4]), (kh, kw), stride, pads, dilation, x.dtype,
+    input_windows = Windows((C, B, *spatial), tuple(window), stride, pads, dilation, x.dtype,
                             cols[:input_rows])
-    recurrent_windows = Windows((F, B, Ho, Wo), (rkh, rkw), (1, 1),
-                                (same_pads(Ho, rkh, 1), same_pads(Wo, rkw, 1)), (1, 1), x.dtype,
+    recurrent_windows = Windows((F, B, *out_spatial),
+                                *recurrent_geometry(out_spatial, recurrent_window), x.dtype,
                                 cols[input_rows:-1])
     order = internal_order(F)
     weights = np.concatenate([
@@ -292,10 +309,10 @@ def convlstm_forward(
     gates = np.empty((T if training else 1, F4, P), x.dtype)
     # Written step by step while the step's state is still in cache: one transposition of the
     # whole sequence at the end is several times slower.
-    outputs = np.empty((B, T, Ho, Wo, F), x.dtype)
-    cell_update = _StepForward(F, P, Ho * Wo, x.dtype, activation, recurrent_activation,
+    outputs = np.empty((B, T, *out_spatial, F), x.dtype)
+    cell_update = _StepForward(F, P, image_pixels, x.dtype, activation, recurrent_activation,
                                negated_gates)
-    skips = _Skips(mask, Ho * Wo)
+    skips = _Skips(mask, image_pixels)
 
     for t in range(T):  # the equations above _StepForward
         h, c = h_states[t % slots], c_states[t % slots]
@@ -303,7 +320,7 @@ def convlstm_forward(
         z = gates[t % len(gates)]
         for rows, input_mask, recurrent_mask in gate_groups(F, input_masks, recurrent_masks):
             input_windows.columns(frames[:, t], input_mask)
-            recurrent_windows.columns(h.reshape(F, B, Ho, Wo), recurrent_mask)
+            recurrent_windows.columns(h.reshape(F, B, *out_spatial), recurrent_mask)
             np.matmul(weights[rows], cols, out=z[rows])
         keep = skips.keep(t)
         cell_update(z, c, next_c, next_h, outputs[:, t] if keep is None else None)
@@ -313,7 +330,7 @@ def convlstm_forward(
     if training:
         cache = ConvLSTMCache(frames, gates, h_states, c_states, mask, input_masks,
                               recurrent_masks, stride, pads, dilation)
-    state_shape = (B, Ho, Wo, F)
+    state_shape = (B, *out_spatial, F)
     # Unmasked, the last output is the final h, already channels-last.
     h_final = (outputs[:, -1].copy() if mask is None
                else _channels_last(h_states[T % slots], np.empty(state_shape, x.dtype)))
@@ -341,18 +358,19 @@ class ConvolutionBackward:
 
     def __init__(
         self,
-        in_shape: tuple[int, int, int, int],
-        window: tuple[int, int],
-        stride: tuple[int, int],
+        in_shape: tuple[int, ...],
+        window: tuple[int, ...],
+        stride: tuple[int, ...],
         pads: Pads,
-        dilation: tuple[int, int],
+        dilation: tuple[int, ...],
         weight_columns: np.ndarray,
     ) -> None:
-        channels, batch, H, W = in_shape
+        channels, batch, *spatial = in_shape
         dtype = weight_columns.dtype
-        self.pixels = int(np.prod(output_size((H, W), window, stride, pads, dilation)))
+        self.pixels = math.prod(output_size(tuple(spatial), window, stride, pads, dilation))
         self.chunk = _samples_per_chunk(batch, self.pixels)
-        self.windows = Windows((channels, self.chunk, H, W), window, stride, pads, dilation, dtype)
+        self.windows = Windows((channels, self.chunk, *spatial), window, stride, pads, dilation,
+                               dtype)
         self.weights = weight_columns  # (kh*kw*C, 4F), internal gate order
         self.d_weights = np.zeros(weight_columns.shape, dtype)
         self.d_columns = np.empty((self.windows.rows, self.chunk * self.pixels), dtype)
@@ -475,17 +493,17 @@ def convlstm_backward(
     """
     T, F4, P = cache.gates.shape
     F = F4 // 4
-    B, H, W = cache.x.shape[2:]
-    kh, kw = kernel.shape[:2]
-    rkh, rkw = recurrent_kernel.shape[:2]
-    Ho, Wo = output_size((H, W), (kh, kw), cache.stride, cache.pads, cache.dilation)
+    C, _, B, *spatial = cache.x.shape  # spatial: (H, W) for ConvLSTM2D
+    window = kernel.shape[:-2]
+    out_spatial = output_size(tuple(spatial), window, cache.stride, cache.pads, cache.dilation)
+    image_pixels = math.prod(out_spatial)
     dtype = kernel.dtype
     order = internal_order(F)
     # Both products of a step read the weights transposed, (rkh*rkw*F, 4F): so stored, they
     # and the gradients run as contiguous matrix products.
     recurrent = ConvolutionBackward(
-        (F, B, Ho, Wo), (rkh, rkw), (1, 1), (same_pads(Ho, rkh, 1), same_pads(Wo, rkw, 1)),
-        (1, 1), np.ascontiguousarray(recurrent_kernel.reshape(-1, F4)[:, order]))
+        (F, B, *out_spatial), *recurrent_geometry(out_spatial, recurrent_kernel.shape[:-2]),
+        np.ascontiguousarray(recurrent_kernel.reshape(-1, F4)[:, order]))
     # Step t's gates are not needed once its gradient is known, so the gate gradients overwrite
     # them: the cache's (T, 4F, P) buffer becomes d_gates and no second one is allocated.
     d_gates = cache.gates
@@ -496,29 +514,28 @@ def convlstm_backward(
     d_c_next = _planar_state(d_c_final, F, P, dtype)
     d_h_previous, d_c_previous = np.empty((F, P), dtype), np.empty((F, P), dtype)
     d_outputs = _planes(d_outputs).swapaxes(1, 2)  # (F, T, B, H', W'), a view
-    step_backward = _StepBackward(F, P, Ho * Wo, dtype, activation, recurrent_activation)
-    skips = _Skips(cache.mask, Ho * Wo)
+    step_backward = _StepBackward(F, P, image_pixels, dtype, activation, recurrent_activation)
+    skips = _Skips(cache.mask, image_pixels)
 
     for t in reversed(range(T)):  # the equations above _StepBackward
         z = cache.gates[t]
         c_previous, c = cache.c_states[t], cache.c_states[t + 1]
-        d_h.reshape(F, B, Ho, Wo)[...] = d_outputs[:, t]
+        d_h.reshape(F, B, *out_spatial)[...] = d_outputs[:, t]
         keep = skips.keep(t)
         d_c_carried = skips.into_step(keep, d_h, d_h_next, d_c_next)
         step_backward(z, c, c_previous, d_h, d_c_carried, d_c, d_c_previous)
         d_h_previous[...] = 0.0  # z now holds dz, the gradients of the step product
-        recurrent(cache.h_states[t].reshape(F, B, Ho, Wo), z, cache.recurrent_masks,
-                  d_h_previous.reshape(F, B, Ho, Wo))
+        recurrent(cache.h_states[t].reshape(F, B, *out_spatial), z, cache.recurrent_masks,
+                  d_h_previous.reshape(F, B, *out_spatial))
         skips.around_step(keep, d_h_previous, d_c_previous, d_h_next, d_c_next)
         d_h_next, d_h_previous = d_h_previous, d_h_next
         d_c_next, d_c_previous = d_c_previous, d_c_next
 
-    C = cache.x.shape[0]
     inputs = ConvolutionBackward(
-        (C, B, H, W), (kh, kw), cache.stride, cache.pads, cache.dilation,
+        (C, B, *spatial), window, cache.stride, cache.pads, cache.dilation,
         np.ascontiguousarray(kernel.reshape(-1, F4)[:, order]))
-    d_frame = np.empty((C, B, H, W), dtype)
-    d_x = np.empty((B, T, H, W, C), dtype)
+    d_frame = np.empty((C, B, *spatial), dtype)
+    d_x = np.empty((B, T, *spatial, C), dtype)
     for t in range(T):  # the input convolution does not depend on the state: any order works
         d_frame[...] = 0.0
         inputs(cache.x[:, t], d_gates[t], cache.input_masks, d_frame)
@@ -537,7 +554,7 @@ def convlstm_backward(
         grads["bias"] = np.empty(F4, dtype)
         grads["bias"][order] = d_gates.sum(axis=(0, 2))
 
-    state_shape = (B, Ho, Wo, F)
+    state_shape = (B, *out_spatial, F)
     return (d_x, _channels_last(d_h_next, np.empty(state_shape, dtype)),
             _channels_last(d_c_next, np.empty(state_shape, dtype)), grads)
 
