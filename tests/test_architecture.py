@@ -99,6 +99,7 @@ ROWS = {
     "convlstm.optimizers": 2,
     "convlstm.callbacks": 2,
     "convlstm.metrics": 2,
+    "convlstm.training_metrics": 2,
     "convlstm.layers": 3,
     "convlstm.saving": 4,
     "convlstm.keras": 4,
@@ -107,6 +108,10 @@ ROWS = {
     "convlstm.nextframe": 6,
     "convlstm.figures": 6,
     "convlstm.datasets": 6,
+    "convlstm.demo": 6,
+    "convlstm.forecasting": 6,
+    "convlstm.pretrained": 6,
+    "convlstm.console": 6,
     "convlstm.cli": 7,
     "convlstm.__main__": 7,
 }

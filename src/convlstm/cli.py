@@ -1,5 +1,4 @@
-"""The ``convlstm`` command: demo, train, predict and info. Its output goes through this module
-(the library prints only the epoch lines of ``fit(verbose=1)``, through ``ProgressLogger``)."""
+"""The ``convlstm`` command: demo, train, predict and info."""
 
 from __future__ import annotations
 
