@@ -180,6 +180,10 @@ class ConvLSTM2D(Layer):
     layer's output sequence (as a Keras ``LeakyReLU`` layer after each ConvLSTM2D would); the
     states each cell feeds back to itself stay the raw ``h``.
 
+    The arguments are the fields of :class:`~convlstm.layers.convlstm_options.ConvLSTMOptions`,
+    validated once into ``layer.options`` (each also readable as ``layer.<name>``); the config
+    is ``layer.options.config()``.
+
     Args:
         in_channels: channels of the input frames.
         out_channels: channels of the hidden state (Keras' ``filters``).
