@@ -35,7 +35,9 @@ class ConvLSTM2DCell(Layer):
     weights and runs the layer's kernel for one step.
     """
 
-    __signature__ = inspect.signature(ConvLSTMCellOptions)
+    __signature__ = inspect.signature(ConvLSTMCellOptions).replace(
+        return_annotation=inspect.Signature.empty
+    )
     options: ConvLSTMCellOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -212,7 +214,9 @@ class ConvLSTM2D(Layer):
         seed: seeds the weight initializers.
     """
 
-    __signature__ = inspect.signature(ConvLSTMOptions)
+    __signature__ = inspect.signature(ConvLSTMOptions).replace(
+        return_annotation=inspect.Signature.empty
+    )
     options: ConvLSTMOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
