@@ -8,9 +8,10 @@ How to run (from the repository root, with the library installed or ``PYTHONPATH
 
 Options: ``--threads N`` (default 2; BLAS, OpenMP and ``torch.set_num_threads``), ``--quick``,
 ``--only a,b,c,d,pool`` (or names such as ``b/train``), ``--repeats N`` (at least 5, default 5),
-``--json PATH`` (default ``benchmarks/results.json``).
+``--json PATH`` (default ``benchmarks/results.json``, the committed results; a ``--quick`` run
+writes JSON only where ``--json`` says).
 
-For each workload (see :mod:`convlstm.benchmark` for the shapes, the FLOP count and the memory
+For each workload (see ``harness.py`` beside this file for the shapes, the FLOP count and the memory
 method) the run first checks that both libraries compute the same result on the same weights
 and input (forward outputs within 1e-4; for a training step the loss, the input gradient and
 every weight gradient within 1e-3 of their largest magnitude; pooling exactly) and refuses to
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
+import json
 import os
 import sys
 import time
@@ -49,7 +51,7 @@ if str(HERE) not in sys.path:
 
 import numpy as np  # noqa: E402 (after the sys.path fallback)
 
-from convlstm import benchmark as bench  # noqa: E402
+import harness as bench  # noqa: E402
 
 DEFAULT_JSON = HERE / "results.json"
 FORWARD_ATOL = 1e-4
@@ -247,17 +249,31 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def write_results(path: str | None, results: dict[str, Any]) -> None:
+    """Write the JSON record to ``path``, if there is one, and say so."""
+    if path:
+        bench.write_json(path, results)
+        print(f"\nwrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Check, time and report both libraries (ours alone without torch); 0 on success."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = bench.build_parser("benchmarks/run.py", __doc__.splitlines()[0])
-    parser.set_defaults(json=str(DEFAULT_JSON))
+    # internal: our training step on GROUP alone, in this fresh process; one JSON line out
+    parser.add_argument("--memory-probe", default=None, metavar="GROUP", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_probe is not None:
+        print(json.dumps(bench.memory_probe(args.memory_probe, args.quick)))
+        return 0
+    if args.json is None and not args.quick:
+        args.json = str(DEFAULT_JSON)
     bench.checked_options(parser, args)
     if not bench.threads_are_set(args.threads):
         return bench.reexecute([sys.executable, str(Path(__file__).resolve()), *argv], args.threads)
     try:
         import torch
+
         import torch_convlstm
     except ImportError as error:
         print(
@@ -267,8 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         results = bench.run_ours(args)
         results["torch"] = None
         print(bench.our_table(results))
-        bench.write_json(args.json, results)
-        print(f"\nwrote {args.json}")
+        write_results(args.json, results)
         return 0
 
     torch.set_num_threads(args.threads)
@@ -301,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": memory,
     }
     print(table(results))
-    bench.write_json(args.json, results)
-    print(f"\nwrote {args.json}")
+    write_results(args.json, results)
     refused = [r["name"] for r in records if "skipped" in r]
     if refused:
         print(f"results differ, not timed: {', '.join(refused)}", file=sys.stderr)

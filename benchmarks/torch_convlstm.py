@@ -2,7 +2,7 @@
 
 Both designs compute Keras' ConvLSTM2D (gates i, f, c, o fused along the channels; sigmoid for
 i, f, o and tanh for the candidate and the output; the recurrent convolution "same" with no
-bias) on the weights of a :class:`convlstm.benchmark.ConvLSTMProblem`, converted from Keras'
+bias) on the weights of a :class:`harness.ConvLSTMProblem`, converted from Keras'
 (kh, kw, in, 4F) to PyTorch's OIHW:
 
 * ``fused``: per step one ``conv2d`` over the concatenation ``[x_t, h]`` with the two kernels
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.nn import functional as nnf
 
-from convlstm.benchmark import (
+from harness import (
     POOL_SIZE,
     ConvLSTMProblem,
     Runner,

@@ -1,8 +1,8 @@
 """Generate the Keras file fixtures in ``tests/fixtures/keras_files/``.
 
 Real Keras 3 models of several shapes are built with fixed weights, saved in every format
-:func:`convlstm.keras_io.load_keras` reads, and run on fixed inputs; ``expected.npz`` holds the
-inputs and Keras' outputs, which ``tests/test_keras_io.py`` compares with ours (NumPy and h5py
+:func:`convlstm.keras.load_keras` reads, and run on fixed inputs; ``expected.npz`` holds the
+inputs and Keras' outputs, which ``tests/test_convlstm_keras.py`` compares with ours (NumPy and h5py
 only, no Keras).
 
 How to run (from the repository root)::
@@ -74,7 +74,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import convlstm  # noqa: E402  (this repository's library, for the round trip)
-from convlstm import keras_io  # noqa: E402
+from convlstm import keras as convlstm_keras  # noqa: E402
 
 OUT_DIR = ROOT / "tests" / "fixtures" / "keras_files"
 BASE_SEED = 20240715
@@ -266,7 +266,7 @@ def make_keras_case(case: Case, expected: dict[str, np.ndarray]) -> None:
     if case.name != "convlstm_single":
         deflate(path)
     expected[f"x_{case.name}"], expected[f"y_{case.name}"] = x, run(model, x)
-    check_close(case.name, keras_io.load_keras(path).forward(x), expected[f"y_{case.name}"])
+    check_close(case.name, convlstm_keras.load_keras(path).forward(x), expected[f"y_{case.name}"])
 
 
 def make_legacy_keras3(expected: dict[str, np.ndarray]) -> None:
@@ -557,14 +557,14 @@ def make_roundtrip(expected: dict[str, np.ndarray], scratch: Path) -> None:
         x = grid_uniform(rng, (BATCH, *model.input_shape), low, 1.0, "float32")
         ours = model.forward(x)
         path = OUT_DIR / f"{name}.keras"
-        keras_io.save_keras(model, path)
+        convlstm_keras.save_keras(model, path)
         deflate(path)
         keras.backend.clear_session()
         loaded = keras.saving.load_model(path)
         theirs = run(loaded, x)
         check_close(f"{name} (Keras loading our .keras)", ours, theirs)
         weights_path = scratch / f"{name}.weights.h5"
-        keras_io.save_keras(model, weights_path)
+        convlstm_keras.save_keras(model, weights_path)
         loaded.set_weights([np.zeros_like(w) for w in loaded.get_weights()])
         loaded.load_weights(weights_path)
         check_close(f"{name} (Keras loading our .weights.h5)", ours, run(loaded, x))

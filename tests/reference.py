@@ -9,6 +9,7 @@ as ``float64`` arrays.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -124,6 +125,72 @@ def conv2d_reference(
     return out
 
 
+def conv2d_backward_reference(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    d_out: np.ndarray,
+    stride: Pair = (1, 1),
+    pads: Pads2 = ((0, 0), (0, 0)),
+    dilation: Pair = (1, 1),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv2d_reference` for the input and the kernel (the bias gradient is
+    ``d_out`` summed over batch, height and width).
+
+    Args:
+        x: ``(batch, H, W, C_in)``; kernel: ``(kh, kw, C_in, C_out)``.
+        d_out: ``(batch, H', W', C_out)``, the gradient of the convolution's output.
+
+    Returns:
+        ``(d_x, d_kernel)``: float64, shaped like ``x`` and ``kernel``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    batch, H, W, C_in = x.shape
+    kh, kw = kernel.shape[:2]
+    (top, bottom), (left, right) = pads
+    padded = np.zeros((batch, H + top + bottom, W + left + right, C_in), dtype=np.float64)
+    padded[:, top : top + H, left : left + W, :] = x
+    d_padded = np.zeros_like(padded)
+    d_kernel = np.zeros_like(kernel)
+    for b, oy, ox in np.ndindex(*d_out.shape[:3]):
+        for ky in range(kh):
+            for kx in range(kw):
+                iy = oy * stride[0] + ky * dilation[0]
+                ix = ox * stride[1] + kx * dilation[1]
+                # out[b, oy, ox] += padded[b, iy, ix] @ kernel[ky, kx]
+                d_padded[b, iy, ix, :] += kernel[ky, kx] @ d_out[b, oy, ox]
+                d_kernel[ky, kx] += np.outer(padded[b, iy, ix], d_out[b, oy, ox])
+    return d_padded[:, top : top + H, left : left + W, :], d_kernel
+
+
+DERIVATIVES: dict[Callable, Callable] = {
+    np.tanh: lambda z: 1.0 - np.tanh(z) ** 2,
+    sigmoid: lambda z: sigmoid(z) * (1.0 - sigmoid(z)),
+    hard_sigmoid: lambda z: np.where((z > -3.0) & (z < 3.0), 1.0 / 6.0, 0.0),
+}
+"""The derivative of each reference activation, as a function of its input."""
+
+
+@dataclass
+class ConvLSTMTape:
+    """What :func:`convlstm_reference` kept of every step, for :func:`convlstm_reference_backward`.
+
+    Lists are indexed by processing step; ``h[-1]`` and ``c[-1]`` are the initial states (as in
+    min-char-rnn), so step 0 needs no special case.
+    """
+
+    x: np.ndarray  # (batch, time, H, W, C_in), float64
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    order: list[int]  # time index of each processing step
+    z: list[np.ndarray] = field(default_factory=list)  # pre-activations (B, H', W', 4F), i f c o
+    h: dict[int, np.ndarray] = field(default_factory=dict)  # h after each step; h[-1] = h0
+    c: dict[int, np.ndarray] = field(default_factory=dict)  # c after each step; c[-1] = c0
+    keep: list[np.ndarray] = field(default_factory=list)  # (batch,) bool: who took the step
+    geometry: dict = field(default_factory=dict)  # stride, pads, dilation, rec_pads
+    activations: tuple = (np.tanh, sigmoid)  # activation, recurrent_activation
+
+
 def convlstm_reference(
     x: np.ndarray,
     kernel: np.ndarray,
@@ -139,6 +206,7 @@ def convlstm_reference(
     c0: np.ndarray | None = None,
     mask: np.ndarray | None = None,
     go_backwards: bool = False,
+    tape: ConvLSTMTape | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One ConvLSTM2D layer with Keras 3 semantics, gates fused in order i, f, c, o.
 
@@ -157,6 +225,8 @@ def convlstm_reference(
         mask: Boolean ``(batch, time)``; a False step keeps that sample's state and
             repeats its previous output (zeros before any processed step).
         go_backwards: Process frames (and mask) in reversed time order.
+        tape: If given (``ConvLSTMTape(x, kernel, recurrent_kernel, [])``), filled with every
+            step's values for :func:`convlstm_reference_backward`.
 
     Returns:
         ``(outputs, h_final, c_final)``: outputs ``(batch, time, H', W', F)`` in
@@ -188,6 +258,12 @@ def convlstm_reference(
     c = np.zeros((batch, H_out, W_out, F)) if c0 is None else np.array(c0, dtype=np.float64)
     prev_out = np.zeros((batch, H_out, W_out, F), dtype=np.float64)
     outputs = np.zeros((batch, time, H_out, W_out, F), dtype=np.float64)
+    if tape is not None:
+        tape.order = order
+        tape.h[-1], tape.c[-1] = h.copy(), c.copy()
+        tape.geometry = {"stride": stride, "pads": pads, "dilation": dilation,
+                         "rec_pads": rec_pads}
+        tape.activations = (activation, recurrent_activation)
 
     for step, t in enumerate(order):
         x_t = conv2d_reference(x[:, t], kernel, bias, stride, pads, dilation)
@@ -203,16 +279,107 @@ def convlstm_reference(
         o = recurrent_activation(zo)
         h_new = o * activation(c_new)
 
+        keep = np.ones(batch, bool) if mask is None else np.asarray(mask[:, t], bool)
         for b in range(batch):
-            keep = True if mask is None else bool(mask[b, t])
-            if keep:
+            if keep[b]:
                 h[b] = h_new[b]
                 c[b] = c_new[b]
                 prev_out[b] = h_new[b]
             # else: state and previous output carry over unchanged
             outputs[b, step] = prev_out[b]
+        if tape is not None:
+            tape.z.append(z)
+            tape.h[step], tape.c[step] = h.copy(), c.copy()
+            tape.keep.append(keep)
 
     return outputs, h, c
+
+
+def convlstm_reference_backward(
+    tape: ConvLSTMTape,
+    d_outputs: np.ndarray,
+    d_h_final: np.ndarray | None = None,
+    d_c_final: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Backpropagation through time for :func:`convlstm_reference`, one plain reversed loop that
+    carries ``dh_next`` and ``dc_next`` (as min-char-rnn does), in Keras' gate order i, f, c, o.
+
+    For one step (``'`` a derivative as a function of the activation's input)::
+
+        i = ra(z_i)   f = ra(z_f)   g = a(z_c)   o = ra(z_o)
+        c = f c_prev + i g            h = o a(c)
+        dc     = dc_next + dh o a'(c)
+        dz_i   = dc g ra'(z_i)        dz_f = dc c_prev ra'(z_f)
+        dz_c   = dc i a'(z_c)         dz_o = dh a(c) ra'(z_o)
+        dc_prev = dc f                dh_prev = U^T * dz (the recurrent convolution's adjoint)
+
+    A masked sample skips the step: its state gradients pass through unchanged, and the
+    gradient of an output that repeated an earlier one goes to that earlier output.
+
+    Args:
+        tape: filled by the forward.
+        d_outputs: ``(batch, time, H', W', F)``, in processing order as the outputs are.
+        d_h_final, d_c_final: gradients for the final states, or None for zeros.
+
+    Returns:
+        ``x``, ``kernel``, ``recurrent_kernel``, ``bias``, ``h0``, ``c0``: the gradient of each,
+        float64, shaped like it.
+    """
+    activation, recurrent_activation = tape.activations
+    d_act, d_ract = DERIVATIVES[activation], DERIVATIVES[recurrent_activation]
+    geometry = tape.geometry
+    F = tape.recurrent_kernel.shape[2]
+    d_x = np.zeros_like(tape.x)
+    d_kernel = np.zeros_like(tape.kernel)
+    d_recurrent_kernel = np.zeros_like(tape.recurrent_kernel)
+    d_bias = np.zeros(4 * F)
+    dh_next = np.zeros_like(tape.h[-1]) if d_h_final is None else np.array(d_h_final, np.float64)
+    dc_next = np.zeros_like(tape.c[-1]) if d_c_final is None else np.array(d_c_final, np.float64)
+    d_repeated = np.zeros_like(dh_next)  # for the output a later masked step repeated
+
+    for step in reversed(range(len(tape.order))):
+        t, keep = tape.order[step], tape.keep[step]
+        z, h_prev, c_prev = tape.z[step], tape.h[step - 1], tape.c[step - 1]
+        d_output = d_outputs[:, step] + d_repeated
+        # The step's own values: what the samples that took it computed.
+        zi, zf, zc, zo = (z[..., k * F : (k + 1) * F] for k in range(4))
+        i, f, o = (recurrent_activation(zk) for zk in (zi, zf, zo))
+        g = activation(zc)
+        c_new = f * c_prev + i * g
+        dh = np.zeros_like(dh_next)
+        dc = np.zeros_like(dc_next)
+        dh_prev = np.zeros_like(dh_next)
+        dc_prev = np.zeros_like(dc_next)
+        for b in range(len(keep)):
+            if keep[b]:
+                dh[b] = d_output[b] + dh_next[b]
+                dc[b] = dc_next[b]
+                d_repeated[b] = 0.0
+            else:
+                dh_prev[b] = dh_next[b]
+                dc_prev[b] = dc_next[b]
+                d_repeated[b] = d_output[b]
+        dc = dc + dh * o * d_act(c_new)
+        dz = np.concatenate(
+            [dc * g * d_ract(zi), dc * c_prev * d_ract(zf), dc * i * d_act(zc),
+             dh * activation(c_new) * d_ract(zo)],
+            axis=-1,
+        )
+        dc_prev += dc * f
+        d_frame, d_w = conv2d_backward_reference(
+            tape.x[:, t], tape.kernel, dz, geometry["stride"], geometry["pads"],
+            geometry["dilation"])
+        d_h_rec, d_u = conv2d_backward_reference(
+            h_prev, tape.recurrent_kernel, dz, (1, 1), geometry["rec_pads"], (1, 1))
+        d_x[:, t] += d_frame
+        d_kernel += d_w
+        d_recurrent_kernel += d_u
+        d_bias += dz.sum(axis=(0, 1, 2))
+        dh_prev += d_h_rec
+        dh_next, dc_next = dh_prev, dc_prev
+
+    return {"x": d_x, "kernel": d_kernel, "recurrent_kernel": d_recurrent_kernel,
+            "bias": d_bias, "h0": dh_next, "c0": dc_next}
 
 
 def maxpool3d_reference(

@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 
 from convlstm import ConvLSTM2D, MaxPooling3D
 
-from reference import convlstm_reference, hard_sigmoid, maxpool3d_reference, same_pads
+from reference import (
+    ConvLSTMTape,
+    convlstm_reference,
+    convlstm_reference_backward,
+    hard_sigmoid,
+    maxpool3d_reference,
+    same_pads,
+)
 
 RNG_SEED = 1234
 
@@ -86,6 +93,77 @@ GRID = [
 def test_geometry_grid(kernel, padding, stride, dilation):
     rng = np.random.default_rng(RNG_SEED)
     _check_single_layer(rng, 2, 3, (7, 6), 2, 3, kernel, padding, stride, dilation)
+
+
+def _check_single_layer_backward(
+    rng, size, kernel, padding, stride, dilation, mask=None, go_backwards=False, **options
+):
+    """The fast BPTT against the reference loop backward: d_x, every weight's gradient and the
+    initial states' gradients, from nonzero initial states and final-state gradients."""
+    batch, time, in_channels, filters = 3, 4, 2, 3
+    layer = _random_layer(rng, in_channels, filters, kernel_size=kernel, padding=padding,
+                          stride=stride, dilation=dilation, go_backwards=go_backwards,
+                          return_state=True, **options)
+    x = rng.normal(size=(batch, time, *size, in_channels))
+    out_size = layer.cells[0].output_hw(*size)
+    h0, c0 = (rng.normal(size=(batch, *out_size, filters)) for _ in range(2))
+    output, h, c = layer.forward(x, initial_state=[h0, c0], mask=mask, training=True)
+    d_output, d_h, d_c = (rng.normal(size=a.shape) for a in (output, h, c))
+    d_x = layer.backward(d_output, d_h, d_c)
+    (d_h0, d_c0), = layer.state_grads
+
+    kernel_w, recurrent_w, bias = layer.get_weights()
+    tape = ConvLSTMTape(x, kernel_w, recurrent_w, [])
+    pads = _reference_pads(layer.padding, size, layer.kernel_size, layer.stride, layer.dilation)
+    convlstm_reference(x, kernel_w, recurrent_w, bias, stride=layer.stride, pads=pads,
+                       dilation=layer.dilation, h0=h0, c0=c0, mask=mask,
+                       go_backwards=go_backwards, tape=tape, **_reference_activations(options))
+    expected = convlstm_reference_backward(tape, d_output, d_h, d_c)
+    actual = {"x": d_x, "h0": d_h0, "c0": d_c0, **layer.cells[0].grads}
+    assert set(actual) == set(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(actual[name], value, rtol=0, atol=1e-10, err_msg=name)
+
+
+def _reference_activations(options):
+    names = {"hard_sigmoid": hard_sigmoid}
+    if "recurrent_activation" in options:
+        return {"recurrent_activation": names[options["recurrent_activation"]]}
+    return {}
+
+
+@pytest.mark.parametrize(("kernel", "padding", "stride", "dilation"), GRID)
+def test_backward_geometry_grid(kernel, padding, stride, dilation):
+    rng = np.random.default_rng(RNG_SEED)
+    _check_single_layer_backward(rng, (6, 5), kernel, padding, stride, dilation)
+
+
+MASK = np.array(
+    [
+        [False, True, False, True],
+        [True, True, False, False],
+        [False, False, False, False],
+    ]
+)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("mask", [None, MASK], ids=["unmasked", "masked"])
+@pytest.mark.parametrize(
+    ("kernel", "padding", "stride", "dilation"),
+    [(3, "same", 1, 1), ((3, 2), "valid", 2, 1), (2, 1, 1, 2), (3, (2, 0), (1, 3), 1)],
+)
+def test_backward_masks_and_direction(kernel, padding, stride, dilation, mask, go_backwards):
+    rng = np.random.default_rng(RNG_SEED)
+    _check_single_layer_backward(rng, (6, 5), kernel, padding, stride, dilation, mask=mask,
+                                 go_backwards=go_backwards)
+
+
+def test_backward_hard_sigmoid_against_reference():
+    # Another recurrent activation: the kernel's general path (not the negated-sigmoid rows).
+    rng = np.random.default_rng(RNG_SEED)
+    _check_single_layer_backward(rng, (5, 5), 3, "same", 1, 1, mask=MASK,
+                                 recurrent_activation="hard_sigmoid")
 
 
 @pytest.mark.parametrize(("batch", "time"), [(1, 1), (1, 5), (3, 2), (4, 1)])

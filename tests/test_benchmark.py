@@ -1,27 +1,32 @@
-"""convlstm.benchmark: the FLOP count, the workloads, the report. No timing assertions."""
+"""The benchmark's harness (``benchmarks/harness.py``): the FLOP count, the workloads, our runners,
+the timing summary. No timing and no subprocesses here: ``pytest benchmarks`` runs the smoke tests
+that time things and spawn the benchmark."""
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from convlstm import ConvLSTM2D
-from convlstm import benchmark as bench
 from convlstm.losses import MeanSquaredError
 
-THREADS = "2"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import harness as bench
 
 
-@pytest.fixture
-def threads_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Thread variables already set, so ``main`` runs in this process instead of re-executing
-    (NumPy's BLAS keeps the thread count it started with; no timing is checked here)."""
-    for name in bench.THREAD_VARIABLES:
-        monkeypatch.setenv(name, THREADS)
+def test_the_installed_package_holds_no_benchmark():
+    assert importlib.util.find_spec("convlstm.benchmark") is None
+
+
+def test_thread_environment_sets_every_variable():
+    env = bench.thread_environment(3)
+    assert all(env[name] == "3" for name in bench.THREAD_VARIABLES)
+    assert bench.convlstm.__file__.startswith(env["PYTHONPATH"].split(os.pathsep)[0])
 
 
 def test_flop_count_by_hand():
@@ -115,70 +120,3 @@ def test_timing_summary():
     assert timing.to_dict(flops=None, peak=20.0)["gflops"] is None
 
 
-def test_main_quick_writes_json(tmp_path, capsys, threads_set):
-    path = tmp_path / "out" / "bench.json"
-    assert bench.main(["--quick", "--only", "d", "--json", str(path)]) == 0
-    results = json.loads(path.read_text())
-    assert {
-        "machine",
-        "threads",
-        "quick",
-        "repeats",
-        "flop_count",
-        "memory_method",
-        "matmul_peak_gflops",
-        "workloads",
-        "memory",
-    } <= set(results)
-    assert results["threads"] == 2 and results["quick"] is True
-    assert results["matmul_peak_gflops"] > 0
-    assert [w["name"] for w in results["workloads"]] == ["d/forward", "d/train"]
-    for record in results["workloads"]:
-        ours = record["ours"]
-        assert len(ours["runs_s"]) == results["repeats"]
-        assert ours["min_s"] <= ours["median_s"] <= ours["max_s"]
-        assert ours["gflops"] > 0 and ours["peak_share"] > 0
-        assert record["flops"] == bench.convlstm_flops(bench.ConvLSTMShape(*record["shape"])) * (
-            3 if record["name"].endswith("train") else 1
-        )
-    assert results["memory"] == []  # only b's training step is measured for memory
-    table = capsys.readouterr().out
-    assert "d/train" in table and "GFLOP/s" in table
-
-
-def test_memory_probe_in_fresh_process():
-    record = bench.run_memory_probe(bench.our_memory_command("b", quick=True), threads=1)
-    assert record["library"] == "convlstm" and record["workload"] == "b/train"
-    assert record["peak_mib"] >= record["baseline_mib"] > 0
-    assert record["step_mib"] == pytest.approx(record["peak_mib"] - record["baseline_mib"])
-
-
-def test_main_refuses_few_repeats(capsys):
-    with pytest.raises(SystemExit):
-        bench.main(["--repeats", "3"])
-    assert "--repeats must be at least 5" in capsys.readouterr().err
-
-
-def test_thread_environment_sets_every_variable():
-    env = bench.thread_environment(3)
-    assert all(env[name] == "3" for name in bench.THREAD_VARIABLES)
-    assert bench.__file__.startswith(env["PYTHONPATH"].split(os.pathsep)[0])
-
-
-def test_main_reexecutes_with_thread_variables(tmp_path, monkeypatch, capfd):
-    for name in bench.THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    path = tmp_path / "bench.json"
-    assert (
-        bench.main(["--quick", "--only", "d/forward", "--threads", "1", "--json", str(path)]) == 0
-    )
-    results = json.loads(path.read_text())
-    assert set(results["thread_variables"].values()) == {"1"}
-    assert "d/forward" in capfd.readouterr().out
-
-
-def test_comparison_script_found_in_the_source_checkout():
-    repo = Path(__file__).resolve().parents[1]
-    if not Path(bench.__file__).resolve().is_relative_to(repo / "src"):
-        pytest.skip("convlstm is imported from an installed copy, not this checkout")
-    assert bench.comparison_script() == repo / "benchmarks" / "run.py"

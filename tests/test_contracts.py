@@ -248,3 +248,18 @@ def test_pooling_ties_and_padding_never_win():
     pooled = MaxPooling3D(2, 2, "same").forward(x)
     assert pooled.shape == (1, 2, 2, 2, 1)
     np.testing.assert_array_equal(pooled, -1.0)
+
+
+def test_a_stack_holds_params_and_grads_like_every_layer():
+    # README: backward fills layer.grads, same names and shapes as layer.params; a ConvLSTM2D's
+    # own dicts are empty and its cells hold the weights.
+    layer = ConvLSTM2D(1, 2, num_layers=2, seed=0)
+    assert layer.params == {} and layer.grads == {}
+    x = _rng().normal(size=(2, 3, 4, 4, 1))
+    layer.backward(np.ones_like(layer.forward(x, training=True)))
+    for cell in layer.sublayers():
+        assert set(cell.grads) == set(cell.params) == {"kernel", "recurrent_kernel", "bias"}
+        assert all(cell.grads[k].shape == cell.params[k].shape for k in cell.params)
+    assert [name for name, _, _ in layer.named_params()] == [
+        f"{k}/{w}" for k in range(2) for w in ("kernel", "recurrent_kernel", "bias")
+    ]

@@ -24,6 +24,7 @@ from convlstm import BatchNormalization, Conv3D, ConvLSTM2D, Dense, Flatten, Seq
 from convlstm import distributed as cd
 from convlstm.callbacks import Callback
 from convlstm.cli import main
+from convlstm.distributed import sources, tasks
 
 TOLERANCE = 1e-12
 
@@ -86,13 +87,13 @@ def test_workers_run_this_checkout(client):
 def test_predict_equals_predict_and_builds_the_model_once_per_worker(client):
     model = forecasting.forecaster((8, 8, 1), filters=4, layers=1, block_size=2)
     x = np.random.default_rng(1).random((14, 3, 8, 8, 1)).astype(np.float32)
-    before = sum(client.run(cd._build_count).values())
+    before = sum(client.run(tasks.build_count).values())
     result = cd.predict(model, x, client=client, batch_size=4)
     assert isinstance(result, da.Array) and result.chunks[0] == (4, 4, 4, 2)
     assert result.dtype == np.float32
     np.testing.assert_allclose(result.compute(), model.predict(x), rtol=1e-6, atol=1e-6)
     # four chunks, but each worker built the model (deserialised its weights) at most once
-    assert 1 <= sum(client.run(cd._build_count).values()) - before <= 2
+    assert 1 <= sum(client.run(tasks.build_count).values()) - before <= 2
 
 
 def test_predict_and_forecast_without_a_client_use_dasks_local_scheduler():
@@ -167,7 +168,8 @@ def test_fit_reads_npy_and_zarr_shards_on_the_workers(client, tmp_path):
                      client=client, **arguments)
     _assert_same_training(local, distributed, local_history, history)
     # what a task carries for a file is its description and row numbers, not the rows
-    part = cd._part(cd._source("t", "x", tmp_path / "x.npy", False), np.arange(12))
+    part = sources.part(sources.source("t", "x", tmp_path / "x.npy", False),
+                        np.arange(12))
     assert len(cloudpickle.dumps(part)) < x.nbytes / 4
 
 

@@ -1,4 +1,4 @@
-"""Keras files in and out (``convlstm.keras_io``), against files Keras 3 wrote and the outputs it
+"""Keras files in and out (``convlstm.keras``), against files Keras 3 wrote and the outputs it
 recorded (``scripts/make_keras_file_fixtures.py``). NumPy and h5py only: Keras is not needed."""
 
 import io
@@ -30,14 +30,14 @@ from convlstm import (
     TimeDistributed,
 )
 from convlstm.functional import activations
-from convlstm.keras_io import (
+from convlstm.keras import (
     HARD_SIGMOID_KERAS2,
     from_keras_config,
     load_keras,
     save_keras,
     to_keras_config,
 )
-from convlstm.layers.core import Activation
+from convlstm.layers.activation import Activation
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras_files"
 ATOL = 1e-5
@@ -296,9 +296,10 @@ def test_export_layout_follows_keras():
     assert layers[-1]["config"]["activation"] == "sigmoid"
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5:
-        from convlstm.keras_io import _export, _write_weights
+        from convlstm.keras.to_keras import export
+        from convlstm.keras.weights import write_weights
 
-        _write_weights(h5, _export(model, with_config=False)[1])
+        write_weights(h5, export(model, with_config=False)[1])
     tree = h5_tree(buffer.getvalue())
     assert tree["layers/conv_lstm2d_1/cell/vars/1"][1] == (3, 3, 2, 8)
     assert tree["layers/time_distributed/layer/vars/0"][1] == (3, 3, 2, 1)

@@ -6,17 +6,8 @@ from gradcheck import check_gradients
 from layer_helpers import TrainingMode, check_keras_fixture, fixture_cases, round_trip
 
 from convlstm.functional import activations
-from convlstm.layers.core import (
-    Activation,
-    Dense,
-    Dropout,
-    Flatten,
-    LeakyReLU,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-)
+from convlstm.layers.activation import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from convlstm.layers.core import Dense, Dropout, Flatten
 
 # -------------------------------------------------------------------------------- helpers
 

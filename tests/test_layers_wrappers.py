@@ -7,10 +7,11 @@ import pytest
 from gradcheck import check_gradients
 from layer_helpers import TrainingMode, check_keras_fixture, fixture_cases, round_trip
 
+from convlstm.layers.activation import ReLU
 from convlstm.layers.base import Layer
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D
-from convlstm.layers.core import Dense, Dropout, Flatten, ReLU
+from convlstm.layers.core import Dense, Dropout, Flatten
 from convlstm.layers.normalization import BatchNormalization
 from convlstm.layers.pooling import MaxPooling2D
 from convlstm.layers.wrappers import TimeDistributed

@@ -1,5 +1,7 @@
 """Losses: Keras 3 values, float64 formulas, finite-difference gradients, stability and errors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from gradcheck import TOLERANCE, numerical_gradient, relative_error
@@ -25,25 +27,34 @@ CAT_PRED = [[0.2, 0.5, 0.3], [0.1, 0.1, 0.6]]  # the second row sums to 0.8
 CAT_LOGITS = [[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]]
 
 # Golden values from Keras 3.15.1 (torch backend, float32 inputs), keras.losses.X(...)(y_true,
-# y_pred). Keras' float64 results are only float32-accurate on that backend (its ops.mean computes
-# in float32), so float64 is checked against formulas below instead.
+# y_pred), made by scripts/make_golden_fixtures.py (GOLDEN[case], with the inputs beside it as
+# case_true and case_pred). Keras' float64 results are only float32-accurate on that backend (its
+# ops.mean computes in float32), so float64 is checked against formulas below instead.
+GOLDEN = np.load(Path(__file__).parent / "fixtures" / "golden" / "losses.npz")
+LOSS_CASES = {  # case: (ours, y_true, y_pred)
+    "mse": (MeanSquaredError(), REG_TRUE, REG_PRED),
+    "mae": (MeanAbsoluteError(), REG_TRUE, REG_PRED),
+    "bce": (BinaryCrossentropy(), BIN_TRUE, BIN_PRED),
+    "bce_clipped": (BinaryCrossentropy(), CLIP_TRUE, CLIP_PRED),
+    "bce_logits": (BinaryCrossentropy(from_logits=True), BIN_TRUE, LOGITS),
+    "bce_logits_huge": (BinaryCrossentropy(from_logits=True), BIN_TRUE, HUGE),
+    "cce": (CategoricalCrossentropy(), CAT_TRUE, CAT_PRED),
+    "cce_logits": (CategoricalCrossentropy(from_logits=True), CAT_TRUE, CAT_LOGITS),
+    "cce_axis_0": (CategoricalCrossentropy(axis=0), np.transpose(CAT_TRUE), np.transpose(CAT_PRED)),
+    "cce_logits_huge": (CategoricalCrossentropy(from_logits=True), CAT_TRUE, HUGE),
+}
 KERAS_FLOAT32 = [
-    (MeanSquaredError(), REG_TRUE, REG_PRED, 0.39000001549720764),
-    (MeanAbsoluteError(), REG_TRUE, REG_PRED, 0.5666666626930237),
-    (BinaryCrossentropy(), BIN_TRUE, BIN_PRED, 0.7358133792877197),
-    (BinaryCrossentropy(), CLIP_TRUE, CLIP_PRED, 5.659600257873535),
-    (BinaryCrossentropy(from_logits=True), BIN_TRUE, LOGITS, 0.349751353263855),
-    (BinaryCrossentropy(from_logits=True), BIN_TRUE, HUGE, 6666.66650390625),
-    (CategoricalCrossentropy(), CAT_TRUE, CAT_PRED, 0.9383544921875),
-    (CategoricalCrossentropy(from_logits=True), CAT_TRUE, CAT_LOGITS, 1.115126371383667),
-    (
-        CategoricalCrossentropy(axis=0),
-        np.transpose(CAT_TRUE),
-        np.transpose(CAT_PRED),
-        0.9383544921875,
-    ),
-    (CategoricalCrossentropy(from_logits=True), CAT_TRUE, HUGE, 14512.5),
+    (loss, y_true, y_pred, float(GOLDEN[name]))
+    for name, (loss, y_true, y_pred) in LOSS_CASES.items()
 ]
+
+
+def test_golden_fixture_inputs_are_these():
+    assert set(GOLDEN.files) == {f"{name}{part}" for name in LOSS_CASES
+                                 for part in ("", "_true", "_pred")}
+    for name, (_, y_true, y_pred) in LOSS_CASES.items():
+        np.testing.assert_array_equal(GOLDEN[f"{name}_true"], np.asarray(y_true, "float32"))
+        np.testing.assert_array_equal(GOLDEN[f"{name}_pred"], np.asarray(y_pred, "float32"))
 
 
 @pytest.mark.parametrize(("loss", "y_true", "y_pred", "expected"), KERAS_FLOAT32, ids=repr)

@@ -1,5 +1,7 @@
 """Optimizers: Keras 3 trajectories, the in-place contract, schedules, convergence, errors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -27,157 +29,41 @@ def flat(params):
     return np.concatenate([params["a"].ravel(), params["b"].ravel()])
 
 
-# Golden numbers from Keras 3.15.1 (torch backend, float32): the same optimizer built with
-# keras.optimizers, then keras_optimizer.apply(GRADS[step], variables) for each step; each row is
-# [*a.ravel(), *b.ravel()] after that step. The last step's small gradients make AMSGrad's
-# running maximum differ from Adam's velocity.
-KERAS_TRAJECTORIES = {
-    "sgd": (
-        lambda: SGD(learning_rate=0.1),
-        [
-            [0.47, -0.94, 1.41, 1.88, 0.28999999, -0.82999998],
-            [0.49000001, -0.99000001, 1.3399999, 1.99, 0.22999999, -0.83999997],
-            [0.45000002, -1.02, 1.42, 1.97, 0.31999999, -0.80999994],
-            [0.44900003, -1.018, 1.42, 1.967, 0.31799999, -0.80899996],
-        ],
-    ),
-    "sgd_momentum": (
-        lambda: SGD(learning_rate=0.1, momentum=0.9),
-        [
-            [0.47, -0.94, 1.41, 1.88, 0.28999999, -0.82999998],
-            [0.463, -0.93599999, 1.2589999, 1.882, 0.266, -0.912],
-            [0.41670001, -0.96240002, 1.2031, 1.8637999, 0.3344, -0.9558],
-            [0.37402999, -0.98416001, 1.15279, 1.84442, 0.39396, -0.99422002],
-        ],
-    ),
-    "sgd_nesterov": (
-        lambda: SGD(learning_rate=0.1, momentum=0.9, nesterov=True),
-        [
-            [0.44299999, -0.88599998, 1.329, 1.772, 0.32600001, -0.90200001],
-            [0.4567, -0.93239999, 1.1230999, 1.8838, 0.24440001, -0.98580003],
-            [0.37503001, -0.98616004, 1.15279, 1.8474201, 0.39596, -0.99522001],
-            [0.33562702, -1.003744, 1.1075109, 1.8269781, 0.44756401, -1.028798],
-        ],
-    ),
-    "sgd_weight_decay": (
-        lambda: SGD(learning_rate=0.1, weight_decay=0.5),
-        [
-            [0.44499999, -0.88999999, 1.3349999, 1.78, 0.2775, -0.79249996],
-            [0.44275001, -0.8955, 1.1982498, 1.801, 0.20362499, -0.76287496],
-            [0.38061252, -0.88072503, 1.2183373, 1.69095, 0.28344375, -0.69473118],
-            [0.3605819, -0.83468878, 1.1574204, 1.6034025, 0.26727155, -0.65899462],
-        ],
-    ),
-    "sgd_clipnorm": (
-        lambda: SGD(learning_rate=0.1, clipnorm=0.5),
-        [
-            [0.49087128, -0.98174256, 1.4726138, 1.9634851, 0.27236068, -0.79472136],
-            [0.49796009, -0.99946457, 1.447803, 2.0024736, 0.22304098, -0.80294132],
-            [0.47722104, -1.0150188, 1.4892811, 1.9921041, 0.27047515, -0.78712994],
-            [0.47622105, -1.0130188, 1.4892811, 1.989104, 0.26847515, -0.78612995],
-        ],
-    ),
-    "sgd_global_clipnorm": (
-        lambda: SGD(learning_rate=0.1, global_clipnorm=0.7),
-        [
-            [0.48877501, -0.97755003, 1.466325, 1.9551001, 0.26496664, -0.77993327],
-            [0.49788824, -1.0003331, 1.4344288, 2.0052228, 0.23762697, -0.78448987],
-            [0.47719005, -1.0158567, 1.4758252, 1.9948736, 0.2841979, -0.7689662],
-            [0.47619006, -1.0138568, 1.4758252, 1.9918736, 0.28219789, -0.76796621],
-        ],
-    ),
-    "sgd_clipvalue": (
-        lambda: SGD(learning_rate=0.1, clipvalue=0.25),
-        [
-            [0.47499999, -0.97500002, 1.475, 1.975, 0.27500001, -0.77499998],
-            [0.495, -1, 1.45, 2, 0.25, -0.78499997],
-            [0.47, -1.025, 1.475, 1.98, 0.27500001, -0.75999999],
-            [0.46900001, -1.023, 1.475, 1.977, 0.273, -0.759],
-        ],
-    ),
+# Keras 3.15.1 (torch backend, float32) trajectories, made by scripts/make_golden_fixtures.py:
+# the same optimizer built with keras.optimizers, then keras_optimizer.apply(GRADS[step],
+# variables) for each step; row k of GOLDEN[name] is [*a.ravel(), *b.ravel()] after step k.
+# The last step's small gradients make AMSGrad's running maximum differ from Adam's velocity.
+GOLDEN = np.load(Path(__file__).parent / "fixtures" / "golden" / "optimizers.npz")
+OPTIMIZERS = {
+    "sgd": lambda: SGD(learning_rate=0.1),
+    "sgd_momentum": lambda: SGD(learning_rate=0.1, momentum=0.9),
+    "sgd_nesterov": lambda: SGD(learning_rate=0.1, momentum=0.9, nesterov=True),
+    "sgd_weight_decay": lambda: SGD(learning_rate=0.1, weight_decay=0.5),
+    "sgd_clipnorm": lambda: SGD(learning_rate=0.1, clipnorm=0.5),
+    "sgd_global_clipnorm": lambda: SGD(learning_rate=0.1, global_clipnorm=0.7),
+    "sgd_clipvalue": lambda: SGD(learning_rate=0.1, clipvalue=0.25),
     "sgd_exponential_decay": (
-        lambda: SGD(learning_rate=ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5)),
-        [
-            [0.47, -0.94, 1.41, 1.88, 0.28999999, -0.82999998],
-            [0.48414212, -0.97535533, 1.3605025, 1.9577818, 0.24757358, -0.83707106],
-            [0.46414211, -0.99035531, 1.4005024, 1.9477818, 0.29257357, -0.82207108],
-            [0.46378857, -0.98964822, 1.4005024, 1.9467212, 0.29186645, -0.8217175],
-        ],
+        lambda: SGD(learning_rate=ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5))
     ),
-    "rmsprop": (
-        lambda: RMSprop(learning_rate=0.01),
-        [
-            [0.46837741, -0.96837729, 1.4683772, 1.9683772, 0.28162268, -0.78162277],
-            [0.48655915, -0.98924685, 1.4483281, 1.9903508, 0.25489658, -0.78575373],
-            [0.46216622, -1.0014275, 1.4675226, 1.9861764, 0.28021505, -0.77368009],
-            [0.46152353, -1.0005718, 1.4675226, 1.9855164, 0.27962208, -0.77325588],
-        ],
-    ),
-    "rmsprop_centered": (
-        lambda: RMSprop(learning_rate=0.01, centered=True),
-        [
-            [0.46666688, -0.9666667, 1.4666667, 1.9666667, 0.28333321, -0.7833333],
-            [0.48488554, -0.98753917, 1.4444304, 1.9886405, 0.25645307, -0.78772384],
-            [0.45945802, -0.99979037, 1.4637998, 1.9844631, 0.28225368, -0.77545816],
-            [0.45878974, -0.99893099, 1.4637998, 1.9838026, 0.28165126, -0.77502823],
-        ],
-    ),
-    "rmsprop_momentum": (
-        lambda: RMSprop(learning_rate=0.01, momentum=0.8),
-        [
-            [0.46837741, -0.96837729, 1.4683772, 1.9683772, 0.28162268, -0.78162277],
-            [0.46126106, -0.96394867, 1.4230299, 1.9650526, 0.28019473, -0.81105191],
-            [0.43117508, -0.97258639, 1.4059465, 1.9582185, 0.30437085, -0.82252163],
-            [0.40646362, -0.97864091, 1.3922799, 1.9520912, 0.32311878, -0.8312732],
-        ],
-    ),
-    "rmsprop_centered_momentum": (
-        lambda: RMSprop(learning_rate=0.01, momentum=0.5, centered=True),
-        [
-            [0.46666688, -0.9666667, 1.4666667, 1.9666667, 0.28333321, -0.7833333],
-            [0.46821898, -0.97087252, 1.4277637, 1.9719739, 0.27311969, -0.80439049],
-            [0.44356751, -0.98522663, 1.4276817, 1.97045, 0.29381353, -0.80265337],
-            [0.43057349, -0.99154431, 1.4276407, 1.9690276, 0.30355802, -0.80135489],
-        ],
-    ),
-    "adam": (
-        lambda: Adam(learning_rate=0.01),
-        [
-            [0.49000016, -0.99000013, 1.4900001, 1.9900001, 0.25999984, -0.75999987],
-            [0.48855498, -0.9896189, 1.4801421, 1.9900916, 0.25752285, -0.76757199],
-            [0.48306063, -0.99163598, 1.477577, 1.9893821, 0.26131263, -0.77082741],
-            [0.4784528, -0.99314874, 1.4754758, 1.9886948, 0.26431566, -0.77342623],
-        ],
-    ),
-    "adam_amsgrad": (
-        lambda: Adam(learning_rate=0.01, beta_2=0.5, amsgrad=True),
-        [
-            [0.49000001, -0.99000001, 1.49, 1.99, 0.25999999, -0.75999999],
-            [0.48849595, -0.9896068, 1.4797114, 1.9900928, 0.25766772, -0.76660717],
-            [0.48347348, -0.99157208, 1.4770948, 1.9894532, 0.26095766, -0.76927978],
-            [0.47969794, -0.99289334, 1.4751738, 1.9888978, 0.26329437, -0.77119201],
-        ],
-    ),
-    "adam_beta_2": (
-        lambda: Adam(learning_rate=0.01, beta_2=0.5),
-        [
-            [0.49000001, -0.99000001, 1.49, 1.99, 0.25999999, -0.75999999],
-            [0.48845235, -0.9896068, 1.4797114, 1.9900928, 0.25766772, -0.76920128],
-            [0.48342988, -0.99194026, 1.4770948, 1.9892066, 0.26095766, -0.77343529],
-            [0.47809312, -0.994156, 1.4743782, 1.988119, 0.26426098, -0.77771783],
-        ],
-    ),
-    "adamw": (
-        lambda: AdamW(learning_rate=0.01, weight_decay=0.1),
-        [
-            [0.48950016, -0.98900014, 1.4885001, 1.9880002, 0.25974986, -0.75924987],
-            [0.48756549, -0.98762995, 1.4771537, 1.9861037, 0.25701311, -0.76606274],
-            [0.48158357, -0.98865944, 1.4731114, 1.9834082, 0.26054588, -0.76855212],
-            [0.47649416, -0.98918355, 1.4695371, 1.9807374, 0.26328838, -0.7703824],
-        ],
-    ),
+    "rmsprop": lambda: RMSprop(learning_rate=0.01),
+    "rmsprop_centered": lambda: RMSprop(learning_rate=0.01, centered=True),
+    "rmsprop_momentum": lambda: RMSprop(learning_rate=0.01, momentum=0.8),
+    "rmsprop_centered_momentum": lambda: RMSprop(learning_rate=0.01, momentum=0.5, centered=True),
+    "adam": lambda: Adam(learning_rate=0.01),
+    "adam_amsgrad": lambda: Adam(learning_rate=0.01, beta_2=0.5, amsgrad=True),
+    "adam_beta_2": lambda: Adam(learning_rate=0.01, beta_2=0.5),
+    "adamw": lambda: AdamW(learning_rate=0.01, weight_decay=0.1),
 }
+KERAS_TRAJECTORIES = {name: (make, GOLDEN[name]) for name, make in OPTIMIZERS.items()}
 
+
+def test_golden_fixture_inputs_are_these():
+    assert set(GOLDEN.files) == {*OPTIMIZERS, "params_a", "params_b", "grads_a", "grads_b"}
+    for key in PARAMS:
+        np.testing.assert_array_equal(GOLDEN[f"params_{key}"], fresh()[key])
+        np.testing.assert_array_equal(
+            GOLDEN[f"grads_{key}"], [grads_at(step)[key] for step in range(len(GRADS))]
+        )
 
 @pytest.mark.parametrize("name", list(KERAS_TRAJECTORIES))
 def test_trajectory_matches_keras(name):

@@ -2,21 +2,13 @@
 backward passes, the layers around them, losses, optimizers and a trainable Sequential model."""
 
 from convlstm import callbacks, datasets, forecasting, losses, metrics, optimizers
+from convlstm._version import __version__
 from convlstm.forecasting import forecast
-from convlstm.keras_io import load_keras, save_keras
+from convlstm.keras import load_keras, save_keras
+from convlstm.layers.activation import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D, ConvLSTM2DCell
-from convlstm.layers.core import (
-    Activation,
-    Dense,
-    Dropout,
-    Flatten,
-    LeakyReLU,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-)
+from convlstm.layers.core import Dense, Dropout, Flatten
 from convlstm.layers.normalization import BatchNormalization
 from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
 from convlstm.layers.space_to_depth import DepthToSpace, SpaceToDepth
@@ -25,7 +17,6 @@ from convlstm.models import History, Sequential
 from convlstm.pretrained import pretrained
 from convlstm.saving import load
 
-__version__ = "0.1.0"
 __all__ = [
     "Activation",
     "BatchNormalization",

@@ -110,18 +110,25 @@ def shape_text(names: Sequence[object]) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
-def numeric_array(owner: str, name: str, value: object, dtype: np.dtype) -> np.ndarray:
-    """Return ``value`` as an array of ``dtype``, never a view that could write to the caller's.
-
-    Integers and booleans are cast; complex, object, string or other kinds raise ``TypeError``.
-    """
+def real_array(owner: str, name: str, value: object) -> np.ndarray:
+    """``np.asarray(value)``, refusing complex, object, string or other non-real kinds."""
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise TypeError(
             f"{owner}: expected {name} to be a real numeric array (bool, int or float); "
             f"got dtype {array.dtype}."
         )
-    return array.astype(dtype, copy=False)
+    return array
+
+
+def numeric_array(owner: str, name: str, value: object, dtype: np.dtype) -> np.ndarray:
+    """Return ``value`` as an array of ``dtype``.
+
+    When ``value`` already is an array of ``dtype`` it is returned itself (no copy), so callers
+    must not write into the result; anything else is converted to a new array. Integers and
+    booleans are cast; complex, object, string or other kinds raise ``TypeError``.
+    """
+    return real_array(owner, name, value).astype(dtype, copy=False)
 
 
 def check_shape(owner: str, name: str, array: np.ndarray, expected: Sequence[object]) -> None:

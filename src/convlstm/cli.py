@@ -342,7 +342,7 @@ def _read_model(path: str):
         raise UsageError(f"no such file: {path}")
     try:
         if Path(path).suffix in KERAS_SUFFIXES:
-            from convlstm.keras_io import load_keras
+            from convlstm.keras import load_keras
 
             return load_keras(path)
         return saving.load(path)
@@ -466,12 +466,6 @@ def build_parser() -> argparse.ArgumentParser:
                                            "parameter counts.")
     info.add_argument("file", help="a model.npz, or a Keras .keras/.h5 file")
     info.set_defaults(run=_info)
-
-    # `bench` passes its arguments straight to the benchmark (see main); this entry is its help.
-    commands.add_parser(
-        "bench", add_help=False,
-        help="speed benchmark against PyTorch (our half alone without torch); "
-             "'convlstm bench --help' lists its options")
     return parser
 
 
@@ -515,10 +509,6 @@ def _positive_float(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``convlstm`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:
-        from convlstm import benchmark
-
-        return benchmark.run_comparison(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

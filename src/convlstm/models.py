@@ -15,6 +15,7 @@ from convlstm import saving
 from convlstm import training_metrics as metrics_module
 from convlstm.callbacks import Callback, ProgressLogger
 from convlstm.layers.base import Layer
+from convlstm.registry import deserialize, register, serialize
 
 
 class History:
@@ -31,6 +32,7 @@ class History:
                 self.history.setdefault(key, []).append(value)
 
 
+@register
 class Sequential(Layer):
     """Layers applied one after another, trained with explicit backward passes.
 
@@ -322,13 +324,11 @@ class Sequential(Layer):
     def save_keras(self, path: str) -> str:
         """Write a Keras 3 ``.keras`` archive (or, for a ``.weights.h5`` path, the weights) that
         ``keras.saving.load_model`` reads; needs h5py (``pip install 'numpy-convlstm[keras]'``)."""
-        from convlstm.keras_io import save_keras
+        from convlstm.keras import save_keras
 
         return save_keras(self, path)
 
     def get_config(self) -> dict[str, Any]:
-        from convlstm.registry import serialize
-
         return {
             "layers": [serialize(layer) for layer in self.layers],
             "input_shape": None if self.input_shape is None else list(self.input_shape),
@@ -336,8 +336,6 @@ class Sequential(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
-        from convlstm.registry import deserialize
-
         return cls([deserialize(spec) for spec in config["layers"]], config.get("input_shape"))
 
     def __repr__(self) -> str:

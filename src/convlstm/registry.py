@@ -1,60 +1,51 @@
 """The registry that turns ``{"class_name": ..., "config": ...}`` back into layers and models.
 
-Only the classes listed here can be rebuilt, so reading a config never runs other code.
+A leaf: it imports nothing from this package. Every layer class (and ``Sequential``) registers
+itself where it is defined, with the :func:`register` decorator::
+
+    @register
+    class Dense(KernelLayer): ...
+
+Only registered classes can be rebuilt, so reading a config never runs other code. Importing
+``convlstm`` imports every module that defines a layer, so the registry is complete by then.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from convlstm.layers.base import Layer
-from convlstm.layers.conv import Conv2D, Conv3D
-from convlstm.layers.convlstm import ConvLSTM2D, ConvLSTM2DCell
-from convlstm.layers.core import (
-    Activation,
-    Dense,
-    Dropout,
-    Flatten,
-    LeakyReLU,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-)
-from convlstm.layers.normalization import BatchNormalization
-from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
-from convlstm.layers.space_to_depth import DepthToSpace, SpaceToDepth
-from convlstm.layers.wrappers import TimeDistributed
-from convlstm.models import Sequential
+T = TypeVar("T", bound=type)
 
-LAYER_CLASSES: dict[str, type[Layer]] = {
-    cls.__name__: cls
-    for cls in (
-        Activation,
-        BatchNormalization,
-        Conv2D,
-        Conv3D,
-        ConvLSTM2D,
-        ConvLSTM2DCell,
-        Dense,
-        DepthToSpace,
-        Dropout,
-        Flatten,
-        LeakyReLU,
-        MaxPooling2D,
-        MaxPooling3D,
-        ReLU,
-        Sigmoid,
-        Softmax,
-        SpaceToDepth,
-        Tanh,
-        TimeDistributed,
-        Sequential,
-    )
-}
+LAYER_CLASSES: dict[str, type] = {}
 
 
-def serialize(layer: Layer) -> dict[str, Any]:
+def register(cls: T) -> T:
+    """Class decorator: make ``cls`` (de)serialisable under its ``__name__``; returns it."""
+    name = cls.__name__
+    known = LAYER_CLASSES.get(name)
+    if known is not None and (known.__module__, known.__qualname__) != (
+        cls.__module__,
+        cls.__qualname__,
+    ):
+        raise ValueError(
+            f"register: the layer class name {name!r} is already taken by "
+            f"{known.__module__}.{known.__qualname__}; got {cls.__module__}.{cls.__qualname__}."
+        )
+    LAYER_CLASSES[name] = cls
+    return cls
+
+
+def layer_class(name: str, owner: str = "layer_class") -> type:
+    """The registered class called ``name`` (``owner`` starts the error message)."""
+    cls = LAYER_CLASSES.get(name)
+    if cls is None:
+        raise ValueError(
+            f"{owner}: unknown layer class {name!r}; expected one of {sorted(LAYER_CLASSES)}."
+        )
+    return cls
+
+
+def serialize(layer: Any) -> dict[str, Any]:
     """``{"class_name": ..., "config": ...}`` for a layer of a registered class."""
     name = type(layer).__name__
     if LAYER_CLASSES.get(name) is not type(layer):
@@ -65,16 +56,10 @@ def serialize(layer: Layer) -> dict[str, Any]:
     return {"class_name": name, "config": layer.get_config()}
 
 
-def deserialize(spec: object) -> Layer:
+def deserialize(spec: object) -> Any:
     """Rebuild a layer from :func:`serialize` output."""
     if not isinstance(spec, dict) or set(spec) != {"class_name", "config"}:
         raise TypeError(
             f"deserialize: expected a dict with keys 'class_name' and 'config'; got {spec!r:.80}."
         )
-    cls = LAYER_CLASSES.get(spec["class_name"])
-    if cls is None:
-        raise ValueError(
-            f"deserialize: unknown layer class {spec['class_name']!r}; expected one of "
-            f"{sorted(LAYER_CLASSES)}."
-        )
-    return cls.from_config(spec["config"])
+    return layer_class(spec["class_name"], "deserialize").from_config(spec["config"])

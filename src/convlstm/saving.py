@@ -10,12 +10,16 @@ optionally ``metadata``, the JSON of a model's ``metadata`` dict.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from convlstm.registry import deserialize, serialize
 
 FORMAT = "numpy-convlstm"
 VERSION = 1
@@ -36,8 +40,6 @@ def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> s
     With ``include_states``, the carried states of stateful ConvLSTM2D layers are saved too,
     and :func:`load` puts them back.
     """
-    from convlstm.registry import serialize
-
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
@@ -74,13 +76,12 @@ def load(path: str | os.PathLike) -> Any:
         ValueError: the file is truncated, corrupted, not this format, or its weights do not
             fit its config; the message names the file and what is wrong.
     """
-    from convlstm.registry import deserialize
-
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}.")
     try:
-        archive = np.load(path, allow_pickle=False)
+        # From memory: np.load(path) leaves its file open when the archive is unreadable.
+        archive = np.load(io.BytesIO(Path(path).read_bytes()), allow_pickle=False)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise ValueError(
             f"load: {path!r} is not a readable numpy-convlstm model file ({error})."

@@ -80,7 +80,7 @@ def _hard_sigmoid(x, out=None):
 
 
 def _hard_sigmoid_keras2(x, out=None):
-    # Keras 2 / tf.keras: clip(0.2x + 0.5, 0, 1); read from Keras 2 files (see keras_io).
+    # Keras 2 / tf.keras: clip(0.2x + 0.5, 0, 1); read from Keras 2 files (see convlstm.keras).
     y = np.multiply(x, 0.2, out=out)
     y += 0.5
     return np.clip(y, 0.0, 1.0, out=y)

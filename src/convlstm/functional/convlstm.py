@@ -8,18 +8,21 @@ step for the recurrent part, then, after the loop, the input convolution's gradi
 frame. The gate gradients overwrite the cached gates they replace, so the backward pass adds
 no (4F, T*pixels) buffer either. It therefore consumes its cache.
 
-Inside, arrays are channels-first planes (C, ..., H, W): each kernel tap then copies whole image
-rows, and each gate is a contiguous block of rows of the product. The gates are kept in the
-order i, f, o, c (Keras stores i, f, c, o) so the three sigmoid gates form one block; with the
-default sigmoid gates, the sigmoid rows of the weights are negated so that the product holds
--x and sigmoid(x) = 1 / (1 + exp(-x)) takes three passes (exp, add, reciprocal): measured, that
-is cheaper than NumPy's tanh-based form.
+Inside, arrays are channels-first planes (C, ..., H, W) (any number of spatial axes; ConvLSTM2D
+has two): each kernel tap then copies whole image rows, and each gate is a contiguous block of
+rows of the product. The gates are kept in the order i, f, o, c (Keras stores i, f, c, o) so
+the three sigmoid gates form one block; with the default sigmoid gates, the sigmoid rows of the
+weights are negated so that the product holds -x and sigmoid(x) = 1 / (1 + exp(-x)) takes three
+passes (exp, add, reciprocal): measured, that is cheaper than NumPy's tanh-based form.
 
 With Keras' dropout, each gate convolves its own masked copy of the input (or state), so the
 product splits into four, one per gate.
 
-The elementwise work of a step (activations, cell update, writing the output channels-last) and
-the window gather and scatter are split by samples over threads (``functional.threads``).
+The equations of a step stand once, in this internal order, above :class:`_StepForward` (the
+cell update) and above :class:`_StepBackward` (its BPTT); :class:`_Skips` is all the mask
+handling. The elementwise work of a step (activations, cell update, writing the output
+channels-last) and the window gather and scatter are split by samples over threads
+(``functional.threads``).
 
 Training cache size, per layer, in floats: ``B*H'*W'*F*(6T + 2)`` (activated gates ``4T``, cell
 states ``T+1``, hidden states ``T+1``), plus a reference to the input.
@@ -27,82 +30,26 @@ states ``T+1``, hidden states ``T+1``), plus a reference to the input.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 
 from convlstm.functional.activations import ACTIVATIONS, Activation
-from convlstm.functional.planes import col2im_planes, im2col_planes, interior
+from convlstm.functional.planes import Windows
 from convlstm.functional.threads import split_run
 from convlstm.functional.windows import Pads, output_size, same_pads
 
 
-class Windows:
-    """im2col and its adjoint for one convolution geometry, with buffers made once.
-
-    Inputs are channels-first planes (C, B, H, W); columns are (kh*kw*C, pixels) in the row
-    order of a Keras kernel reshaped to (kh*kw*C, F). Large batches are gathered and scattered
-    on several threads, by samples.
-    """
-
-    def __init__(
-        self,
-        in_shape: tuple[int, ...],
-        window: tuple[int, int],
-        stride: tuple[int, int],
-        pads: Pads,
-        dilation: tuple[int, int],
-        dtype: np.dtype,
-        cols: np.ndarray | None = None,
-    ) -> None:
-        *lead, H, W = in_shape
-        self.window, self.stride, self.pads, self.dilation = window, stride, pads, dilation
-        self.out_hw = output_size((H, W), window, stride, pads, dilation)
-        (top, bottom), (left, right) = pads
-        self.padded_shape = (*lead, top + H + bottom, left + W + right)
-        padded = top + bottom + left + right > 0
-        self.padded = np.zeros(self.padded_shape, dtype) if padded else None
-        cols_shape = (*window, *lead, *self.out_hw)
-        self.cols = np.empty(cols_shape, dtype) if cols is None else cols.reshape(cols_shape)
-        self.rows = window[0] * window[1] * lead[0]
-        self.pixels = self.out_hw[0] * self.out_hw[1]  # per sample
-        self.d_padded: np.ndarray | None = None  # made by the first scatter
-
-    def columns(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """The windows of ``x`` (times ``mask``) as (kh*kw*C, pixels), in the reused buffer."""
-        split_run(partial(self._gather, x, mask), self.cols.shape[3], self.rows * self.pixels)
-        return self.cols.reshape(self.rows, -1)
-
-    def _gather(self, x: np.ndarray, mask: np.ndarray | None, samples: slice) -> None:
-        x = x[:, samples]
-        mask = None if mask is None else mask[:, samples]
-        if self.padded is None:
-            source = x if mask is None else x * mask
-        else:
-            source = self.padded[:, samples]
-            inside = interior(source, self.pads)
-            if mask is None:
-                inside[...] = x
-            else:
-                np.multiply(x, mask, out=inside)
-        im2col_planes(source, self.window, self.stride, self.dilation, self.out_hw,
-                      out=self.cols[:, :, :, samples])
-
-    def scatter(self, d_columns: np.ndarray) -> np.ndarray:
-        """The adjoint of :meth:`columns` (without the mask): (kh*kw*C, pixels) -> x's shape.
-
-        The result is a view of a buffer that the next call overwrites.
-        """
-        if self.d_padded is None:
-            self.d_padded = np.empty(self.padded_shape, self.cols.dtype)
-        d_columns = d_columns.reshape(self.cols.shape)
-        split_run(partial(self._scatter, d_columns), self.cols.shape[3], self.rows * self.pixels)
-        return interior(self.d_padded, self.pads)
-
-    def _scatter(self, d_columns: np.ndarray, samples: slice) -> None:
-        col2im_planes(d_columns[:, :, :, samples], self.padded_shape, self.stride, self.dilation,
-                      out=self.d_padded[:, samples])
+def recurrent_geometry(
+    out_spatial: tuple[int, ...], window: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...], Pads, tuple[int, ...]]:
+    """``(window, stride, pads, dilation)`` of the recurrent convolution over states of
+    ``out_spatial``: stride 1, "same" padding, no dilation."""
+    ones = (1,) * len(out_spatial)
+    pads = tuple(same_pads(n, k, 1) for n, k in zip(out_spatial, window))
+    return tuple(window), ones, pads, ones
 
 
 def gate_groups(width: int, *gate_masks: np.ndarray | None):
@@ -164,16 +111,9 @@ def _gate_masks(masks: np.ndarray | None) -> np.ndarray | None:
     return None if masks is None else _planes(masks[[0, 1, 3, 2]]).swapaxes(0, 1)
 
 
-def _kept_pixels(mask: np.ndarray | None, t: int, pixels: int) -> np.ndarray | None:
-    """(1, B*pixels) bool of the samples that take step t, or None when all of them do."""
-    if mask is None or mask[:, t].all():
-        return None
-    return np.repeat(mask[:, t], pixels)[None, :]
-
-
 def _store_channels_last(planes: np.ndarray, out: np.ndarray, samples: slice) -> None:
     """``out[samples] = planes[:, samples]`` channels-last: (F, P) planes, out (B, H', W', F)."""
-    out[samples] = np.moveaxis(planes.reshape(-1, *out.shape[:3])[:, samples], 0, -1)
+    out[samples] = np.moveaxis(planes.reshape(-1, *out.shape[:-1])[:, samples], 0, -1)
 
 
 def _channels_last(planes: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -182,44 +122,112 @@ def _channels_last(planes: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cell_update(
-    samples: slice,
-    *,
-    z: np.ndarray,
-    c: np.ndarray,
-    next_c: np.ndarray,
-    next_h: np.ndarray,
-    scratch: np.ndarray,
-    output: np.ndarray | None,
-    image_pixels: int,
-    activation: Activation,
-    recurrent_activation: Activation,
-    negated_gates: bool,
-) -> None:
-    """One step's elementwise work for the batch samples ``samples``, in place.
+# One step, in the kernel's internal gate order i, f, o, c (Keras' i, f, c, o columns are
+# reordered once, see internal_order); every array is (rows, P), P = B*H'*W' pixels:
+#
+#     z        = [W | U | b] @ [windows(x_t); windows(h_{t-1}); 1]        (4F, P)
+#     i, f, o  = recurrent_activation(z[:3F])   (sigmoid: from negated rows, see _negated_sigmoid)
+#     g        = activation(z[3F:])
+#     c_t      = f * c_{t-1} + i * g
+#     h_t      = o * activation(c_t)
+#
+# z is overwritten by the activated gates, which the backward pass reads from the cache.
 
-    z (4F, P) pre-activations become the activated gates i, f, o, c; next_c and next_h (F, P)
-    get the new states (P = B*H'*W' pixels, sample-major); ``output`` (B, H', W', F), if given,
-    gets next_h channels-last.
-    """
-    all_next_h = next_h
-    pixels = slice(samples.start * image_pixels, samples.stop * image_pixels)
-    z, c, next_c = z[:, pixels], c[:, pixels], next_c[:, pixels]
-    next_h, scratch = next_h[:, pixels], scratch[:, pixels]
-    F = c.shape[0]
-    i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
-    if negated_gates:
-        _negated_sigmoid(z[: 3 * F])
-    else:
-        recurrent_activation(z[: 3 * F], out=z[: 3 * F])
-    activation(g, out=g)
-    np.multiply(f, c, out=next_c)
-    np.multiply(i, g, out=scratch)
-    next_c += scratch  # c = f*c + i*g
-    activation(next_c, out=next_h)
-    next_h *= o  # h = o*act(c)
-    if output is not None:
-        _store_channels_last(all_next_h, output, samples)
+
+class _StepForward:
+    """The elementwise part of a step (the equations above, after the product), in place, split
+    by samples over threads; ``output`` (B, H', W', F), if given, gets h_t channels-last."""
+
+    def __init__(self, F: int, P: int, image_pixels: int, dtype: np.dtype,
+                 activation: Activation, recurrent_activation: Activation,
+                 negated_gates: bool) -> None:
+        self.scratch = np.empty((F, P), dtype)
+        self.image_pixels = image_pixels
+        self.activation, self.recurrent_activation = activation, recurrent_activation
+        self.negated_gates = negated_gates
+
+    def __call__(self, z: np.ndarray, c: np.ndarray, next_c: np.ndarray, next_h: np.ndarray,
+                 output: np.ndarray | None) -> None:
+        F = c.shape[0]
+        batch = c.shape[1] // self.image_pixels
+        split_run(partial(self._samples, z, c, next_c, next_h, output), batch,
+                  6 * F * self.image_pixels)
+
+    def _samples(self, z: np.ndarray, c: np.ndarray, next_c: np.ndarray, next_h: np.ndarray,
+                 output: np.ndarray | None, samples: slice) -> None:
+        all_next_h = next_h
+        pixels = slice(samples.start * self.image_pixels, samples.stop * self.image_pixels)
+        z, c, next_c = z[:, pixels], c[:, pixels], next_c[:, pixels]
+        next_h, scratch = next_h[:, pixels], self.scratch[:, pixels]
+        F = c.shape[0]
+        i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
+        if self.negated_gates:
+            _negated_sigmoid(z[: 3 * F])
+        else:
+            self.recurrent_activation(z[: 3 * F], out=z[: 3 * F])
+        self.activation(g, out=g)
+        np.multiply(f, c, out=next_c)
+        np.multiply(i, g, out=scratch)
+        next_c += scratch  # c_t = f * c_{t-1} + i * g
+        self.activation(next_c, out=next_h)
+        next_h *= o  # h_t = o * activation(c_t)
+        if output is not None:
+            _store_channels_last(all_next_h, output, samples)
+
+
+class _Skips:
+    """Keras' mask: where a sample's mask is False it skips step t, its states carry over and
+    its output repeats its previous one (zeros before any step). The forward pass and BPTT
+    call this around each step, so the loops read as the equations; without a mask every call
+    does nothing (or passes its argument through)."""
+
+    def __init__(self, mask: np.ndarray | None, image_pixels: int) -> None:
+        self.mask, self.image_pixels = mask, image_pixels
+        self.previous_output: np.ndarray | float = 0.0  # forward: the output a skip repeats
+        self.d_repeated: np.ndarray | None = None  # backward: gradient of that repeated output
+
+    def keep(self, t: int) -> np.ndarray | None:
+        """(1, B*pixels) bool of the samples that take step t, or None when all of them do."""
+        if self.mask is None or self.mask[:, t].all():
+            return None
+        return np.repeat(self.mask[:, t], self.image_pixels)[None, :]
+
+    def after_step(self, keep: np.ndarray | None, h: np.ndarray, c: np.ndarray,
+                   next_h: np.ndarray, next_c: np.ndarray, output: np.ndarray) -> None:
+        """Forward: put back the skipping samples' states and write the step's output (when
+        ``keep`` is None the cell update has written it already)."""
+        if keep is None:
+            self.previous_output = next_h  # no copy: the ring of slots keeps it until t+1
+            return
+        next_c[...] = np.where(keep, next_c, c)
+        self.previous_output = np.where(keep, next_h, self.previous_output)
+        next_h[...] = np.where(keep, next_h, h)
+        _channels_last(self.previous_output, output)
+
+    def into_step(self, keep: np.ndarray | None, d_h: np.ndarray, d_h_next: np.ndarray,
+                  d_c_next: np.ndarray) -> np.ndarray:
+        """Backward, before the step: ``d_h`` (this step's output gradient) becomes all of
+        h_t's gradient, zero for the skipping samples; returns c_t's carried gradient (zero
+        for them too). The gradient of a repeated output goes on to the output it repeated."""
+        if self.d_repeated is not None:
+            d_h += self.d_repeated
+        d_c_carried = d_c_next
+        if keep is None:
+            self.d_repeated = None
+        else:
+            self.d_repeated = np.where(keep, 0.0, d_h)
+            d_c_carried = np.where(keep, d_c_next, 0.0)
+        d_h += d_h_next
+        if keep is not None:
+            np.copyto(d_h, 0.0, where=~keep)
+        return d_c_carried
+
+    def around_step(self, keep: np.ndarray | None, d_h_previous: np.ndarray,
+                    d_c_previous: np.ndarray, d_h_next: np.ndarray, d_c_next: np.ndarray) -> None:
+        """Backward, after the step: the skipping samples' state gradients pass through."""
+        if keep is not None:
+            d_h_previous += np.where(keep, 0.0, d_h_next)
+            d_c_previous += np.where(keep, 0.0, d_c_next)
 
 
 def convlstm_forward(
@@ -240,7 +248,11 @@ def convlstm_forward(
     recurrent_masks: np.ndarray | None = None,
     training: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvLSTMCache | None]:
-    """Run one ConvLSTM layer over a sequence (equations in ``convlstm.ConvLSTM2D``).
+    """Run one ConvLSTM layer over a sequence (equations above :class:`_StepForward`).
+
+    Shapes are written for two spatial axes (H, W), as ConvLSTM2D uses it; the kernel takes any
+    number (x (B, T, *spatial, C), kernel (*window, C, 4F), one stride, padding and dilation
+    per axis).
 
     Args:
         x: (B, T, H, W, C) frames, in the order they are processed.
@@ -261,23 +273,25 @@ def convlstm_forward(
         outputs (B, T, H', W', F), final h (B, H', W', F), final c (B, H', W', F), and the cache
         (None unless training).
     """
-    B, T = x.shape[:2]
-    kh, kw, C, F4 = kernel.shape
+    B, T, *spatial, C = x.shape  # spatial: (H, W) for ConvLSTM2D
+    *window, _, F4 = kernel.shape
     F = F4 // 4
-    rkh, rkw = recurrent_kernel.shape[:2]
-    frames = _planes(x).swapaxes(1, 2)  # (C, T, B, H, W)
+    recurrent_window = recurrent_kernel.shape[:-2]
+    frames = _planes(x).swapaxes(1, 2)  # (C, T, B, *spatial)
     input_masks, recurrent_masks = _gate_masks(input_masks), _gate_masks(recurrent_masks)
 
     # One product per step: [W | U | b] @ [windows(x_t); windows(h); 1].
-    Ho, Wo = output_size(x.shape[2:4], (kh, kw), stride, pads, dilation)
-    P = B * Ho * Wo
-    input_rows, recurrent_rows = kh * kw * C, rkh * rkw * F
+    out_spatial = output_size(tuple(spatial), tuple(window), stride, pads, dilation)  # (H', W')
+    image_pixels = math.prod(out_spatial)
+    P = B * image_pixels
+    input_rows = math.prod(window) * C
+    recurrent_rows = math.prod(recurrent_window) * F
     cols = np.empty((input_rows + recurrent_rows + 1, P), x.dtype)
     cols[-1] = 1.0  # multiplies the bias column
-    input_windows = Windows((C, B, *x.shape[2:4]), (kh, kw), stride, pads, dilation, x.dtype,
+    input_windows = Windows((C, B, *spatial), tuple(window), stride, pads, dilation, x.dtype,
                             cols[:input_rows])
-    recurrent_windows = Windows((F, B, Ho, Wo), (rkh, rkw), (1, 1),
-                                (same_pads(Ho, rkh, 1), same_pads(Wo, rkw, 1)), (1, 1), x.dtype,
+    recurrent_windows = Windows((F, B, *out_spatial),
+                                *recurrent_geometry(out_spatial, recurrent_window), x.dtype,
                                 cols[input_rows:-1])
     order = internal_order(F)
     weights = np.concatenate([
@@ -293,39 +307,30 @@ def convlstm_forward(
     h_states, c_states = np.empty((slots, F, P), x.dtype), np.empty((slots, F, P), x.dtype)
     h_states[0], c_states[0] = _planes(h0).reshape(F, P), _planes(c0).reshape(F, P)
     gates = np.empty((T if training else 1, F4, P), x.dtype)
-    scratch = np.empty((F, P), x.dtype)
     # Written step by step while the step's state is still in cache: one transposition of the
     # whole sequence at the end is several times slower.
-    outputs = np.empty((B, T, Ho, Wo, F), x.dtype)
-    previous_output: np.ndarray | float = 0.0  # the last output (planes): a masked step repeats it
+    outputs = np.empty((B, T, *out_spatial, F), x.dtype)
+    cell_update = _StepForward(F, P, image_pixels, x.dtype, activation, recurrent_activation,
+                               negated_gates)
+    skips = _Skips(mask, image_pixels)
 
-    for t in range(T):
+    for t in range(T):  # the equations above _StepForward
         h, c = h_states[t % slots], c_states[t % slots]
         next_h, next_c = h_states[(t + 1) % slots], c_states[(t + 1) % slots]
         z = gates[t % len(gates)]
         for rows, input_mask, recurrent_mask in gate_groups(F, input_masks, recurrent_masks):
             input_windows.columns(frames[:, t], input_mask)
-            recurrent_windows.columns(h.reshape(F, B, Ho, Wo), recurrent_mask)
+            recurrent_windows.columns(h.reshape(F, B, *out_spatial), recurrent_mask)
             np.matmul(weights[rows], cols, out=z[rows])
-        keep = _kept_pixels(mask, t, Ho * Wo)
-        output = outputs[:, t] if keep is None else None
-        split_run(partial(_cell_update, z=z, c=c, next_c=next_c, next_h=next_h, scratch=scratch,
-                          output=output, image_pixels=Ho * Wo, activation=activation,
-                          recurrent_activation=recurrent_activation, negated_gates=negated_gates),
-                  B, 6 * F * Ho * Wo)
-        if keep is None:
-            previous_output = next_h  # no copy: the ring of slots keeps it until step t+1 read it
-            continue
-        next_c[...] = np.where(keep, next_c, c)
-        previous_output = np.where(keep, next_h, previous_output)
-        next_h[...] = np.where(keep, next_h, h)
-        _channels_last(previous_output, outputs[:, t])
+        keep = skips.keep(t)
+        cell_update(z, c, next_c, next_h, outputs[:, t] if keep is None else None)
+        skips.after_step(keep, h, c, next_h, next_c, outputs[:, t])
 
     cache = None
     if training:
         cache = ConvLSTMCache(frames, gates, h_states, c_states, mask, input_masks,
                               recurrent_masks, stride, pads, dilation)
-    state_shape = (B, Ho, Wo, F)
+    state_shape = (B, *out_spatial, F)
     # Unmasked, the last output is the final h, already channels-last.
     h_final = (outputs[:, -1].copy() if mask is None
                else _channels_last(h_states[T % slots], np.empty(state_shape, x.dtype)))
@@ -353,18 +358,19 @@ class ConvolutionBackward:
 
     def __init__(
         self,
-        in_shape: tuple[int, int, int, int],
-        window: tuple[int, int],
-        stride: tuple[int, int],
+        in_shape: tuple[int, ...],
+        window: tuple[int, ...],
+        stride: tuple[int, ...],
         pads: Pads,
-        dilation: tuple[int, int],
+        dilation: tuple[int, ...],
         weight_columns: np.ndarray,
     ) -> None:
-        channels, batch, H, W = in_shape
+        channels, batch, *spatial = in_shape
         dtype = weight_columns.dtype
-        self.pixels = int(np.prod(output_size((H, W), window, stride, pads, dilation)))
+        self.pixels = math.prod(output_size(tuple(spatial), window, stride, pads, dilation))
         self.chunk = _samples_per_chunk(batch, self.pixels)
-        self.windows = Windows((channels, self.chunk, H, W), window, stride, pads, dilation, dtype)
+        self.windows = Windows((channels, self.chunk, *spatial), window, stride, pads, dilation,
+                               dtype)
         self.weights = weight_columns  # (kh*kw*C, 4F), internal gate order
         self.d_weights = np.zeros(weight_columns.shape, dtype)
         self.d_columns = np.empty((self.windows.rows, self.chunk * self.pixels), dtype)
@@ -395,53 +401,68 @@ class ConvolutionBackward:
                 d_source[:, samples] += d_chunk
 
 
-def _gate_gradients(
-    samples: slice,
-    *,
-    z: np.ndarray,
-    c: np.ndarray,
-    c_previous: np.ndarray,
-    d_h: np.ndarray,
-    d_c_carried: np.ndarray,
-    d_c: np.ndarray,
-    d_c_previous: np.ndarray,
-    act_c: np.ndarray,
-    d_candidate: np.ndarray,
-    gate_slope: np.ndarray,
-    image_pixels: int,
-    activation: Activation,
-    recurrent_activation: Activation,
-) -> None:
-    """One step's elementwise backward for the batch samples ``samples``, in place.
+# BPTT of one step, in the same order and names as the forward equations above _StepForward.
+# dh is all of h_t's gradient (its output's and dh_next), dc_next is c_t's gradient from step
+# t+1, and a' is a derivative written in terms of the activation's output
+# (Activation.derivative_into), so only the activated gates are kept:
+#
+#     dc       = dc_next + dh * o * activation'(activation(c_t))   (c_t feeds h_t too)
+#     dc_{t-1} = dc * f
+#     dz_i     = dc * g * recurrent_activation'(i)
+#     dz_f     = dc * c_{t-1} * recurrent_activation'(f)
+#     dz_o     = dh * activation(c_t) * recurrent_activation'(o)
+#     dz_c     = dc * i * activation'(g)
+#
+# then dh_{t-1} = windows^T(U^T dz) and dU += dz windows(h_{t-1})^T (ConvolutionBackward); after
+# the loop the input convolution's d_x and dW the same way, and db = the sum of dz.
 
-    From the activated gates z (4F, P), the cell states c and c_previous, and the gradients
-    d_h (all of this step's h gradient) and d_c_carried (the next step's c gradient), writes
-    the cell gradient d_c and d_c_previous (F, P) and overwrites z with the gradients of the
-    pre-activations. act_c, d_candidate and gate_slope (F, P) are scratch.
-    """
-    pixels = slice(samples.start * image_pixels, samples.stop * image_pixels)
-    z, c, c_previous, d_h = z[:, pixels], c[:, pixels], c_previous[:, pixels], d_h[:, pixels]
-    d_c_carried, d_c, d_c_previous = d_c_carried[:, pixels], d_c[:, pixels], d_c_previous[:, pixels]
-    act_c, d_candidate = act_c[:, pixels], d_candidate[:, pixels]
-    gate_slope = gate_slope[:, pixels]
-    F = c.shape[0]
-    i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
-    activation(c, out=act_c)
-    # c feeds h through act(c), so its gradient gets o * act'(c) on top of the carried one.
-    activation.derivative_into(act_c, out=d_c)
-    d_c *= o
-    d_c *= d_h
-    d_c += d_c_carried
-    np.multiply(d_c, f, out=d_c_previous)
-    # In place, each gate's row block is overwritten only after its last use.
-    activation.derivative_into(g, out=d_candidate)
-    d_candidate *= i
-    d_candidate *= d_c
-    for gate, factor, other in ((i, d_c, g), (f, d_c, c_previous), (o, d_h, act_c)):
-        recurrent_activation.derivative_into(gate, out=gate_slope)
-        np.multiply(factor, other, out=gate)
-        gate *= gate_slope
-    g[...] = d_candidate
+
+class _StepBackward:
+    """The elementwise part of a step's BPTT (the equations above), in place, split by samples
+    over threads: z (4F, P), the activated gates, is overwritten by dz; ``d_c`` and
+    ``d_c_previous`` (F, P) get dc and dc_{t-1}."""
+
+    def __init__(self, F: int, P: int, image_pixels: int, dtype: np.dtype,
+                 activation: Activation, recurrent_activation: Activation) -> None:
+        # scratch: activation(c_t), the candidate's gradient, a gate's slope
+        self.act_c, self.d_candidate, self.gate_slope = (np.empty((F, P), dtype) for _ in range(3))
+        self.image_pixels = image_pixels
+        self.activation, self.recurrent_activation = activation, recurrent_activation
+
+    def __call__(self, z: np.ndarray, c: np.ndarray, c_previous: np.ndarray, d_h: np.ndarray,
+                 d_c_carried: np.ndarray, d_c: np.ndarray, d_c_previous: np.ndarray) -> None:
+        F = c.shape[0]
+        batch = c.shape[1] // self.image_pixels
+        split_run(partial(self._samples, z, c, c_previous, d_h, d_c_carried, d_c, d_c_previous),
+                  batch, 8 * F * self.image_pixels)
+
+    def _samples(self, z: np.ndarray, c: np.ndarray, c_previous: np.ndarray, d_h: np.ndarray,
+                 d_c_carried: np.ndarray, d_c: np.ndarray, d_c_previous: np.ndarray,
+                 samples: slice) -> None:
+        activation, recurrent_activation = self.activation, self.recurrent_activation
+        pixels = slice(samples.start * self.image_pixels, samples.stop * self.image_pixels)
+        z, c, c_previous, d_h = z[:, pixels], c[:, pixels], c_previous[:, pixels], d_h[:, pixels]
+        d_c_carried, d_c = d_c_carried[:, pixels], d_c[:, pixels]
+        d_c_previous = d_c_previous[:, pixels]
+        act_c, d_candidate = self.act_c[:, pixels], self.d_candidate[:, pixels]
+        gate_slope = self.gate_slope[:, pixels]
+        F = c.shape[0]
+        i, f, o, g = z[:F], z[F : 2 * F], z[2 * F : 3 * F], z[3 * F :]
+        activation(c, out=act_c)
+        activation.derivative_into(act_c, out=d_c)
+        d_c *= o
+        d_c *= d_h
+        d_c += d_c_carried  # dc
+        np.multiply(d_c, f, out=d_c_previous)  # dc_{t-1}
+        # In place, each gate's row block is overwritten only after its last use.
+        activation.derivative_into(g, out=d_candidate)
+        d_candidate *= i
+        d_candidate *= d_c  # dz_c
+        for gate, factor, other in ((i, d_c, g), (f, d_c, c_previous), (o, d_h, act_c)):
+            recurrent_activation.derivative_into(gate, out=gate_slope)
+            np.multiply(factor, other, out=gate)
+            gate *= gate_slope  # dz_i, dz_f, dz_o
+        g[...] = d_candidate
 
 
 def convlstm_backward(
@@ -472,66 +493,49 @@ def convlstm_backward(
     """
     T, F4, P = cache.gates.shape
     F = F4 // 4
-    B, H, W = cache.x.shape[2:]
-    kh, kw = kernel.shape[:2]
-    rkh, rkw = recurrent_kernel.shape[:2]
-    Ho, Wo = output_size((H, W), (kh, kw), cache.stride, cache.pads, cache.dilation)
+    C, _, B, *spatial = cache.x.shape  # spatial: (H, W) for ConvLSTM2D
+    window = kernel.shape[:-2]
+    out_spatial = output_size(tuple(spatial), window, cache.stride, cache.pads, cache.dilation)
+    image_pixels = math.prod(out_spatial)
     dtype = kernel.dtype
     order = internal_order(F)
     # Both products of a step read the weights transposed, (rkh*rkw*F, 4F): so stored, they
     # and the gradients run as contiguous matrix products.
     recurrent = ConvolutionBackward(
-        (F, B, Ho, Wo), (rkh, rkw), (1, 1), (same_pads(Ho, rkh, 1), same_pads(Wo, rkw, 1)),
-        (1, 1), np.ascontiguousarray(recurrent_kernel.reshape(-1, F4)[:, order]))
+        (F, B, *out_spatial), *recurrent_geometry(out_spatial, recurrent_kernel.shape[:-2]),
+        np.ascontiguousarray(recurrent_kernel.reshape(-1, F4)[:, order]))
     # Step t's gates are not needed once its gradient is known, so the gate gradients overwrite
     # them: the cache's (T, 4F, P) buffer becomes d_gates and no second one is allocated.
     d_gates = cache.gates
     # Every (F, P) intermediate of a step has its own buffer, made once; the states' gradients
     # alternate between two pairs (this step's and the next step's).
-    d_h, d_c, act_c, d_candidate, gate_slope = (np.empty((F, P), dtype) for _ in range(5))
+    d_h, d_c = np.empty((F, P), dtype), np.empty((F, P), dtype)
     d_h_next = _planar_state(d_h_final, F, P, dtype)
     d_c_next = _planar_state(d_c_final, F, P, dtype)
     d_h_previous, d_c_previous = np.empty((F, P), dtype), np.empty((F, P), dtype)
     d_outputs = _planes(d_outputs).swapaxes(1, 2)  # (F, T, B, H', W'), a view
-    d_carried_output: np.ndarray | None = None  # to the output a masked step repeated
+    step_backward = _StepBackward(F, P, image_pixels, dtype, activation, recurrent_activation)
+    skips = _Skips(cache.mask, image_pixels)
 
-    for t in reversed(range(T)):
+    for t in reversed(range(T)):  # the equations above _StepBackward
         z = cache.gates[t]
         c_previous, c = cache.c_states[t], cache.c_states[t + 1]
-        d_h.reshape(F, B, Ho, Wo)[...] = d_outputs[:, t]
-        if d_carried_output is not None:
-            d_h += d_carried_output
-        keep = _kept_pixels(cache.mask, t, Ho * Wo)
-        d_c_carried = d_c_next
-        if keep is None:
-            d_carried_output = None
-        else:
-            d_carried_output = np.where(keep, 0.0, d_h)
-            d_c_carried = np.where(keep, d_c_next, 0.0)
-        d_h += d_h_next
-        if keep is not None:
-            np.copyto(d_h, 0.0, where=~keep)
-        split_run(partial(_gate_gradients, z=z, c=c, c_previous=c_previous, d_h=d_h,
-                          d_c_carried=d_c_carried, d_c=d_c, d_c_previous=d_c_previous,
-                          act_c=act_c, d_candidate=d_candidate, gate_slope=gate_slope,
-                          image_pixels=Ho * Wo, activation=activation,
-                          recurrent_activation=recurrent_activation),
-                  B, 8 * F * Ho * Wo)
-        d_h_previous[...] = 0.0  # z now holds the gradients of the step product
-        recurrent(cache.h_states[t].reshape(F, B, Ho, Wo), z, cache.recurrent_masks,
-                  d_h_previous.reshape(F, B, Ho, Wo))
-        if keep is not None:
-            d_h_previous += np.where(keep, 0.0, d_h_next)
-            d_c_previous += np.where(keep, 0.0, d_c_next)
+        d_h.reshape(F, B, *out_spatial)[...] = d_outputs[:, t]
+        keep = skips.keep(t)
+        d_c_carried = skips.into_step(keep, d_h, d_h_next, d_c_next)
+        step_backward(z, c, c_previous, d_h, d_c_carried, d_c, d_c_previous)
+        d_h_previous[...] = 0.0  # z now holds dz, the gradients of the step product
+        recurrent(cache.h_states[t].reshape(F, B, *out_spatial), z, cache.recurrent_masks,
+                  d_h_previous.reshape(F, B, *out_spatial))
+        skips.around_step(keep, d_h_previous, d_c_previous, d_h_next, d_c_next)
         d_h_next, d_h_previous = d_h_previous, d_h_next
         d_c_next, d_c_previous = d_c_previous, d_c_next
 
-    C = cache.x.shape[0]
     inputs = ConvolutionBackward(
-        (C, B, H, W), (kh, kw), cache.stride, cache.pads, cache.dilation,
+        (C, B, *spatial), window, cache.stride, cache.pads, cache.dilation,
         np.ascontiguousarray(kernel.reshape(-1, F4)[:, order]))
-    d_frame = np.empty((C, B, H, W), dtype)
-    d_x = np.empty((B, T, H, W, C), dtype)
+    d_frame = np.empty((C, B, *spatial), dtype)
+    d_x = np.empty((B, T, *spatial, C), dtype)
     for t in range(T):  # the input convolution does not depend on the state: any order works
         d_frame[...] = 0.0
         inputs(cache.x[:, t], d_gates[t], cache.input_masks, d_frame)
@@ -550,7 +554,7 @@ def convlstm_backward(
         grads["bias"] = np.empty(F4, dtype)
         grads["bias"][order] = d_gates.sum(axis=(0, 2))
 
-    state_shape = (B, Ho, Wo, F)
+    state_shape = (B, *out_spatial, F)
     return (d_x, _channels_last(d_h_next, np.empty(state_shape, dtype)),
             _channels_last(d_c_next, np.empty(state_shape, dtype)), grads)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,7 +23,7 @@ def _blocks(
     padded_shape: tuple[int, ...],
     itemsize: int,
     out_rows: int,
-    window: int,
+    row_window: int,
     row_stride: int,
     block_bytes: int,
 ) -> Iterator[tuple[slice, slice, slice]]:
@@ -40,27 +41,27 @@ def _blocks(
         for first in range(0, out_rows, step):
             last = min(first + step, out_rows)
             # Output rows [first, last) read input rows [first*s, (last-1)*s + window).
-            inputs = slice(first * row_stride, (last - 1) * row_stride + window)
+            inputs = slice(first * row_stride, (last - 1) * row_stride + row_window)
             yield slice(sample, sample + 1), slice(first, last), inputs
 
 
-def _offset_views(pool_size, stride, out_size) -> Iterator[tuple[int, tuple[slice, ...]]]:
+def _offset_views(window, stride, out_size) -> Iterator[tuple[int, tuple[slice, ...]]]:
     """(k, index) for each offset inside the window, in scan order; ``block[index]`` holds the
     k-th element of every window of ``block``, shaped like the block's output."""
-    for k, offset in enumerate(itertools.product(*map(range, pool_size))):
+    for k, offset in enumerate(itertools.product(*map(range, window))):
         spatial = tuple(map(window_slice, offset, stride, out_size))
         yield k, (slice(None), *spatial, slice(None))
 
 
-def _separable_max(block: np.ndarray, pool_size, stride, out_size, out: np.ndarray) -> None:
+def _separable_max(block: np.ndarray, window, stride, out_size, out: np.ndarray) -> None:
     """The maximum of each window as one max per axis in turn (max is separable): one pass per
     window element along each axis, instead of one pass per element of the whole window."""
-    rank = len(pool_size)
-    for axis, (window, step, count) in enumerate(zip(pool_size, stride, out_size), start=1):
+    rank = len(window)
+    for axis, (size, step, count) in enumerate(zip(window, stride, out_size), start=1):
         lead = (slice(None),) * axis
-        views = [block[(*lead, window_slice(t, step, count))] for t in range(window)]
+        views = [block[(*lead, window_slice(t, step, count))] for t in range(size)]
         target = out if axis == rank else None
-        if window == 1:
+        if size == 1:
             block = views[0]
             if target is not None:
                 target[...] = block
@@ -71,13 +72,13 @@ def _separable_max(block: np.ndarray, pool_size, stride, out_size, out: np.ndarr
 
 
 def _max_with_winner(
-    block: np.ndarray, pool_size, stride, out_size, out: np.ndarray, winner: np.ndarray
+    block: np.ndarray, window, stride, out_size, out: np.ndarray, winner: np.ndarray
 ) -> None:
     """The maximum of each window and which offset holds it (the first in scan order on ties)."""
     greater = np.empty(out.shape, bool)
     code = np.empty(out.shape, winner.dtype)
     winner[...] = 0
-    for k, index in _offset_views(pool_size, stride, out_size):
+    for k, index in _offset_views(window, stride, out_size):
         view = block[index]
         if k == 0:
             out[...] = view
@@ -90,23 +91,35 @@ def _max_with_winner(
         np.maximum(out, view, out=out)
 
 
-def _winner_dtype(pool_size: tuple[int, ...]) -> np.dtype:
-    return np.min_scalar_type(int(np.prod(pool_size)) - 1)
+def _winner_dtype(window: tuple[int, ...]) -> np.dtype:
+    return np.min_scalar_type(int(np.prod(window)) - 1)
+
+
+@dataclass
+class MaxPoolCache:
+    """What :func:`max_pool_backward` needs from a training :func:`max_pool`."""
+
+    winner: np.ndarray  # (N, *out_spatial, C): scan-order offset of each window's maximum
+    padded_shape: tuple[int, ...]  # (N, *padded_spatial, C) of the -inf padded input
+    pads: Pads  # (before, after) per spatial axis
+    window: tuple[int, ...]
+    stride: tuple[int, ...]
+    block_bytes: int  # the forward's blocks, which the backward walks again
 
 
 def max_pool(
     x: np.ndarray,
-    pool_size: tuple[int, ...],
+    window: tuple[int, ...],
     stride: tuple[int, ...],
     pads: Pads,
     training: bool = False,
     block_bytes: int = BLOCK_BYTES,
-) -> tuple[np.ndarray, tuple | None]:
+) -> tuple[np.ndarray, MaxPoolCache | None]:
     """Maximum of every window.
 
     Args:
         x: (N, *spatial, C).
-        pool_size, stride: one int per spatial axis.
+        window, stride: the pooling window and its step, one int per spatial axis.
         pads: (before, after) per spatial axis; padded cells hold -inf, so they never win.
         training: also return the cache :func:`max_pool_backward` needs: which offset won each
             window (the first maximum in scan order on ties, as PyTorch).
@@ -115,26 +128,28 @@ def max_pool(
     Returns:
         (N, *out_spatial, C) and the cache (None unless training).
     """
-    out_size = output_size(x.shape[1:-1], pool_size, stride, pads, (1,) * len(pool_size))
+    out_size = output_size(x.shape[1:-1], window, stride, pads, (1,) * len(window))
     padded = zero_pad(x, pads, fill=-np.inf)
     out = np.empty((x.shape[0], *out_size, x.shape[-1]), x.dtype)
-    winner = np.empty(out.shape, _winner_dtype(pool_size)) if training else None
+    winner = np.empty(out.shape, _winner_dtype(window)) if training else None
     for samples, out_rows, in_rows in _blocks(
-        padded.shape, padded.itemsize, out_size[0], pool_size[0], stride[0], block_bytes
+        padded.shape, padded.itemsize, out_size[0], window[0], stride[0], block_bytes
     ):
         block = padded[samples, in_rows]
         block_out = out[samples, out_rows]
         block_size = block_out.shape[1:-1]
         if training:
-            _max_with_winner(block, pool_size, stride, block_size, block_out,
+            _max_with_winner(block, window, stride, block_size, block_out,
                              winner[samples, out_rows])
         else:
-            _separable_max(block, pool_size, stride, block_size, block_out)
-    cache = (winner, padded.shape, pads, pool_size, stride, block_bytes) if training else None
+            _separable_max(block, window, stride, block_size, block_out)
+    cache = None
+    if training:
+        cache = MaxPoolCache(winner, padded.shape, pads, window, stride, block_bytes)
     return out, cache
 
 
-def max_pool_backward(d_out: np.ndarray, cache: tuple) -> np.ndarray:
+def max_pool_backward(d_out: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     """Route each window's gradient to the element that won it; overlapping windows add up.
 
     Args:
@@ -144,18 +159,19 @@ def max_pool_backward(d_out: np.ndarray, cache: tuple) -> np.ndarray:
     Returns:
         (N, *spatial, C), the input's shape.
     """
-    winner, padded_shape, pads, pool_size, stride, block_bytes = cache
+    winner, padded_shape, pads = cache.winner, cache.padded_shape, cache.pads
+    window, stride, block_bytes = cache.window, cache.stride, cache.block_bytes
     # Without overlap every input cell gets at most one window's gradient: write, don't add.
-    overlapping = any(s < k for s, k in zip(stride, pool_size))
+    overlapping = any(s < k for s, k in zip(stride, window))
     d_padded = np.zeros(padded_shape, d_out.dtype)
     for samples, out_rows, in_rows in _blocks(
-        padded_shape, d_out.itemsize, d_out.shape[1], pool_size[0], stride[0], block_bytes
+        padded_shape, d_out.itemsize, d_out.shape[1], window[0], stride[0], block_bytes
     ):
         d_block = d_padded[samples, in_rows]
         d_block_out = d_out[samples, out_rows]
         block_winner = winner[samples, out_rows]
         is_winner = np.empty(block_winner.shape, bool)
-        for k, index in _offset_views(pool_size, stride, d_block_out.shape[1:-1]):
+        for k, index in _offset_views(window, stride, d_block_out.shape[1:-1]):
             np.equal(block_winner, k, out=is_winner)
             if overlapping:
                 d_block[index] += d_block_out * is_winner

@@ -11,12 +11,10 @@ import numpy as np
 from convlstm import _validation as check
 from convlstm.functional.conv import conv_backward, conv_forward
 from convlstm.functional.windows import output_size, resolve_pads
-from convlstm.layers.core import (
-    DATA_FORMATS,
-    KernelLayer,
-    shape_arg,
-    training_arg,
-)
+from convlstm.layers.base import shape_arg, training_arg
+from convlstm.layers.kernel_layer import KernelCache, KernelLayer
+from convlstm.layers.layout import DATA_FORMATS, SPATIAL_NAMES, Layout
+from convlstm.registry import register
 
 
 class _Conv(KernelLayer):
@@ -27,7 +25,6 @@ class _Conv(KernelLayer):
     """
 
     rank: int
-    spatial_names: tuple[str, ...]
 
     def __init__(
         self,
@@ -52,6 +49,7 @@ class _Conv(KernelLayer):
         self.strides = check.int_tuple(owner, "strides", strides, rank)
         self.padding = check.padding_arg(owner, padding, rank, allow_explicit=False)
         self.data_format = check.choice(owner, "data_format", data_format, DATA_FORMATS)
+        self._layout = Layout(self.data_format, rank)
         self.dilation_rate = check.int_tuple(owner, "dilation_rate", dilation_rate, rank)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(
@@ -67,22 +65,6 @@ class _Conv(KernelLayer):
         """Channels of the input, once built."""
         return self.params["kernel"].shape[-2] if self.built else None
 
-    @property
-    def _channels_first(self) -> bool:
-        return self.data_format == "channels_first"
-
-    def _expected(self) -> tuple:
-        channels = self.in_channels or "channels"
-        if self._channels_first:
-            return ("batch", channels, *self.spatial_names)
-        return ("batch", *self.spatial_names, channels)
-
-    def _split(self, shape: tuple) -> tuple[tuple, Any]:
-        """The spatial sizes and the channel count of an input shape in the data_format."""
-        if self._channels_first:
-            return shape[2:], shape[1]
-        return shape[1:-1], shape[-1]
-
     def _geometry(self, spatial: tuple[int, ...]):
         window, strides, dilation = self.kernel_size, self.strides, self.dilation_rate
         pads = resolve_pads(self.padding, spatial, window, strides, dilation)
@@ -90,14 +72,17 @@ class _Conv(KernelLayer):
 
     def _checked_shape(self, owner: str, name: str, shape: tuple) -> tuple[int, ...]:
         """Raise unless ``shape`` fits the layer; return the output's spatial sizes."""
-        spatial, channels = self._split(shape) if len(shape) == self.rank + 2 else ((), None)
+        _, spatial, channels = (
+            self._layout.split(shape) if len(shape) == self.rank + 2 else ((), (), None)
+        )
         if (
             len(shape) != self.rank + 2
             or not channels
             or (self.built and channels != self.in_channels)
         ):
             raise ValueError(
-                f"{owner}: expected {name} of shape {check.shape_text(self._expected())}; "
+                f"{owner}: expected {name} of shape "
+                f"{check.shape_text(self._layout.names(self.in_channels or 'channels', 'batch'))}; "
                 f"got {check.shape_text(shape)}."
             )
         # Axes are independent: an unknown (None) size gives an unknown output size on its axis.
@@ -108,9 +93,9 @@ class _Conv(KernelLayer):
         )
         if min((out for out in out_sizes if out is not None), default=1) < 1:
             raise ValueError(
-                f"{owner}: the {'x'.join(self.spatial_names)} = {spatial} of {name} is too small "
-                f"for kernel_size={self.kernel_size} with dilation_rate={self.dilation_rate} and "
-                f"padding={self.padding!r}."
+                f"{owner}: the {'x'.join(SPATIAL_NAMES[self.rank])} = {spatial} of {name} is too "
+                f"small for kernel_size={self.kernel_size} with dilation_rate="
+                f"{self.dilation_rate} and padding={self.padding!r}."
             )
         return out_sizes
 
@@ -119,9 +104,7 @@ class _Conv(KernelLayer):
         owner = f"{type(self).__name__}.compute_output_shape"
         shape = shape_arg(owner, "input_shape", input_shape)
         out_sizes = self._checked_shape(owner, "input_shape", shape)
-        if self._channels_first:
-            return (shape[0], self.filters, *out_sizes)
-        return (shape[0], *out_sizes, self.filters)
+        return self._layout.shape(shape[:1], out_sizes, self.filters)
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         """Create the weights for inputs of ``input_shape`` (only the channel count matters)."""
@@ -129,7 +112,7 @@ class _Conv(KernelLayer):
         shape = shape_arg(owner, "input_shape", input_shape)
         self._checked_shape(owner, "input_shape", shape)
         if not self.built:
-            self._create_weights((*self.kernel_size, self._split(shape)[1], self.filters))
+            self._create_weights((*self.kernel_size, self._layout.split(shape)[2], self.filters))
 
     # ------------------------------------------------------------------ compute
 
@@ -150,7 +133,7 @@ class _Conv(KernelLayer):
         self._checked_shape(owner, "x", x.shape)
         self.build(x.shape)
         # One contiguous copy here; the kernels then read every tap without strided views.
-        frames = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if self._channels_first else x
+        frames = self._contiguous(self._layout.to_channels_last, x)
         pads = self._geometry(frames.shape[1:-1])[0]
         z, padded = conv_forward(
             frames,
@@ -161,25 +144,26 @@ class _Conv(KernelLayer):
             self.dilation_rate,
         )
         y, saved = self.activation.apply(owner, z, training, in_place=True)
-        if self._channels_first:
-            y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
-        self._keep((padded, pads, saved), y if training else None)
+        y = self._contiguous(self._layout.from_channels_last, y)
+        self._keep(KernelCache(padded, saved, pads), y if training else None)
         return y
 
     def backward(self, d_output: np.ndarray) -> np.ndarray:
         """Fill ``grads`` from d_output (the output's shape); return d_x (the input's shape)."""
-        (padded, pads, saved), d_output = self._consume(d_output)
-        if self._channels_first:
-            d_output = np.ascontiguousarray(np.moveaxis(d_output, 1, -1))
-        d_z = self.activation.backward(saved, d_output)
+        cache, d_output = self._consume(d_output)
+        d_output = self._contiguous(self._layout.to_channels_last, d_output)
+        d_z = self.activation.backward(cache.activation_output, d_output)
         d_x, self.grads["kernel"], d_bias = conv_backward(
-            d_z, padded, self.params["kernel"], self.strides, pads, self.dilation_rate
+            d_z, cache.x, self.params["kernel"], self.strides, cache.pads, self.dilation_rate
         )
         if self.use_bias:
             self.grads["bias"] = d_bias
-        if self._channels_first:
-            d_x = np.ascontiguousarray(np.moveaxis(d_x, -1, 1))
-        return d_x
+        return self._contiguous(self._layout.from_channels_last, d_x)
+
+    def _contiguous(self, move: Any, array: np.ndarray) -> np.ndarray:
+        """``move(array)`` as one contiguous copy when channels_first; ``array`` itself when
+        channels_last (nothing moves)."""
+        return np.ascontiguousarray(move(array)) if self._layout.channels_first else array
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -193,6 +177,7 @@ class _Conv(KernelLayer):
         }
 
 
+@register
 class Conv2D(_Conv):
     """2-D convolution, as Keras' ``Conv2D``.
 
@@ -217,9 +202,9 @@ class Conv2D(_Conv):
     """
 
     rank = 2
-    spatial_names = ("height", "width")
 
 
+@register
 class Conv3D(_Conv):
     """3-D convolution, as Keras' ``Conv3D``; the arguments are those of :class:`Conv2D` with
     triples for kernel_size, strides and dilation_rate.
@@ -231,4 +216,3 @@ class Conv3D(_Conv):
     """
 
     rank = 3
-    spatial_names = ("depth", "height", "width")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,8 +10,6 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
-from convlstm import initializers
-from convlstm.functional import activations
 from convlstm.functional.activations import leaky_relu, leaky_relu_backward
 from convlstm.functional.convlstm import (
     ConvLSTMCache,
@@ -18,186 +17,58 @@ from convlstm.functional.convlstm import (
     convlstm_forward,
     dropout_masks,
 )
-from convlstm.functional.windows import output_size, resolve_pads
 from convlstm.layers.base import Layer
-from convlstm.layers.core import DATA_FORMATS
+from convlstm.layers.convlstm_options import ConvLSTMCellOptions, ConvLSTMOptions, expose_options
+from convlstm.layers.layout import Layout
+from convlstm.registry import register
 
-WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
 
-
+@register
+@expose_options(ConvLSTMCellOptions)
 class ConvLSTM2DCell(Layer):
     """One ConvLSTM step, for users who write their own time loop.
 
     ``h, (h, c) = cell(frame, (h, c))``. The arguments and the math are those of
     :class:`ConvLSTM2D` (which documents the equations); ``frame`` is (batch, height, width,
     in_channels), or (batch, in_channels, height, width) with ``data_format="channels_first"``,
-    and the states have the output frame's shape.
+    and the states have the output frame's shape. A thin wrapper: it holds the options and the
+    weights and runs the layer's kernel for one step.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | Sequence[int] = 3,
-        padding: int | str | Sequence[int] = "same",
-        stride: int | Sequence[int] = 1,
-        *,
-        dilation: int | Sequence[int] = 1,
-        activation: str | Any = "tanh",
-        recurrent_activation: str | Any = "sigmoid",
-        use_bias: bool = True,
-        kernel_initializer: str = "glorot_uniform",
-        recurrent_initializer: str = "orthogonal",
-        bias_initializer: str = "zeros",
-        unit_forget_bias: bool = True,
-        data_format: str = "channels_last",
-        dtype: str | np.dtype = "float32",
-        seed: int | None = None,
-    ) -> None:
-        owner = type(self).__name__
-        self.in_channels = check.positive_int(owner, "in_channels", in_channels)
-        self.out_channels = check.positive_int(owner, "out_channels", out_channels)
-        self.kernel_size = check.int_tuple(owner, "kernel_size", kernel_size, 2)
-        self.padding = check.padding_arg(owner, padding, 2, allow_explicit=True)
-        self.stride = check.int_tuple(owner, "stride", stride, 2)
-        self.dilation = check.int_tuple(owner, "dilation", dilation, 2)
-        if max(self.stride) > 1 and max(self.dilation) > 1:
-            raise ValueError(
-                f"{owner}: stride > 1 is not compatible with dilation > 1 (as in Keras); "
-                f"got stride={self.stride} and dilation={self.dilation}."
-            )
-        self.activation = activations.get(owner, "activation", activation)
-        self.recurrent_activation = activations.get(
-            owner, "recurrent_activation", recurrent_activation
-        )
-        self.use_bias = check.boolean(owner, "use_bias", use_bias)
-        self.kernel_initializer = initializers.check(
-            owner, "kernel_initializer", kernel_initializer
-        )
-        self.recurrent_initializer = initializers.check(
-            owner, "recurrent_initializer", recurrent_initializer
-        )
-        self.bias_initializer = initializers.check(owner, "bias_initializer", bias_initializer)
-        self.unit_forget_bias = check.boolean(owner, "unit_forget_bias", unit_forget_bias)
-        self.data_format = check.choice(owner, "data_format", data_format, DATA_FORMATS)
-        self.dtype = check.float_dtype(owner, dtype)
-        self.seed = check.seed_arg(owner, seed)
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-        self.initialize_weights(np.random.default_rng(self.seed))
+    __signature__ = inspect.signature(ConvLSTMCellOptions).replace(
+        return_annotation=inspect.Signature.empty
+    )
+    options: ConvLSTMCellOptions
 
-    # ----------------------------------------------------------------- weights
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._setup(ConvLSTMCellOptions(*args, **kwargs), None)
+
+    @classmethod
+    def from_options(
+        cls, options: ConvLSTMCellOptions, rng: np.random.Generator | None = None
+    ) -> ConvLSTM2DCell:
+        """A cell with these options, its weights drawn from ``rng`` (default: from the seed)."""
+        cell = cls.__new__(cls)
+        cell._setup(options, rng)
+        return cell
+
+    def _setup(self, options: ConvLSTMCellOptions, rng: np.random.Generator | None) -> None:
+        self.options = options
+        self.initialize_weights(rng or np.random.default_rng(options.seed))
 
     @property
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         """Keras layout: kernel (kh, kw, C, 4F), recurrent_kernel (kh, kw, F, 4F), bias (4F,)."""
-        kh, kw = self.kernel_size
-        F = self.out_channels
-        shapes = {
-            "kernel": (kh, kw, self.in_channels, 4 * F),
-            "recurrent_kernel": (kh, kw, F, 4 * F),
-            "bias": (4 * F,),
-        }
-        return {name: shape for name, shape in shapes.items() if self.use_bias or name != "bias"}
+        return self.options.weight_shapes()
 
     def initialize_weights(self, rng: np.random.Generator) -> None:
-        """Draw fresh weights from the layer's initializers using ``rng``."""
-        shapes = self.weight_shapes
-        self.params = {
-            "kernel": initializers.initialize(
-                self.kernel_initializer, shapes["kernel"], rng, self.dtype
-            ),
-            "recurrent_kernel": initializers.initialize(
-                self.recurrent_initializer, shapes["recurrent_kernel"], rng, self.dtype
-            ),
-        }
-        if self.use_bias:
-            F = self.out_channels
-            bias = initializers.initialize(self.bias_initializer, (4 * F,), rng, self.dtype)
-            if self.unit_forget_bias:
-                # Jozefowicz et al.: a forget gate open at the start lets gradients flow.
-                bias[F : 2 * F] = 1.0
-            self.params["bias"] = bias
+        """Draw fresh weights from the initializers using ``rng``."""
+        self.params = self.options.initial_weights(rng)
         self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
-
-    # ------------------------------------------------------------------- shapes
 
     def output_hw(self, height: int, width: int) -> tuple[int, int]:
         """Height and width of the states for input frames of ``height`` x ``width``."""
-        return output_size(
-            (height, width), self.kernel_size, self.stride, self._pads(height, width), self.dilation
-        )
-
-    def _pads(self, height: int, width: int):
-        return resolve_pads(
-            self.padding, (height, width), self.kernel_size, self.stride, self.dilation
-        )
-
-    def _checked_output_hw(self, owner: str, height: int, width: int) -> tuple[int, int]:
-        out_hw = self.output_hw(height, width)
-        if min(out_hw) < 1:
-            raise ValueError(
-                f"{owner}: frames of {height}x{width} are too small for kernel_size="
-                f"{self.kernel_size} with dilation={self.dilation} and padding={self.padding!r}."
-            )
-        return out_hw
-
-    # ------------------------------------------------------------------ compute
-
-    def run_sequence(
-        self,
-        x: np.ndarray,
-        h0: np.ndarray,
-        c0: np.ndarray,
-        mask: np.ndarray | None,
-        **options: Any,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvLSTMCache | None]:
-        """Run the cell over (B, T, H, W, C) channels-last frames; see ``convlstm_forward``
-        (``options``: its dropout masks and ``training``)."""
-        return convlstm_forward(
-            x,
-            self.params["kernel"],
-            self.params["recurrent_kernel"],
-            self.params.get("bias"),
-            h0,
-            c0,
-            stride=self.stride,
-            pads=self._pads(*x.shape[2:4]),
-            dilation=self.dilation,
-            activation=self.activation,
-            recurrent_activation=self.recurrent_activation,
-            mask=mask,
-            **options,
-        )
-
-    def backward_sequence(
-        self,
-        d_outputs: np.ndarray,
-        d_h: np.ndarray | None,
-        d_c: np.ndarray | None,
-        cache: ConvLSTMCache,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """BPTT for :meth:`run_sequence`: fills ``grads``; returns d_x, d_h0 and d_c0."""
-        for name in ("activation", "recurrent_activation"):
-            function = getattr(self, name)
-            if function.derivative is None:
-                raise TypeError(
-                    f"{type(self).__name__}.backward: {name} {function.name!r} is a plain "
-                    "callable with no derivative; use a named activation or "
-                    "convlstm.functional.activations.Activation(name, fn, derivative) to train."
-                )
-        d_x, d_h0, d_c0, self.grads = convlstm_backward(
-            d_outputs,
-            d_h,
-            d_c,
-            cache,
-            self.params["kernel"],
-            self.params["recurrent_kernel"],
-            activation=self.activation,
-            recurrent_activation=self.recurrent_activation,
-            use_bias=self.use_bias,
-        )
-        return d_x, d_h0, d_c0
+        return self.options.output_spatial((height, width))
 
     def forward(
         self, x: np.ndarray, states: Sequence[np.ndarray] | None = None
@@ -213,59 +84,85 @@ class ConvLSTM2DCell(Layer):
             ``h, (h, c)``: the new hidden state (also the output) and both new states.
         """
         owner = f"{type(self).__name__}.forward"
-        layout = _Layout(self.data_format)
-        x = check.numeric_array(owner, "x", x, self.dtype)
-        check.check_shape(owner, "x", x, layout.frame_names(self.in_channels))
-        frames = layout.to_channels_last(x)[:, None]
-        B, _, H, W, _ = frames.shape
-        out_hw = self._checked_output_hw(owner, H, W)
-        h0, c0 = _state_pair(
-            owner, "states", states, (B, *out_hw, self.out_channels), layout, self.dtype
-        )
-        _, h, c, _ = self.run_sequence(frames, h0, c0, None)
+        options = self.options
+        layout = options.layout
+        x = check.numeric_array(owner, "x", x, options.dtype)
+        check.check_shape(owner, "x", x, layout.names(options.in_channels, "batch"))
+        frames = layout.to_channels_last(x)[:, None]  # (B, 1, *spatial, C)
+        B, _, *spatial, _ = frames.shape
+        out_spatial = options.checked_output_spatial(owner, tuple(spatial))
+        h0, c0 = _state_pair(owner, "states", states, (B, *out_spatial, options.out_channels),
+                             layout, options.dtype)
+        _, h, c, _ = run_cell(options, self.params, frames, h0, c0)
         h, c = layout.from_channels_last(h), layout.from_channels_last(c)
         return h, (h, c)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "in_channels": self.in_channels,
-            "out_channels": self.out_channels,
-            "kernel_size": list(self.kernel_size),
-            "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
-            "stride": list(self.stride),
-            **_cell_options(self),
-        }
+        return self.options.config()
 
 
-def _cell_options(cell: ConvLSTM2DCell) -> dict[str, Any]:
-    """The keyword options a cell shares with ConvLSTM2D, JSON-serialisable."""
-    owner = type(cell).__name__
-    return {
-        "dilation": list(cell.dilation),
-        "activation": _activation_name(owner, "activation", cell.activation),
-        "recurrent_activation": _activation_name(
-            owner, "recurrent_activation", cell.recurrent_activation
-        ),
-        "use_bias": cell.use_bias,
-        "kernel_initializer": cell.kernel_initializer,
-        "recurrent_initializer": cell.recurrent_initializer,
-        "bias_initializer": cell.bias_initializer,
-        "unit_forget_bias": cell.unit_forget_bias,
-        "data_format": cell.data_format,
-        "dtype": cell.dtype.name,
-        "seed": cell.seed,
-    }
+def run_cell(
+    options: ConvLSTMCellOptions,
+    params: dict[str, np.ndarray],
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    mask: np.ndarray | None = None,
+    **kwargs: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvLSTMCache | None]:
+    """The kernel over (B, T, *spatial, C) channels-last frames with one cell's options and
+    weights; see ``convlstm_forward`` (``kwargs``: its dropout masks and ``training``)."""
+    return convlstm_forward(
+        x,
+        params["kernel"],
+        params["recurrent_kernel"],
+        params.get("bias"),
+        h0,
+        c0,
+        stride=options.stride,
+        pads=options.pads(x.shape[2:-1]),
+        dilation=options.dilation,
+        activation=options.activation,
+        recurrent_activation=options.recurrent_activation,
+        mask=mask,
+        **kwargs,
+    )
 
 
-def _activation_name(owner: str, name: str, activation: activations.Activation) -> str:
-    if activations.ACTIVATIONS.get(activation.name) is not activation:
-        raise TypeError(
-            f"{owner}.get_config: {name} is the callable {activation.name!r}, which cannot be "
-            f"serialised; pass one of the names {sorted(activations.ACTIVATIONS)} instead."
-        )
-    return activation.name
+def backward_cell(
+    owner: str,
+    cell: ConvLSTM2DCell,
+    d_outputs: np.ndarray,
+    d_h: np.ndarray | None,
+    d_c: np.ndarray | None,
+    cache: ConvLSTMCache,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BPTT for :func:`run_cell`: fills ``cell.grads``; returns d_x, d_h0 and d_c0."""
+    options = cell.options
+    for name in ("activation", "recurrent_activation"):
+        function = getattr(options, name)
+        if function.derivative is None:
+            raise TypeError(
+                f"{owner}: {name} {function.name!r} is a plain callable with no derivative; use "
+                "a named activation or convlstm.functional.activations.Activation(name, fn, "
+                "derivative) to train."
+            )
+    d_x, d_h0, d_c0, cell.grads = convlstm_backward(
+        d_outputs,
+        d_h,
+        d_c,
+        cache,
+        cell.params["kernel"],
+        cell.params["recurrent_kernel"],
+        activation=options.activation,
+        recurrent_activation=options.recurrent_activation,
+        use_bias=options.use_bias,
+    )
+    return d_x, d_h0, d_c0
 
 
+@register
+@expose_options(ConvLSTMOptions)
 class ConvLSTM2D(Layer):
     r"""Convolutional LSTM over a sequence of frames, computing exactly what Keras 3 computes.
 
@@ -284,6 +181,10 @@ class ConvLSTM2D(Layer):
     ``leaky_relu_slope`` is a float, LeakyReLU with that negative slope is applied to every
     layer's output sequence (as a Keras ``LeakyReLU`` layer after each ConvLSTM2D would); the
     states each cell feeds back to itself stay the raw ``h``.
+
+    The arguments are the fields of :class:`~convlstm.layers.convlstm_options.ConvLSTMOptions`,
+    validated once into ``layer.options`` (each also readable as ``layer.<name>``); the config
+    is ``layer.options.config()``.
 
     Args:
         in_channels: channels of the input frames.
@@ -313,91 +214,27 @@ class ConvLSTM2D(Layer):
         seed: seeds the weight initializers.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | Sequence[int] = 3,
-        padding: int | str | Sequence[int] = "same",
-        stride: int | Sequence[int] = 1,
-        leaky_relu_slope: float | None = None,
-        num_layers: int = 1,
-        *,
-        dilation: int | Sequence[int] = 1,
-        activation: str | Any = "tanh",
-        recurrent_activation: str | Any = "sigmoid",
-        use_bias: bool = True,
-        kernel_initializer: str = "glorot_uniform",
-        recurrent_initializer: str = "orthogonal",
-        bias_initializer: str = "zeros",
-        unit_forget_bias: bool = True,
-        return_sequences: bool = True,
-        return_state: bool = False,
-        go_backwards: bool = False,
-        stateful: bool = False,
-        dropout: float = 0.0,
-        recurrent_dropout: float = 0.0,
-        data_format: str = "channels_last",
-        dtype: str | np.dtype = "float32",
-        seed: int | None = None,
-    ) -> None:
-        owner = type(self).__name__
-        self.num_layers = check.positive_int(owner, "num_layers", num_layers)
-        if leaky_relu_slope is not None and (
-            isinstance(leaky_relu_slope, bool) or not isinstance(leaky_relu_slope, (int, float))
-        ):
-            raise TypeError(
-                f"{owner}: expected leaky_relu_slope to be None or a float >= 0; "
-                f"got {leaky_relu_slope!r}."
-            )
-        if leaky_relu_slope is not None and not leaky_relu_slope >= 0:
-            raise ValueError(
-                f"{owner}: expected leaky_relu_slope to be None or a float >= 0 (as Keras' "
-                f"LeakyReLU); got {leaky_relu_slope!r}."
-            )
-        self.leaky_relu_slope = None if leaky_relu_slope is None else float(leaky_relu_slope)
-        self.return_sequences = check.boolean(owner, "return_sequences", return_sequences)
-        self.return_state = check.boolean(owner, "return_state", return_state)
-        self.go_backwards = check.boolean(owner, "go_backwards", go_backwards)
-        self.stateful = check.boolean(owner, "stateful", stateful)
-        self.dropout = check.rate(owner, "dropout", dropout)
-        self.recurrent_dropout = check.rate(owner, "recurrent_dropout", recurrent_dropout)
-        options = dict(
-            dilation=dilation,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            unit_forget_bias=unit_forget_bias,
-            data_format=data_format,
-            dtype=dtype,
-        )
-        try:
-            first = ConvLSTM2DCell(
-                in_channels, out_channels, kernel_size, padding, stride, **options, seed=seed
-            )
-        except (TypeError, ValueError) as error:
-            raise type(error)(str(error).replace("ConvLSTM2DCell", owner, 1)) from None
-        self.cells = [first] + [
-            ConvLSTM2DCell(out_channels, out_channels, kernel_size, padding, stride, **options)
-            for _ in range(self.num_layers - 1)
+    __signature__ = inspect.signature(ConvLSTMOptions).replace(
+        return_annotation=inspect.Signature.empty
+    )
+    options: ConvLSTMOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        options = self.options = ConvLSTMOptions(*args, **kwargs)
+        self.params: dict[str, np.ndarray] = {}  # the weights are the cells' (see sublayers)
+        self.grads: dict[str, np.ndarray] = {}
+        F = options.out_channels
+        rng = np.random.default_rng(options.seed)  # every cell's weights, drawn in order
+        self.cells = [
+            ConvLSTM2DCell.from_options(options.cell_options(C, seed), rng)
+            for C, seed in [(options.in_channels, options.seed)]
+            + [(F, None)] * (options.num_layers - 1)
         ]
-        rng = np.random.default_rng(first.seed)
-        for cell in self.cells:
-            cell.initialize_weights(rng)
         self._states: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._final_states: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._state_grads: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._cache: _StackCache | None = None
-        self._rng = np.random.default_rng(None if first.seed is None else [first.seed, 1])
-
-    def __getattr__(self, name: str) -> Any:
-        # The shared options (kernel_size, padding, dtype, ...) are the first cell's.
-        if name != "cells" and "cells" in self.__dict__ and name in _SHARED_OPTIONS:
-            return getattr(self.cells[0], name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self._rng = np.random.default_rng(None if options.seed is None else [options.seed, 1])
 
     def sublayers(self) -> list[ConvLSTM2DCell]:
         return list(self.cells)
@@ -407,12 +244,12 @@ class ConvLSTM2D(Layer):
     @property
     def states(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """The carried ``(h, c)`` of every layer (stateful mode), or None before the first call."""
-        return _copy_states(self._states, _Layout(self.data_format))
+        return _copy_states(self._states, self.options.layout)
 
     @property
     def final_states(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """Every layer's final ``(h, c)`` from the last call, or None before the first call."""
-        return _copy_states(self._final_states, _Layout(self.data_format))
+        return _copy_states(self._final_states, self.options.layout)
 
     def reset_states(self, states: Sequence[Sequence[np.ndarray]] | None = None) -> None:
         """Forget the carried states (the next call starts from zeros), or set them.
@@ -425,7 +262,7 @@ class ConvLSTM2D(Layer):
             self._states = None
             return
         owner = f"{type(self).__name__}.reset_states"
-        layout = _Layout(self.data_format)
+        layout = self.options.layout
         pairs = _per_layer_pairs(owner, "states", states, self.num_layers)
         self._states = [
             tuple(
@@ -434,19 +271,20 @@ class ConvLSTM2D(Layer):
             )
             for pair in pairs
         ]
+        channels_last = Layout("channels_last", self.options.rank)
         for h, c in self._states:
-            check.check_shape(owner, "states", h, ("batch", "height", "width", self.out_channels))
+            check.check_shape(owner, "states", h, channels_last.names(self.out_channels, "batch"))
             check.check_shape(owner, "states", c, h.shape)
 
     # ------------------------------------------------------------------ shapes
 
     def compute_output_shape(self, input_shape: Sequence[int]) -> tuple:
         """Output shape for ``input_shape`` (with ``return_state``: output, h and c shapes)."""
-        layout = _Layout(self.data_format)
-        B, T, H, W = layout.split_shape(tuple(input_shape))
+        layout = self.options.layout
+        (B, T), spatial, _ = layout.split(input_shape)
         for cell in self.cells:
-            H, W = cell.output_hw(H, W)
-        state = layout.frame_shape(B, H, W, self.out_channels)
+            spatial = cell.options.output_spatial(spatial)
+        state = layout.shape((B,), spatial, self.out_channels)
         output = (B, T, *state[1:]) if self.return_sequences else state
         return (output, state, state) if self.return_state else output
 
@@ -478,15 +316,15 @@ class ConvLSTM2D(Layer):
         """
         owner = f"{type(self).__name__}.forward"
         training = check.boolean(owner, "training", training)
-        layout = _Layout(self.data_format)
+        layout = self.options.layout
         x = check.numeric_array(owner, "x", x, self.dtype)
-        check.check_shape(owner, "x", x, layout.sequence_names(self.in_channels))
-        frames = layout.to_channels_last(x)
-        B, T, H, W, _ = frames.shape
+        check.check_shape(owner, "x", x, layout.names(self.in_channels, "batch", "time"))
+        frames = layout.to_channels_last(x)  # (B, T, *spatial, C)
+        B, T, *spatial, _ = frames.shape
         if T == 0:
             raise ValueError(f"{owner}: expected x with at least one time step; got {x.shape}.")
         mask = _checked_mask(owner, mask, B, T)
-        states = self._starting_states(owner, initial_state, B, H, W, layout)
+        states = self._starting_states(owner, initial_state, B, tuple(spatial), layout)
         if self.go_backwards:
             frames = frames[:, ::-1]
             mask = None if mask is None else mask[:, ::-1]
@@ -497,17 +335,17 @@ class ConvLSTM2D(Layer):
         final_states, caches = [], []
         for cell, (h0, c0) in zip(self.cells, states):
             masks = self._dropout_masks(sequence.shape, h0.shape) if dropping else {}
-            sequence, h, c, cache = cell.run_sequence(sequence, h0, c0, mask, training=training,
-                                                      **masks)
+            sequence, h, c, cache = run_cell(cell.options, cell.params, sequence, h0, c0, mask,
+                                             training=training, **masks)
             positive = None
             if self.leaky_relu_slope is not None:
                 leaky_relu(sequence, self.leaky_relu_slope, out=sequence)
                 positive = sequence > 0 if training else None
             final_states.append((h, c))
-            caches.append((cache, positive))
+            caches.append(_LayerCache(cache, positive))
         self._final_states = final_states
         if training:
-            self._cache = _StackCache(caches, sequence.shape, layout)
+            self._cache = _StackCache(caches, sequence.shape)
         if self.stateful:
             self._states = final_states
 
@@ -543,9 +381,9 @@ class ConvLSTM2D(Layer):
                 f"{owner}: no training forward to differentiate; call "
                 "forward(x, training=True) before backward (each backward consumes its cache)."
             )
-        layout, dtype = stack.layout, self.dtype
-        B, T, Ho, Wo, F = stack.output_shape
-        state_shape = layout.frame_shape(B, Ho, Wo, F)
+        layout, dtype = self.options.layout, self.dtype
+        B, T, *out_spatial, F = stack.output_shape
+        state_shape = layout.shape((B,), out_spatial, F)
         output_names = (B, T, *state_shape[1:]) if self.return_sequences else state_shape
         d_output = check.numeric_array(owner, "d_output", d_output, dtype)
         check.check_shape(owner, "d_output", d_output, output_names)
@@ -565,12 +403,14 @@ class ConvLSTM2D(Layer):
             d_sequence[:, -1] = d_output
         state_grads = []
         for index in reversed(range(self.num_layers)):
-            cache, positive = stack.layers[index]
-            if positive is not None:
-                d_sequence = leaky_relu_backward(d_sequence, positive, self.leaky_relu_slope)
+            cache = stack.layers[index]
+            if cache.positive is not None:
+                d_sequence = leaky_relu_backward(d_sequence, cache.positive,
+                                                 self.leaky_relu_slope)
             last = index == self.num_layers - 1
-            d_sequence, d_h0, d_c0 = self.cells[index].backward_sequence(
-                d_sequence, d_states[0] if last else None, d_states[1] if last else None, cache
+            d_sequence, d_h0, d_c0 = backward_cell(
+                owner, self.cells[index], d_sequence, d_states[0] if last else None,
+                d_states[1] if last else None, cache.bptt
             )
             state_grads.append((d_h0, d_c0))
         self._cache = None
@@ -582,26 +422,26 @@ class ConvLSTM2D(Layer):
     @property
     def state_grads(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """Gradients for every layer's initial ``(h, c)`` from the last :meth:`backward`."""
-        return _copy_states(self._state_grads, _Layout(self.data_format))
+        return _copy_states(self._state_grads, self.options.layout)
 
     def _dropout_masks(self, input_shape, state_shape) -> dict[str, np.ndarray]:
         """Keras' per-call dropout: four masks per gate, for the frames and for the state."""
         masks = {}
-        B, _, H, W, C = input_shape
+        frame_shape = (input_shape[0], *input_shape[2:])  # (B, *spatial, C)
         if self.dropout > 0:
-            masks["input_masks"] = dropout_masks(self._rng, self.dropout, (B, H, W, C), self.dtype)
+            masks["input_masks"] = dropout_masks(self._rng, self.dropout, frame_shape, self.dtype)
         if self.recurrent_dropout > 0:
             masks["recurrent_masks"] = dropout_masks(
                 self._rng, self.recurrent_dropout, state_shape, self.dtype
             )
         return masks
 
-    def _starting_states(self, owner, initial_state, B, H, W, layout):
+    def _starting_states(self, owner, initial_state, B, spatial, layout):
         """One (h0, c0) channels-last pair per layer, checked against the input's shape."""
         shapes = []
         for cell in self.cells:
-            H, W = cell._checked_output_hw(owner, H, W)
-            shapes.append((B, H, W, self.out_channels))
+            spatial = cell.options.checked_output_spatial(owner, spatial)
+            shapes.append((B, *spatial, self.out_channels))
         if initial_state is not None:
             pairs = _per_layer_pairs(owner, "initial_state", initial_state, self.num_layers)
             return [
@@ -619,88 +459,26 @@ class ConvLSTM2D(Layer):
         return [(np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)) for shape in shapes]
 
     def get_config(self) -> dict[str, Any]:
-        first = self.cells[0].get_config()
-        return {
-            "in_channels": first.pop("in_channels"),
-            "out_channels": first.pop("out_channels"),
-            "kernel_size": first.pop("kernel_size"),
-            "padding": first.pop("padding"),
-            "stride": first.pop("stride"),
-            "leaky_relu_slope": self.leaky_relu_slope,
-            "num_layers": self.num_layers,
-            **first,
-            "return_sequences": self.return_sequences,
-            "return_state": self.return_state,
-            "go_backwards": self.go_backwards,
-            "stateful": self.stateful,
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-        }
+        return self.options.config()
 
 
-_SHARED_OPTIONS = frozenset(
-    [
-        "in_channels",
-        "out_channels",
-        "kernel_size",
-        "padding",
-        "stride",
-        "dilation",
-        "activation",
-        "recurrent_activation",
-        "use_bias",
-        "kernel_initializer",
-        "recurrent_initializer",
-        "bias_initializer",
-        "unit_forget_bias",
-        "data_format",
-        "dtype",
-        "seed",
-    ]
-)
+@dataclass
+class _LayerCache:
+    """One layer of a training forward."""
+
+    bptt: ConvLSTMCache  # what convlstm_backward needs
+    positive: np.ndarray | None  # under LeakyReLU: where the output was > 0, else None
 
 
 @dataclass
 class _StackCache:
-    """One training forward: each layer's BPTT cache and, under LeakyReLU, where it passed."""
+    """One training forward of the stack."""
 
-    layers: list[tuple[ConvLSTMCache, np.ndarray | None]]
+    layers: list[_LayerCache]  # first layer first
     output_shape: tuple[int, ...]  # the last layer's channels-last sequence shape
-    layout: _Layout
 
 
-class _Layout:
-    """Moves arrays between the user's data_format and the channels-last layout computed in."""
-
-    def __init__(self, data_format: str) -> None:
-        self.channels_first = data_format == "channels_first"
-
-    def sequence_names(self, channels: int) -> tuple:
-        if self.channels_first:
-            return ("batch", "time", channels, "height", "width")
-        return ("batch", "time", "height", "width", channels)
-
-    def frame_names(self, channels: int) -> tuple:
-        if self.channels_first:
-            return ("batch", channels, "height", "width")
-        return ("batch", "height", "width", channels)
-
-    def split_shape(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-        B, T, *rest = shape
-        H, W = rest[1:] if self.channels_first else rest[:2]
-        return B, T, H, W
-
-    def frame_shape(self, B: int, H: int, W: int, C: int) -> tuple[int, ...]:
-        return (B, C, H, W) if self.channels_first else (B, H, W, C)
-
-    def to_channels_last(self, array: np.ndarray) -> np.ndarray:
-        return np.moveaxis(array, -3, -1) if self.channels_first else array
-
-    def from_channels_last(self, array: np.ndarray) -> np.ndarray:
-        return np.moveaxis(array, -1, -3) if self.channels_first else array
-
-
-def _copy_states(states, layout: _Layout):
+def _copy_states(states, layout: Layout):
     if states is None:
         return None
     return [tuple(layout.from_channels_last(s).copy() for s in pair) for pair in states]
@@ -724,13 +502,13 @@ def _per_layer_pairs(owner: str, name: str, value: object, num_layers: int) -> l
     return pairs
 
 
-def _state_pair(owner, name, pair, shape, layout: _Layout, dtype):
+def _state_pair(owner, name, pair, shape, layout: Layout, dtype):
     """Validate ``(h, c)`` against the channels-last ``shape``; zeros when ``pair`` is None."""
     if pair is None:
         return np.zeros(shape, dtype), np.zeros(shape, dtype)
     if not isinstance(pair, Sequence) or len(pair) != 2:
         raise TypeError(f"{owner}: expected {name} to be a pair (h, c); got {pair!r:.60}.")
-    user_shape = layout.frame_shape(shape[0], shape[1], shape[2], shape[3])
+    user_shape = layout.shape(shape[:1], shape[1:-1], shape[-1])
     states = []
     for label, state in zip(("h", "c"), pair):
         state = check.numeric_array(owner, f"{name} {label}", state, dtype)

@@ -1,252 +1,30 @@
-"""Dense, Flatten, Dropout and the activation layers, each with a forward and a backward pass.
+"""Dense, Flatten and Dropout, each with a forward and a backward pass.
 
-Also the plumbing the other feed-forward layers (conv, normalization, wrappers) share:
-:class:`CachedLayer` (the one-cache training contract of ``layers/base.py``),
-:class:`LayerActivation` (an ``activation=`` option with its derivative) and
-:class:`KernelLayer` (the kernel, bias, activation, initializer, dtype and seed options of Dense
-and the convolutions).
-
-Layers with weights (Dense, Conv2D, ...) compute in their ``dtype`` and cast the input to it.
-Layers without weights keep a float32 or float64 input's dtype and cast anything else (ints,
-bools, float16) to float32. No layer modifies the caller's array or returns a view of it.
+The plumbing they share is in ``layers/base.py`` (:class:`~convlstm.layers.base.CachedLayer`,
+argument checks) and ``layers/kernel_layer.py``; the activation layers are in
+``layers/activation.py``.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
-from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from convlstm import _validation as check
-from convlstm import initializers
-from convlstm.functional import activations
 from convlstm.functional.dense_ops import (
     dense_backward,
     dense_forward,
-    softmax,
-    softmax_backward,
 )
-from convlstm.layers.base import Layer
-
-DATA_FORMATS = ("channels_last", "channels_first")
-
-# ---------------------------------------------------------------------------------- plumbing
-
-
-class CachedLayer(Layer):
-    """A layer that keeps the cache of its last training forward for one ``backward`` call.
-
-    Every forward ends with :meth:`_keep` (a training one stores its cache, an inference one
-    drops the previous cache, as the recurrent layers do) and ``backward`` starts with
-    :meth:`_consume`.
-    """
-
-    params: dict[str, np.ndarray]
-    grads: dict[str, np.ndarray]
-    _cache: tuple[Any, tuple[int, ...], np.dtype] | None = None
-
-    def _keep(
-        self, cache: Any, output: np.ndarray | None, gradient_dtype: np.dtype | None = None
-    ) -> None:
-        """Replace the cache: every forward calls this, an inference one with ``None``.
-
-        ``d_output`` will be checked against the output's shape and cast to ``gradient_dtype``
-        (default: the output's dtype).
-        """
-        if output is None:
-            self._cache = None
-            return
-        self._cache = (cache, output.shape, gradient_dtype or output.dtype)
-
-    def _consume(self, d_output: object) -> tuple[Any, np.ndarray]:
-        """The cache of the last forward (if it was a training one) and the checked
-        ``d_output``; the cache is cleared."""
-        owner = f"{type(self).__name__}.backward"
-        if self._cache is None:
-            raise RuntimeError(
-                f"{owner}: no training forward to differentiate; call "
-                "forward(x, training=True) before backward (each backward consumes its cache)."
-            )
-        cache, shape, dtype = self._cache
-        d_output = check.numeric_array(owner, "d_output", d_output, dtype)
-        check.check_shape(owner, "d_output", d_output, shape)
-        self._cache = None
-        return cache, d_output
-
-    def _empty_weights(self) -> None:
-        self.params = {}
-        self.grads = {}
-
-    def _set_new_weights(self, params: dict[str, np.ndarray]) -> None:
-        self.params = params
-        self.grads = {key: np.zeros_like(value) for key, value in params.items()}
+from convlstm.layers.base import CachedLayer, float_input, shape_arg, training_arg
+from convlstm.layers.kernel_layer import KernelCache, KernelLayer
+from convlstm.layers.layout import DATA_FORMATS
+from convlstm.registry import register
 
 
-def float_input(owner: str, x: object) -> np.ndarray:
-    """``x`` as float32 or float64 (kept), or cast to float32 (ints, bools, float16)."""
-    array = np.asarray(x)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{owner}: expected x to be a real numeric array (bool, int or float); "
-            f"got dtype {array.dtype}."
-        )
-    if array.dtype.name in check.FLOAT_DTYPES:
-        return array
-    return array.astype(np.float32)
-
-
-def shape_arg(owner: str, name: str, value: object) -> tuple[int | None, ...]:
-    """A shape given to ``build`` or ``compute_output_shape``: a sequence of ints >= 0 or None."""
-    if not isinstance(value, Sequence) or isinstance(value, str):
-        raise TypeError(f"{owner}: expected {name} to be a tuple of ints; got {value!r}.")
-    items = tuple(value)
-    for item in items:
-        if item is not None and (
-            not isinstance(item, numbers.Integral) or isinstance(item, bool) or item < 0
-        ):
-            raise TypeError(
-                f"{owner}: expected {name} to be a tuple of ints >= 0 (or None); got {value!r}."
-            )
-    return tuple(None if item is None else int(item) for item in items)
-
-
-def training_arg(owner: str, training: object) -> bool:
-    return check.boolean(owner, "training", training)
-
-
-def float_arg(owner: str, name: str, value: object, minimum: float | None = None) -> float:
-    """A real number (not a bool) as a float, optionally at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: expected {name} to be a float; got {value!r}.")
-    if minimum is not None and not value >= minimum:
-        raise ValueError(f"{owner}: expected {name} to be a float >= {minimum}; got {value!r}.")
-    return float(value)
-
-
-class LayerActivation:
-    """A layer's ``activation=`` option, applied with its derivative.
-
-    Accepts the names of ``functional.activations`` (whose derivatives are written in terms of
-    the output, so only the output is kept), ``"softmax"`` (over the last axis), an
-    ``activations.Activation`` with a derivative, or a plain callable (inference only: a
-    training forward through it raises ``TypeError``). Only names can be serialised.
-    """
-
-    def __init__(self, owner: str, identifier: object) -> None:
-        if isinstance(identifier, str) and identifier == "softmax":
-            self.name, self.function = "softmax", None
-        else:
-            self.function = activations.get(owner, "activation", identifier)
-            self.name = self.function.name
-        self.named = self.function is None or activations.ACTIVATIONS.get(self.name) is (
-            self.function
-        )
-        self.differentiable = self.function is None or self.function.derivative is not None
-
-    def apply(
-        self, owner: str, z: np.ndarray, training: bool, in_place: bool
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(y, saved)``: the activation of ``z`` and what :meth:`backward` needs (if training).
-
-        ``in_place`` allows overwriting ``z`` (a fresh array the layer owns).
-        """
-        if training and not self.differentiable:
-            raise TypeError(
-                f"{owner}: the callable activation {self.name!r} has no derivative, so it cannot "
-                "be trained through; use a Keras name, or an activations.Activation with a "
-                "derivative."
-            )
-        if self.name == "linear" and self.named:
-            return (z if in_place else z.copy()), None
-        if self.function is None:
-            y = softmax(z, -1)
-        else:
-            y = self.function(z, out=z if in_place else None)
-        return y, (y if training else None)
-
-    def backward(self, y: np.ndarray | None, d_y: np.ndarray) -> np.ndarray:
-        """The gradient of the activation's input, from its output ``y`` and ``d_y``."""
-        if y is None:  # linear
-            return d_y
-        if self.function is None:
-            return softmax_backward(y, d_y, -1)
-        d_x = self.function.derivative_into(y, np.empty(y.shape, np.result_type(y, d_y)))
-        d_x *= d_y
-        return d_x
-
-    def config(self, owner: str) -> str:
-        """The name to store in a config; a callable cannot be serialised."""
-        if not self.named:
-            raise TypeError(
-                f"{owner}.get_config: activation is the callable {self.name!r}, which cannot be "
-                "serialised; pass a Keras activation name instead."
-            )
-        return self.name
-
-
-class KernelLayer(CachedLayer):
-    """A layer with a ``kernel``, an optional ``bias`` and an ``activation``: Dense and the
-    convolutions. It owns their shared options, weight creation and config entries; each
-    subclass validates its own arguments first, then calls this ``__init__``."""
-
-    def __init__(
-        self,
-        activation: str | Any,
-        use_bias: bool,
-        kernel_initializer: str,
-        bias_initializer: str,
-        dtype: str | np.dtype,
-        seed: int | None,
-    ) -> None:
-        owner = type(self).__name__
-        self.activation = LayerActivation(owner, activation)
-        self.use_bias = check.boolean(owner, "use_bias", use_bias)
-        self.kernel_initializer = initializers.check(
-            owner, "kernel_initializer", kernel_initializer
-        )
-        self.bias_initializer = initializers.check(owner, "bias_initializer", bias_initializer)
-        self.dtype = check.float_dtype(owner, dtype)
-        self.seed = check.seed_arg(owner, seed)
-        self._empty_weights()
-
-    @property
-    def built(self) -> bool:
-        return "kernel" in self.params
-
-    def _create_weights(self, kernel_shape: tuple[int, ...]) -> None:
-        """Initialise ``kernel`` (kernel_shape) and, with use_bias, ``bias`` (kernel_shape[-1],)
-        from the seed, in Keras order."""
-        rng = np.random.default_rng(self.seed)
-        params = {
-            "kernel": initializers.initialize(
-                self.kernel_initializer, kernel_shape, rng, self.dtype
-            )
-        }
-        if self.use_bias:
-            params["bias"] = initializers.initialize(
-                self.bias_initializer, kernel_shape[-1:], rng, self.dtype
-            )
-        self._set_new_weights(params)
-
-    def _shared_config(self) -> dict[str, Any]:
-        """The config entries of the options this class owns."""
-        return {
-            "activation": self.activation.config(type(self).__name__),
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
-            "dtype": self.dtype.name,
-            "seed": self.seed,
-        }
-
-
-# ------------------------------------------------------------------------------------- Dense
-
-
+@register
 class Dense(KernelLayer):
     """Densely connected layer on the last axis, as Keras' ``Dense``: ``activation(x @ W + b)``.
 
@@ -324,14 +102,14 @@ class Dense(KernelLayer):
         self.build(x.shape)
         z = dense_forward(x, self.params["kernel"], self.params.get("bias"))
         y, saved = self.activation.apply(owner, z, training, in_place=True)
-        self._keep((x, saved), y if training else None)
+        self._keep(KernelCache(x, saved), y if training else None)
         return y
 
     def backward(self, d_output: np.ndarray) -> np.ndarray:
         """Fill ``grads`` from d_output (batch, ..., units); return d_x (batch, ..., in)."""
-        (x, saved), d_output = self._consume(d_output)
-        d_z = self.activation.backward(saved, d_output)
-        d_x, self.grads["kernel"], d_bias = dense_backward(d_z, x, self.params["kernel"])
+        cache, d_output = self._consume(d_output)
+        d_z = self.activation.backward(cache.activation_output, d_output)
+        d_x, self.grads["kernel"], d_bias = dense_backward(d_z, cache.x, self.params["kernel"])
         if self.use_bias:
             self.grads["bias"] = d_bias
         return d_x
@@ -340,9 +118,7 @@ class Dense(KernelLayer):
         return {"units": self.units, **self._shared_config()}
 
 
-# ---------------------------------------------------------------------------------- Flatten
-
-
+@register
 class Flatten(CachedLayer):
     """Flatten every axis but the batch: (batch, ...) -> (batch, prod(...)), as Keras.
 
@@ -397,9 +173,7 @@ class Flatten(CachedLayer):
         return {"data_format": self.data_format}
 
 
-# ---------------------------------------------------------------------------------- Dropout
-
-
+@register
 class Dropout(CachedLayer):
     """Inverted dropout, as Keras' ``Dropout``: only when ``training=True``.
 
@@ -451,200 +225,3 @@ class Dropout(CachedLayer):
 
     def get_config(self) -> dict[str, Any]:
         return {"rate": self.rate, "seed": self.seed}
-
-
-# ------------------------------------------------------------------------ activation layers
-
-
-class _Elementwise(CachedLayer):
-    """A weightless layer computing ``y = f(x)`` with the output shape of the input."""
-
-    def build(self, input_shape: Sequence[int | None]) -> None:
-        """Nothing to create."""
-
-    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
-        return shape_arg(f"{type(self).__name__}.compute_output_shape", "input_shape", input_shape)
-
-    @abstractmethod
-    def _apply(self, owner: str, x: np.ndarray, training: bool) -> tuple[np.ndarray, Any]:
-        """``(y, saved)``: the output and what ``_gradient`` needs (only used when training)."""
-
-    @abstractmethod
-    def _gradient(self, saved: Any, d_output: np.ndarray) -> np.ndarray:
-        """The input's gradient from ``saved`` and the output's gradient."""
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Apply the function to ``x`` of any shape (float32/float64 kept, others cast)."""
-        owner = f"{type(self).__name__}.forward"
-        training = training_arg(owner, training)
-        x = float_input(owner, x)
-        y, saved = self._apply(owner, x, training)
-        self._keep(saved, y if training else None)
-        return y
-
-    def backward(self, d_output: np.ndarray) -> np.ndarray:
-        """The gradient of the input for ``d_output`` (the forward output's shape)."""
-        saved, d_output = self._consume(d_output)
-        return self._gradient(saved, d_output)
-
-
-class Activation(_Elementwise):
-    """Apply a named activation, as Keras' ``Activation`` layer.
-
-    Args:
-        activation: a Keras name ("relu", "sigmoid", "tanh", "softmax" over the last axis,
-            "linear", "elu", ...) or a callable (inference only).
-    """
-
-    def __init__(self, activation: str | Any) -> None:
-        self.activation = LayerActivation(type(self).__name__, activation)
-        self._empty_weights()
-
-    def _apply(self, owner, x, training):
-        return self.activation.apply(owner, x, training, in_place=False)
-
-    def _gradient(self, saved, d_output):
-        d_x = self.activation.backward(saved, d_output)
-        return d_x.copy() if d_x is d_output else d_x
-
-    def get_config(self) -> dict[str, Any]:
-        return {"activation": self.activation.config(type(self).__name__)}
-
-
-class Sigmoid(Activation):
-    """``1 / (1 + exp(-x))``; Keras' ``Activation("sigmoid")``."""
-
-    def __init__(self) -> None:
-        super().__init__("sigmoid")
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-
-class Tanh(Activation):
-    """``tanh(x)``; Keras' ``Activation("tanh")``."""
-
-    def __init__(self) -> None:
-        super().__init__("tanh")
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-
-class ReLU(_Elementwise):
-    """Rectified linear unit with Keras' ``ReLU`` options::
-
-        f(x) = min(x, max_value)                 if x > threshold
-        f(x) = negative_slope * (x - threshold)  otherwise
-
-    At the kinks the derivative is the one Keras' backends use: 0 at ``x == threshold``, 1 at
-    ``x == max_value``.
-
-    Args:
-        max_value: None (no cap) or a float >= 0.
-        negative_slope: float >= 0, the slope below the threshold.
-        threshold: float >= 0.
-    """
-
-    def __init__(
-        self,
-        max_value: float | None = None,
-        negative_slope: float = 0.0,
-        threshold: float = 0.0,
-    ) -> None:
-        owner = type(self).__name__
-        self.max_value = (
-            None if max_value is None else float_arg(owner, "max_value", max_value, 0.0)
-        )
-        self.negative_slope = float_arg(owner, "negative_slope", negative_slope, 0.0)
-        self.threshold = float_arg(owner, "threshold", threshold, 0.0)
-        self._empty_weights()
-
-    def _apply(self, owner, x, training):
-        above = x > self.threshold
-        y = np.where(above, x, x.dtype.type(0.0))
-        slope = above.astype(x.dtype) if training else None
-        if self.max_value is not None:
-            capped = y > self.max_value
-            y[capped] = self.max_value
-            if training:
-                slope[capped] = 0.0
-        if self.negative_slope:
-            y += self.negative_slope * np.minimum(x - self.threshold, 0)
-            if training:
-                slope[x < self.threshold] = self.negative_slope
-        return y, slope
-
-    def _gradient(self, slope, d_output):
-        return d_output * slope
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "max_value": self.max_value,
-            "negative_slope": self.negative_slope,
-            "threshold": self.threshold,
-        }
-
-
-class LeakyReLU(_Elementwise):
-    """``x`` where ``x >= 0``, ``negative_slope * x`` elsewhere; Keras' ``LeakyReLU``.
-
-    Args:
-        negative_slope: float >= 0 (Keras' default 0.3).
-    """
-
-    def __init__(self, negative_slope: float = 0.3) -> None:
-        self.negative_slope = float_arg(type(self).__name__, "negative_slope", negative_slope, 0.0)
-        self._empty_weights()
-
-    def _apply(self, owner, x, training):
-        y = activations.leaky_relu(x, self.negative_slope)
-        # At x == 0 the slope is negative_slope, as the TensorFlow and torch gradients have it.
-        return y, (x > 0 if training else None)
-
-    def _gradient(self, positive, d_output):
-        return activations.leaky_relu_backward(d_output, positive, self.negative_slope)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"negative_slope": self.negative_slope}
-
-
-class Softmax(_Elementwise):
-    """``exp(x) / sum(exp(x))`` over ``axis``; Keras' ``Softmax`` layer (without a mask).
-
-    Args:
-        axis: an int or a tuple of ints (default -1, the last axis).
-    """
-
-    def __init__(self, axis: int | Sequence[int] = -1) -> None:
-        owner = type(self).__name__
-        if isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
-            self.axis: int | tuple[int, ...] = int(axis)
-        elif (
-            isinstance(axis, Sequence)
-            and not isinstance(axis, str)
-            and len(axis) > 0
-            and all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in axis)
-        ):
-            self.axis = tuple(int(a) for a in axis)
-        else:
-            raise TypeError(
-                f"{owner}: expected axis to be an int or a tuple of ints; got {axis!r}."
-            )
-        self._empty_weights()
-
-    def _apply(self, owner, x, training):
-        axes = self.axis if isinstance(self.axis, tuple) else (self.axis,)
-        if any(not -x.ndim <= a < x.ndim for a in axes):
-            raise ValueError(
-                f"{owner}: expected x with an axis {self.axis}; got shape "
-                f"{check.shape_text(x.shape)}."
-            )
-        y = softmax(x, self.axis)
-        return y, (y if training else None)
-
-    def _gradient(self, y, d_output):
-        return softmax_backward(y, d_output, self.axis)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"axis": list(self.axis) if isinstance(self.axis, tuple) else self.axis}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,22 @@ from convlstm.functional.dense_ops import (
     batch_norm_inference,
     batch_norm_train,
 )
-from convlstm.layers.core import CachedLayer, float_arg, shape_arg, training_arg
+from convlstm.layers.base import CachedLayer, float_arg, shape_arg, training_arg
+from convlstm.registry import register
 
 WEIGHT_NAMES = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
+@dataclass
+class BatchNormCache:
+    """What BatchNormalization keeps from a training forward."""
+
+    x_hat: np.ndarray  # the normalised input, x's shape
+    inv_std: np.ndarray  # (C,): 1 / sqrt(batch variance + epsilon)
+    axis: int  # the feature axis
+
+
+@register
 class BatchNormalization(CachedLayer):
     """Normalize each feature of ``axis``, as Keras' ``BatchNormalization``::
 
@@ -196,15 +208,15 @@ class BatchNormalization(CachedLayer):
             moving = self.params[key]
             moving *= momentum
             moving += batch_value * (1.0 - momentum)
-        self._keep((x_hat, inv_std, axis), y)
+        self._keep(BatchNormCache(x_hat, inv_std, axis), y)
         return y
 
     def backward(self, d_output: np.ndarray) -> np.ndarray:
         """Training-mode gradients: fill ``grads`` (gamma, beta; zeros for the moving
         statistics) and return d_x, both of x's shape."""
-        (x_hat, inv_std, axis), d_output = self._consume(d_output)
+        cache, d_output = self._consume(d_output)
         d_x, d_gamma, d_beta = batch_norm_backward(
-            d_output, x_hat, inv_std, self.params.get("gamma"), axis
+            d_output, cache.x_hat, cache.inv_std, self.params.get("gamma"), cache.axis
         )
         if self.scale:
             self.grads["gamma"] = d_gamma

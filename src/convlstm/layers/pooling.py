@@ -11,14 +11,15 @@ import numpy as np
 from convlstm import _validation as check
 from convlstm.functional.pooling import max_pool, max_pool_backward
 from convlstm.functional.windows import output_size, resolve_pads
-from convlstm.layers.core import DATA_FORMATS, CachedLayer
+from convlstm.layers.base import CachedLayer
+from convlstm.layers.layout import DATA_FORMATS, SPATIAL_NAMES, Layout
+from convlstm.registry import register
 
 
 class _MaxPooling(CachedLayer):
     """Max pooling over ``rank`` spatial axes, as Keras' ``MaxPooling{rank}D``."""
 
     rank: int
-    spatial_names: tuple[str, ...]
 
     def __init__(
         self,
@@ -34,6 +35,7 @@ class _MaxPooling(CachedLayer):
         self.stride = check.int_tuple(owner, "stride", stride, self.rank)
         self.padding = check.padding_arg(owner, padding, self.rank, allow_explicit=False)
         self.data_format = check.choice(owner, "data_format", data_format, DATA_FORMATS)
+        self._layout = Layout(self.data_format, self.rank)
         self._empty_weights()
 
     def _geometry(self, spatial: tuple[int, ...]):
@@ -43,17 +45,12 @@ class _MaxPooling(CachedLayer):
 
     def compute_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         """The output shape for an input of ``input_shape``."""
-        shape = tuple(input_shape)
-        if self.data_format == "channels_first":
-            return (*shape[:2], *self._geometry(shape[2:])[1])
-        return (shape[0], *self._geometry(shape[1:-1])[1], shape[-1])
-
-    def _to_channels_last(self, array: np.ndarray) -> np.ndarray:
-        return np.moveaxis(array, 1, -1) if self.data_format == "channels_first" else array
+        leading, spatial, channels = self._layout.split(input_shape)
+        return self._layout.shape(leading, self._geometry(spatial)[1], channels)
 
     def _from_channels_last(self, array: np.ndarray) -> np.ndarray:
-        if self.data_format == "channels_first":
-            return np.ascontiguousarray(np.moveaxis(array, -1, 1))
+        if self._layout.channels_first:
+            return np.ascontiguousarray(self._layout.from_channels_last(array))
         return array
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -65,17 +62,14 @@ class _MaxPooling(CachedLayer):
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{owner}: expected x to be a real numeric array; got dtype {x.dtype}.")
-        names = ("batch", *self.spatial_names, "channels")
-        if self.data_format == "channels_first":
-            names = ("batch", "channels", *self.spatial_names)
-        check.check_shape(owner, "x", x, names)
-        volumes = self._to_channels_last(x)
+        check.check_shape(owner, "x", x, self._layout.names("channels", "batch"))
+        volumes = self._layout.to_channels_last(x)
         spatial = volumes.shape[1:-1]
         pads, out = self._geometry(spatial)
         if min(out) < 1:
             raise ValueError(
                 f"{owner}: a window of pool_size={self.pool_size} does not fit in the "
-                f"({', '.join(self.spatial_names)}) = {spatial} of x under padding='valid'."
+                f"({', '.join(SPATIAL_NAMES[self.rank])}) = {spatial} of x under padding='valid'."
             )
         pooled, cache = max_pool(volumes, self.pool_size, self.stride, pads, training)
         output = self._from_channels_last(pooled)
@@ -87,7 +81,8 @@ class _MaxPooling(CachedLayer):
         """Route each window's gradient to its maximum: the first in scan order on ties (as
         PyTorch); overlapping windows add up. Returns the input's gradient."""
         cache, d_output = self._consume(d_output)
-        return self._from_channels_last(max_pool_backward(self._to_channels_last(d_output), cache))
+        d_x = max_pool_backward(self._layout.to_channels_last(d_output), cache)
+        return self._from_channels_last(d_x)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -98,6 +93,7 @@ class _MaxPooling(CachedLayer):
         }
 
 
+@register
 class MaxPooling3D(_MaxPooling):
     """Max pooling over three spatial axes, as Keras' ``MaxPooling3D``.
 
@@ -113,7 +109,6 @@ class MaxPooling3D(_MaxPooling):
     """
 
     rank = 3
-    spatial_names = ("depth", "height", "width")
 
     def __init__(
         self,
@@ -125,12 +120,12 @@ class MaxPooling3D(_MaxPooling):
         super().__init__(pool_size, stride, padding, data_format)
 
 
+@register
 class MaxPooling2D(_MaxPooling):
     """Max pooling over height and width, as Keras' ``MaxPooling2D``; arguments as
     :class:`MaxPooling3D` with pairs: (B, H, W, C) (channels_first: (B, C, H, W))."""
 
     rank = 2
-    spatial_names = ("height", "width")
 
     def __init__(
         self,

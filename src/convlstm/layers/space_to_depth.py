@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
-from convlstm.layers.core import DATA_FORMATS, CachedLayer, float_input, shape_arg, training_arg
+from convlstm.layers.base import CachedLayer, float_input, shape_arg, training_arg
+from convlstm.layers.layout import DATA_FORMATS
+from convlstm.registry import register
 
 # ------------------------------------------------------------------------------------ kernels
 
@@ -204,6 +206,7 @@ class _BlockRearrange(CachedLayer):
         }
 
 
+@register
 class SpaceToDepth(_BlockRearrange):
     """Move each (bh, bw) block of pixels into the channels, frame by frame, as
     ``tf.nn.space_to_depth``::
@@ -239,6 +242,7 @@ class SpaceToDepth(_BlockRearrange):
         return depth_to_space(d_output, self.block, self._channels_first)
 
 
+@register
 class DepthToSpace(_BlockRearrange):
     """Move channels into (bh, bw) blocks of pixels, frame by frame, as
     ``tf.nn.depth_to_space`` (DCR order), the exact inverse of :class:`SpaceToDepth`::

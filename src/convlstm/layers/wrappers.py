@@ -8,10 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from convlstm.layers.base import Layer
-from convlstm.layers.core import CachedLayer, shape_arg, training_arg
+from convlstm import _validation as check
+from convlstm.layers.base import CachedLayer, Layer, shape_arg, training_arg
+from convlstm.registry import deserialize, register, serialize
 
 
+@register
 class TimeDistributed(CachedLayer):
     """Apply ``layer`` to every time step, as Keras' ``TimeDistributed``.
 
@@ -77,12 +79,7 @@ class TimeDistributed(CachedLayer):
         """
         owner = f"{type(self).__name__}.forward"
         training = training_arg(owner, training)
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise TypeError(
-                f"{owner}: expected x to be a real numeric array (bool, int or float); "
-                f"got dtype {x.dtype}."
-            )
+        x = check.real_array(owner, "x", x)
         self._checked(owner, "x", x.shape)
         B, T = x.shape[:2]
         steps = x.reshape(B * T, *x.shape[2:])  # (B*T, ...)
@@ -110,8 +107,6 @@ class TimeDistributed(CachedLayer):
         return d_steps.reshape(B, T, *d_steps.shape[1:])
 
     def get_config(self) -> dict[str, Any]:
-        from convlstm.registry import serialize
-
         return {"layer": serialize(self.layer)}
 
     def __repr__(self) -> str:
@@ -119,6 +114,4 @@ class TimeDistributed(CachedLayer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TimeDistributed:
-        from convlstm.registry import deserialize
-
         return cls(deserialize(config["layer"]))

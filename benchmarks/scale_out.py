@@ -2,8 +2,8 @@
 cluster, and the bytes a synchronous data-parallel step moves.
 
     pip install -e '.[distributed]'
-    python benchmarks/distributed.py [--workers 2] [--samples 64] [--batch-size 16] [--steps 4]
-    python benchmarks/distributed.py --bounded-memory 1.2    # peak memory of a large predict
+    python benchmarks/scale_out.py [--workers 2] [--samples 64] [--batch-size 16] [--steps 4]
+    python benchmarks/scale_out.py --bounded-memory 1.2    # peak memory of a large predict
 
 The model is the Moving MNIST forecaster (64x64 frames cut into 4x4 patches, two ConvLSTM2D
 layers of 32 filters) on 10-frame sequences. The cluster predicts from a .npy file its workers
@@ -20,19 +20,13 @@ import argparse
 import contextlib
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
 
-# Run as a script, this file's folder comes first on sys.path, where this file's name would
-# hide the `distributed` package that Dask needs.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != _HERE]
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from convlstm import distributed, forecasting  # noqa: E402
+from convlstm import distributed, forecasting
 
 
 def _model(frame_shape=(64, 64, 1)):

@@ -1,11 +1,7 @@
-"""Speed benchmark of ConvLSTM2D and MaxPooling3D: the workloads and this library's timings.
+"""The benchmark's shared half: the workloads, this library's runners, timing, memory and tables.
 
-NumPy only. ``benchmarks/run.py`` in the source tree reuses these workloads to time PyTorch on the
-same inputs and weights (:func:`run_comparison` runs it when it is there); this module alone
-times our half::
-
-    python -m convlstm.benchmark [--threads 2] [--quick] [--only a,b,pool] [--repeats 5]
-                                 [--json PATH]
+NumPy only; ``run.py`` (the command) and ``torch_convlstm.py`` (PyTorch's runners) import it.
+Nothing here is part of the installed package: the benchmark lives in ``benchmarks/``.
 
 Workloads (float32, channels-last, ``ConvLSTM2D(C, F, 3, "same")``, shapes
 (batch, time, height, width, C -> F)): a (1, 10, 32, 32, 1 -> 32), b (16, 10, 64, 64, 1 -> 64),
@@ -25,11 +21,11 @@ Method:
   are not counted; pooling counts no FLOPs (it moves memory).
 * Matrix-product peak: the best of several float32 ``np.matmul`` of two 2048x2048 matrices
   (``2*n**3`` FLOPs), measured in the same run; each workload reports its share of it.
-* Threads: BLAS reads its thread count when NumPy is imported, so :func:`main` re-executes itself
-  (``python -m convlstm.benchmark``) with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
+* Threads: BLAS reads its thread count when NumPy is imported, so ``run.py`` re-executes itself
+  with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
   MKL_NUM_THREADS, BLIS_NUM_THREADS and VECLIB_MAXIMUM_THREADS set to ``--threads`` unless they
   already are.
-* Memory: the training step on b runs alone in a fresh process (``--memory-probe b``), which
+* Memory: the training step on b runs alone in a fresh process (``run.py --memory-probe b``), which
   builds the inputs and weights, reads its RSS (the baseline, after imports and inputs), resets
   the kernel's peak-RSS mark to it (``/proc/self/clear_refs``), runs one step and reads the mark
   (``VmHWM``); the step's peak is the difference. Not ``ru_maxrss``: on Linux a child's
@@ -53,10 +49,11 @@ from typing import Any
 
 import numpy as np
 
-from convlstm import __version__
-from convlstm.layers.convlstm import ConvLSTM2D
-from convlstm.layers.pooling import MaxPooling3D
+import convlstm
+from convlstm import ConvLSTM2D, MaxPooling3D
 from convlstm.losses import MeanSquaredError
+
+HERE = Path(__file__).resolve().parent
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -420,8 +417,7 @@ def our_memory_command(group: str, quick: bool) -> list[str]:
     """The command line of our memory probe."""
     return [
         sys.executable,
-        "-m",
-        "convlstm.benchmark",
+        str(HERE / "run.py"),
         "--memory-probe",
         group,
         *(["--quick"] if quick else []),
@@ -433,11 +429,11 @@ def our_memory_command(group: str, quick: bool) -> list[str]:
 
 def thread_environment(threads: int) -> dict[str, str]:
     """This process's environment with every BLAS/OpenMP thread variable set to ``threads``,
-    and the directory holding this package first on PYTHONPATH (children import the same
-    copy)."""
+    and the directory holding the imported ``convlstm`` first on PYTHONPATH (children import
+    the same copy)."""
     env = dict(os.environ)
     env.update({name: str(threads) for name in THREAD_VARIABLES})
-    package_root = str(Path(__file__).resolve().parents[1])
+    package_root = str(Path(convlstm.__file__).resolve().parents[1])
     paths = [package_root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
@@ -451,23 +447,6 @@ def threads_are_set(threads: int) -> bool:
 def reexecute(command: Sequence[str], threads: int) -> int:
     """Run ``command`` with the thread variables set; its exit status."""
     return subprocess.run(list(command), env=thread_environment(threads), check=False).returncode
-
-
-def comparison_script() -> Path | None:
-    """``benchmarks/run.py`` of the source checkout this package runs from (an editable
-    install or ``PYTHONPATH=src``), or None for an installed copy."""
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
-    return script if script.is_file() else None
-
-
-def run_comparison(argv: Sequence[str] | None = None) -> int:
-    """The full comparison with PyTorch (``benchmarks/run.py``, same options) when the source
-    checkout is there, else :func:`main` (our half alone); the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    script = comparison_script()
-    if script is None:
-        return main(argv)
-    return subprocess.run([sys.executable, str(script), *argv], check=False).returncode
 
 
 # ----------------------------------------------------------------------------------- reports
@@ -485,7 +464,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "convlstm": __version__,
+        "convlstm": convlstm.__version__,
         "platform": platform.platform(),
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
@@ -520,7 +499,7 @@ def number(value: float | None, pattern: str = "{:.1f}") -> str:
 
 
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """The options this module and ``benchmarks/run.py`` share."""
+    """The options of ``run.py``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "--threads",
@@ -648,36 +627,3 @@ def write_json(path: str | os.PathLike[str], results: dict[str, Any]) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(results, indent=2) + "\n")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Time this library's workloads, print the table and optionally write JSON.
-
-    Re-executes itself with the thread variables set when they do not already say ``--threads``.
-    ``--memory-probe GROUP`` (internal) runs only that group's training step and prints one JSON
-    line with its peak memory.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(
-        "python -m convlstm.benchmark",
-        "Time this library's ConvLSTM2D and "
-        "MaxPooling3D (NumPy only; benchmarks/run.py compares with PyTorch).",
-    )
-    parser.add_argument("--memory-probe", default=None, metavar="GROUP", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.memory_probe is not None:
-        print(json.dumps(memory_probe(args.memory_probe, args.quick)))
-        return 0
-    checked_options(parser, args)
-    if not threads_are_set(args.threads):
-        return reexecute([sys.executable, "-m", "convlstm.benchmark", *argv], args.threads)
-    results = run_ours(args)
-    print(our_table(results))
-    if args.json:
-        write_json(args.json, results)
-        print(f"\nwrote {args.json}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,236 @@
+"""Here -> Keras: our Sequential becomes a Keras 3 model config, with the Keras layer (name and
+weight slots) of each of ours, for :mod:`convlstm.keras.weights` to write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convlstm.keras.mapping import (
+    EXPORT_MAPS,
+    LAYER_MAPS,
+    KerasLayer,
+    LayerMap,
+    sequential_class,
+    snake_case,
+    unique_name,
+    weight_slots,
+)
+from convlstm.layers.activation import Activation as ActivationLayer
+from convlstm.layers.base import Layer
+from convlstm.layers.convlstm import ConvLSTM2D
+from convlstm.layers.wrappers import TimeDistributed
+
+
+def _policy(dtype: str) -> dict[str, Any]:
+    return {
+        "module": "keras",
+        "class_name": "DTypePolicy",
+        "config": {"name": dtype},
+        "registered_name": None,
+    }
+
+
+def _layer_spec(class_name: str, config: dict, input_shape: tuple | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "module": "keras.layers",
+        "class_name": class_name,
+        "config": config,
+        "registered_name": None,
+    }
+    if input_shape is not None:
+        spec["build_config"] = {"input_shape": list(input_shape)}
+    return spec
+
+
+def _our_config(layer: Layer) -> dict[str, Any]:
+    """``layer.get_config()``, refusing what Keras 3 cannot express."""
+    owner = type(layer).__name__
+    for attribute in ("activation", "recurrent_activation"):
+        if getattr(getattr(layer, attribute, None), "name", None) == "hard_sigmoid_keras2":
+            raise ValueError(
+                f"save_keras: {owner} uses Keras 2's hard_sigmoid (clip(0.2x + 0.5, 0, 1)) as "
+                f"its {attribute}, which Keras 3 does not have; Keras 3's 'hard_sigmoid' is "
+                "relu6(x + 3) / 6."
+            )
+    try:
+        return layer.get_config()
+    except TypeError as error:
+        raise ValueError(f"save_keras: {error}") from None
+
+
+class _Exporter:
+    """Walks our Sequential, producing Keras layer specs and where each one's weights are."""
+
+    def __init__(self, with_config: bool) -> None:
+        self.with_config = with_config
+        self.names: dict[str, int] = {}
+        self.specs: list[dict[str, Any]] = []
+        self.layers: list[KerasLayer] = []
+
+    def name(self, class_name: str) -> str:
+        return unique_name(snake_case(class_name), self.names)
+
+    def config(self, layer: Layer, mapping: LayerMap, our_config: dict) -> dict:
+        """The Keras config entries of ``mapping``'s arguments found in ``our_config``."""
+        config = {}
+        for arg in mapping.args:
+            if arg.export and our_config.get(arg.ours) is not None:
+                config[arg.keras] = our_config[arg.ours]
+        if mapping.has_dtype:
+            config["dtype"] = _policy(layer.dtype.name)
+        return config
+
+    def add(self, keras_layer: KerasLayer, config: dict, dtype: str, shape: tuple | None) -> None:
+        self.layers.append(keras_layer)
+        if self.with_config:
+            full = {"name": keras_layer.name, "trainable": True, "dtype": _policy(dtype), **config}
+            self.specs.append(_layer_spec(keras_layer.class_name, full, shape))
+
+    def mapped(self, layer: Layer, shape: tuple, dtype: str) -> tuple[str, dict, KerasLayer]:
+        """Class name, config and Keras layer of a layer that maps one to one."""
+        if isinstance(layer, ActivationLayer):  # Sigmoid and Tanh too
+            config = {}
+            if self.with_config:
+                _our_config(layer)  # refuses callables and Keras 2's hard_sigmoid
+                config["activation"] = layer.activation.name
+            return "Activation", config, KerasLayer("Activation", self.name("Activation"))
+        mapping = EXPORT_MAPS.get(type(layer))
+        if mapping is None or mapping.ours is ConvLSTM2D:
+            raise ValueError(
+                f"save_keras: {type(layer).__name__} has no Keras counterpart here; the layers "
+                f"that export are {', '.join(sorted(c.__name__ for c in EXPORT_MAPS))}."
+            )
+        class_name = mapping.keras
+        keras_layer = KerasLayer(class_name, self.name(class_name), weight_slots(layer))
+        config: dict[str, Any] = {}
+        if mapping.ours is TimeDistributed:
+            inner_shape = (None, *shape[2:])
+            inner_class, inner_config, inner = self.mapped(layer.layer, inner_shape, dtype)
+            keras_layer.slots = []
+            keras_layer.children = [("layer", inner)]
+            if self.with_config:
+                inner_full = {"name": inner.name, "trainable": True, "dtype": _policy(dtype),
+                              **inner_config}
+                config["layer"] = _layer_spec(inner_class, inner_full, None)
+        elif self.with_config:
+            config = self.config(layer, mapping, _our_config(layer))
+        return class_name, config, keras_layer
+
+    def convlstm(self, layer: ConvLSTM2D, shape: tuple, dtype: str) -> tuple:
+        """Keras layers of our ConvLSTM2D stack: per cell an optional ZeroPadding3D, a
+        ConvLSTM2D and, with leaky_relu_slope, a LeakyReLU. Returns the output shape."""
+        if self.with_config and layer.stateful:
+            raise ValueError(
+                "save_keras: ConvLSTM2D with stateful=True does not export (a stateful Keras "
+                "layer needs a fixed batch size); export a copy with stateful=False."
+            )
+        our_config = _our_config(layer) if self.with_config else {}
+        channels_first = layer.data_format == "channels_first"
+        B, T, *rest = shape
+        hw = tuple(rest[1:] if channels_first else rest[:2])
+        last = layer.num_layers - 1
+        for k, cell in enumerate(layer.cells):
+            H, W = hw
+            padding = cell.padding
+            if isinstance(padding, tuple):
+                if any(padding):
+                    ph, pw = padding
+                    pads = {
+                        "padding": [[0, 0], [ph, ph], [pw, pw]],
+                        "data_format": layer.data_format,
+                    }
+                    zero_padding = KerasLayer("ZeroPadding3D", self.name("ZeroPadding3D"))
+                    self.add(zero_padding, pads, dtype, None)
+                    H, W = H + 2 * ph, W + 2 * pw
+                padding = "valid"
+            C = cell.in_channels
+            in_shape = (B, T, C, H, W) if channels_first else (B, T, H, W, C)
+            cell_layer = KerasLayer("ConvLSTMCell", "conv_lstm_cell", weight_slots(cell))
+            keras_layer = KerasLayer("ConvLSTM2D", self.name("ConvLSTM2D"))
+            keras_layer.children = [("cell", cell_layer)]
+            config = {}
+            if self.with_config:
+                cell_config = {
+                    **our_config,
+                    "padding": padding,
+                    "return_sequences": layer.return_sequences if k == last else True,
+                    "go_backwards": layer.go_backwards and k == 0,
+                }
+                config = self.config(cell, LAYER_MAPS["ConvLSTM2D"], cell_config)
+            self.add(keras_layer, config, dtype, in_shape)
+            hw = cell.options.output_spatial(hw)
+            if layer.leaky_relu_slope is not None:
+                leaky = KerasLayer("LeakyReLU", self.name("LeakyReLU"))
+                self.add(leaky, {"negative_slope": layer.leaky_relu_slope}, dtype, None)
+        return tuple(layer.compute_output_shape(shape))
+
+    def layer(self, layer: Layer, shape: tuple, dtype: str) -> tuple:
+        """Export one of our layers; returns its output shape."""
+        if isinstance(layer, ConvLSTM2D):
+            return self.convlstm(layer, shape, dtype)
+        _, config, keras_layer = self.mapped(layer, shape, dtype)
+        self.add(keras_layer, config, dtype, shape if keras_layer.all_slots() else None)
+        return tuple(layer.compute_output_shape(shape))
+
+
+def _model_dtype(model: Layer) -> str:
+    for _, owner, _ in model.named_params():
+        dtype = getattr(owner, "dtype", None)
+        if dtype is not None:
+            return np.dtype(dtype).name
+    return "float32"
+
+
+def export(model: Layer, with_config: bool) -> tuple[dict[str, Any], list[KerasLayer]]:
+    """The Keras 3 config of ``model`` (when ``with_config``) and its Keras layers."""
+    owner = "save_keras"
+    if not isinstance(model, sequential_class()):
+        raise TypeError(f"{owner}: expected a convlstm Sequential; got {type(model).__name__}.")
+    if model.input_shape is None:
+        raise ValueError(
+            f"{owner}: the model's input shape is unknown; pass input_shape= to Sequential or "
+            "call the model on data first."
+        )
+    model.ensure_built()
+    dtype = _model_dtype(model)
+    exporter = _Exporter(with_config)
+    shape: tuple = (None, *model.input_shape)
+    for layer in model.layers:
+        shape = exporter.layer(layer, shape, dtype)
+    if not with_config:
+        return {}, exporter.layers
+    batch_shape = [None, *model.input_shape]
+    input_layer = {
+        "module": "keras.layers",
+        "class_name": "InputLayer",
+        "config": {
+            "batch_shape": batch_shape,
+            "dtype": dtype,
+            "sparse": False,
+            "ragged": False,
+            "name": "input_layer",
+            "optional": False,
+        },
+        "registered_name": None,
+    }
+    config = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {
+            "name": "sequential",
+            "trainable": True,
+            "dtype": _policy(dtype),
+            "layers": [input_layer, *exporter.specs],
+        },
+        "registered_name": None,
+        "build_config": {"input_shape": batch_shape},
+        "compile_config": None,
+    }
+    return config, exporter.layers
+
+
+def to_keras_config(model: Layer) -> dict[str, Any]:
+    """The Keras 3 config (``keras.saving.deserialize_keras_object`` input) of ``model``."""
+    return export(model, with_config=True)[0]
