@@ -41,12 +41,18 @@ class _MaxPooling(CachedLayer):
         pads = resolve_pads(self.padding, spatial, self.pool_size, self.stride, ones)
         return pads, output_size(spatial, self.pool_size, self.stride, pads, ones)
 
-    def compute_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
-        """The output shape for an input of ``input_shape``."""
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
+        """The output shape for an input of ``input_shape`` (None sizes stay None)."""
         shape = tuple(input_shape)
-        if self.data_format == "channels_first":
-            return (*shape[:2], *self._geometry(shape[2:])[1])
-        return (shape[0], *self._geometry(shape[1:-1])[1], shape[-1])
+        channels_first = self.data_format == "channels_first"
+        spatial = shape[2:] if channels_first else shape[1:-1]
+        # Axes are independent: an unknown size (a None time) gives an unknown output size.
+        known = tuple(2**20 if size is None else size for size in spatial)
+        out = tuple(None if size is None else n
+                    for size, n in zip(spatial, self._geometry(known)[1]))
+        if channels_first:
+            return (*shape[:2], *out)
+        return (shape[0], *out, shape[-1])
 
     def _to_channels_last(self, array: np.ndarray) -> np.ndarray:
         return np.moveaxis(array, 1, -1) if self.data_format == "channels_first" else array
