@@ -3,9 +3,11 @@
 full check on every file; refusals and bad input; the command line."""
 
 import os
+import re
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -511,3 +513,16 @@ def test_pooling_output_shape_keeps_an_unknown_time():
     assert MaxPooling3D(2).compute_output_shape((None, None, 8, 6, 3)) == (None, None, 4, 3, 3)
     assert MaxPooling3D(2, padding="same", data_format="channels_first").compute_output_shape(
         (2, 3, None, 5, 5)) == (2, 3, None, 3, 3)
+
+
+def test_readme_deploying_example(tmp_path, monkeypatch):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Deploying: ONNX"):]
+    example = re.search(r"```py\n(.*?)```", section, flags=re.S).group(1)
+    assert len(example.strip().splitlines()) == 3
+    model, frame = convlstm_model()
+    x = sequences(frame, times=(6,))[0].astype(np.float32)
+    monkeypatch.chdir(tmp_path)
+    namespace = {"model": model, "x": x}
+    exec(compile(example, "README.md", "exec"), namespace)
+    np.testing.assert_allclose(namespace["y"], model.predict(x), atol=1e-5)
