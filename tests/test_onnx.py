@@ -179,6 +179,54 @@ def test_convlstm_states_are_optional_inputs_and_final_states_outputs(data_forma
     np.testing.assert_allclose(y, layer.forward(x), rtol=tol, atol=tol)
 
 
+MASK_OPTIONS = {
+    "plain": dict(),
+    "last-step": dict(return_sequences=False),
+    "backwards-stack-leaky": dict(go_backwards=True, num_layers=2, leaky_relu_slope=0.2),
+    "backwards-last-step": dict(go_backwards=True, return_sequences=False, stride=2),
+    "channels-first": dict(data_format="channels_first", num_layers=2),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(MASK_OPTIONS))
+def test_masks(case, dtype, tmp_path):
+    model, frame = convlstm_model(dtype, **MASK_OPTIONS[case])
+    layer = model.layers[0]
+    path = tmp_path / "masked.onnx"
+    convlstm.onnx.export(layer, path, mask=True, states=True, input_shape=(None, *frame))
+    run = session(path)
+    rng = np.random.default_rng(3)
+    tol = ATOL[np.dtype(dtype)]
+    for x in sequences(frame, times=(1, 6), batch=4):
+        x = x.astype(dtype)
+        mask = rng.random(x.shape[:2]) > 0.4
+        mask[0] = False  # a sample with no step: zeros out, initial states kept
+        mask[1, 0] = False  # a sample whose first step is skipped
+        layer.forward(x)
+        h0 = [[rng.standard_normal(s.shape).astype(dtype) for s in pair]
+              for pair in layer.final_states]
+        expected = layer.forward(x, initial_state=h0, mask=mask)
+        feeds = {"x": x, "mask": mask}
+        for k, (h, c) in enumerate(h0):
+            feeds[f"h0_0_{k}"], feeds[f"c0_0_{k}"] = h, c
+        y, *finals = run.run(None, feeds)
+        np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+        for got, want in zip(finals, [s for pair in layer.final_states for s in pair]):
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+        # All True is the unmasked layer.
+        y, *_ = run.run(None, {"x": x, "mask": np.ones(x.shape[:2], bool)})
+        np.testing.assert_allclose(y, layer.forward(x), rtol=tol, atol=tol)
+
+
+def test_masks_need_a_single_convlstm(tmp_path):
+    model = Sequential([ConvLSTM2D(1, 2), BatchNormalization()], input_shape=(None, 4, 4, 1))
+    with pytest.raises(ValueError, match=r"mask=True exports a single ConvLSTM2D .*; got a "
+                                         r"model of ConvLSTM2D, BatchNormalization"):
+        convlstm.onnx.export(model, tmp_path / "m.onnx", mask=True)
+    assert not os.listdir(tmp_path)
+
+
 def test_one_export_runs_5_and_500_frames(tmp_path):
     model, frame = convlstm_model(size=(4, 4), in_channels=1)
     export_and_check(model, tmp_path, sequences(frame, times=(5, 500), batch=1))

@@ -34,6 +34,7 @@ def export(
     dynamic_batch: bool = True,
     dynamic_time: bool = True,
     states: bool = False,
+    mask: bool = False,
     input_shape: Sequence[int | None] | None = None,
 ) -> str:
     """Write ``model`` to ``path`` as an ONNX model that ONNX Runtime runs with our numbers.
@@ -56,6 +57,9 @@ def export(
             the optional inputs ``h0_j_k`` and ``c0_j_k`` (default zeros; shape (batch, H', W',
             F), or (batch, F, H', W') for channels_first; ONNX Runtime lists them as
             overridable initializers) and the outputs ``h_j_k`` and ``c_j_k`` (final states).
+        mask: add the input ``mask`` (batch, time) bool, with the semantics of
+            ``ConvLSTM2D.forward(x, mask=...)``: where False a step is skipped. Only for a
+            model that is a single ConvLSTM2D (a Sequential passes no mask to its layers).
         input_shape: the shape of one sample, without the batch axis, when the model does
             not know it (a bare layer, or a Sequential never built).
 
@@ -65,9 +69,14 @@ def export(
     layers, sample = _checked_model(model, input_shape)
     path = _checked_path(path)
     for name, value in (("dynamic_batch", dynamic_batch), ("dynamic_time", dynamic_time),
-                        ("states", states)):
+                        ("states", states), ("mask", mask)):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{OWNER}: expected {name} to be True or False; got {value!r}.")
+    if mask and [type(layer).__name__ for layer in layers] != ["ConvLSTM2D"]:
+        names = ", ".join(type(layer).__name__ for layer in layers)
+        raise ValueError(
+            f"{OWNER}: mask=True exports a single ConvLSTM2D (whose forward takes the mask); "
+            f"got a model of {names}, and a Sequential passes no mask to its layers.")
     if None in sample and not dynamic_time:
         raise ValueError(
             f"{OWNER}: dynamic_time=False needs a known time length; the model's input shape "
@@ -85,7 +94,8 @@ def export(
     opset = _checked_opset(opset)
     from convlstm.onnx._export import build_model, write_model
 
-    onnx_model = build_model(layers, tuple(shape), _input_dtype(layers), opset, bool(states))
+    onnx_model = build_model(layers, tuple(shape), _input_dtype(layers), opset, bool(states),
+                             bool(mask))
     write_model(onnx_model, path)
     return path
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import TensorProto, helper
 
 from convlstm import __version__
 from convlstm.layers.base import Layer
@@ -19,10 +19,13 @@ OWNER = "convlstm.onnx.export"
 
 
 def build_model(layers: Sequence[Layer], shape: tuple, dtype: np.dtype, opset: int,
-                states: bool) -> onnx.ModelProto:
+                states: bool, mask: bool) -> onnx.ModelProto:
     """The checked ONNX model of ``layers`` for inputs of ``shape`` (dynamic sizes named)."""
     builder = Builder(opset)
-    ctx = Context(builder, states)
+    ctx = Context(builder, states, "mask" if mask else None)
+    if mask:
+        ctx.inputs.insert(0, helper.make_tensor_value_info("mask", TensorProto.BOOL,
+                                                           list(shape[:2])))
     x = Tensor("x", shape, np.dtype(dtype))
     for index, layer in enumerate(layers):
         x = convert_layer(ctx, layer, x, f"layer {index} ({type(layer).__name__})")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from convlstm.functional.activations import ACTIVATIONS
 from convlstm.layers.base import Layer
@@ -36,6 +36,7 @@ from convlstm.layers.space_to_depth import DepthToSpace, SpaceToDepth
 from convlstm.layers.wrappers import TimeDistributed
 from convlstm.onnx._graph import (
     ELEMENT_TYPES,
+    INT64_MAX,
     Builder,
     Tensor,
     conv_out_size,
@@ -51,9 +52,10 @@ _SELU_SCALE = 1.0507009873554805
 class Context:
     """What converters share: the main graph's builder and the optional state inputs/outputs."""
 
-    def __init__(self, builder: Builder, states: bool) -> None:
+    def __init__(self, builder: Builder, states: bool, mask: str | None = None) -> None:
         self.b = builder
         self.states = states
+        self.mask = mask  # the name of the (batch, time) bool mask input, if there is one
         self.inputs: list = []  # extra graph inputs (value infos), with zero defaults
         self.outputs: list = []  # extra graph outputs (value infos)
         self.recurrent_layers = 0
@@ -348,6 +350,12 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, x: Tensor, where: str) -> 
     batch = b.shape_of(x.name, 0, 1)
     gate_axis = 1 if f32 else 3  # of a (B, *frame) state
     last = layer.num_layers - 1
+    mask = None
+    if ctx.mask is not None:
+        mask = b.transpose(ctx.mask, (1, 0))  # (T, B), in processing order
+        if layer.go_backwards:
+            mask = b.op("Slice", [mask, b.ints([-1]), b.ints([-INT64_MAX]), b.ints([0]),
+                                  b.ints([-1])])
 
     for k, cell in enumerate(layer.cells):
         pads = explicit_pads(cell.padding, (H, W), cell.kernel_size, cell.stride, cell.dilation)
@@ -361,16 +369,24 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, x: Tensor, where: str) -> 
         h0, c0 = (_initial_state(ctx, f"{kind}0_{index}_{k}", batch, state_shape, layer, f32)
                   for kind in ("h", "c"))
         body = _cell_body(b.opset, f"scan{index}_{k}/", cell, act, ract, dtype, state_shape,
-                          gate_axis, sequence_out=k < last or layer.return_sequences)
-        outputs = b.op("Scan", [h0, c0, z], outputs=len(body.output), body=body,
-                       num_scan_inputs=1,
-                       scan_input_directions=[1 if layer.go_backwards and k == 0 else 0])
+                          gate_axis, sequence_out=k < last or layer.return_sequences,
+                          masked=mask is not None)
+        reverse = 1 if layer.go_backwards and k == 0 else 0
+        if mask is None:
+            inputs, directions = [h0, c0, z], [reverse]
+        else:  # a third state: the last output, which a masked step repeats (zeros at first)
+            zeros = b.op("ConstantOfShape", [b.op("Shape", [h0])],
+                         value=numpy_helper.from_array(np.zeros(1, dtype)))
+            inputs, directions = [h0, c0, zeros, z, mask], [reverse, 0]
+        outputs = b.op("Scan", inputs, outputs=len(body.output), body=body,
+                       num_scan_inputs=len(directions), scan_input_directions=directions)
         h_final, c_final = outputs[0], outputs[1]
+        last_output = h_final if mask is None else outputs[2]
         if ctx.states:
             for kind, value in (("h", h_final), ("c", c_final)):
                 _state_output(ctx, f"{kind}_{index}_{k}", value, state_shape, layer, f32)
-        if len(outputs) == 3:
-            sequence = outputs[2]
+        if len(outputs) == (4 if mask is not None else 3):
+            sequence = outputs[-1]
             if layer.leaky_relu_slope is not None:
                 sequence = _leaky_relu(b, sequence, layer.leaky_relu_slope, dtype)
         C, H, W = F, Ho, Wo
@@ -382,8 +398,8 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, x: Tensor, where: str) -> 
             back = (1, 0, 3, 4, 2) if f32 else (1, 0, 2, 3, 4)
         y = b.transpose(sequence, back)
         shape = (x.shape[0], x.shape[1], *((F, H, W) if user_cf else (H, W, F)))
-    else:  # the last step's output is the last cell's final h
-        y = h_final
+    else:  # the last step's output (unmasked: the last cell's final h)
+        y = last_output
         if layer.leaky_relu_slope is not None:
             y = _leaky_relu(b, y, layer.leaky_relu_slope, dtype)
         y = _state_to_user(b, y, layer, f32)
@@ -437,10 +453,12 @@ def _state_output(ctx: Context, name: str, state: str, state_shape, layer: ConvL
 
 
 def _cell_body(opset: int, prefix: str, cell: Any, act: str, ract: str, dtype: np.dtype,
-               state_shape: tuple, gate_axis: int, sequence_out: bool):
-    """The Scan body of one cell: (h, c, z_t) -> (h', c'[, h'])."""
+               state_shape: tuple, gate_axis: int, sequence_out: bool, masked: bool):
+    """The Scan body of one cell: (h, c, z_t) -> (h', c'[, h']); masked:
+    (h, c, y, z_t, m_t) -> (h', c', y'[, y']) where a False ``m_t`` keeps h and c and repeats
+    the last output y."""
     b = Builder(opset, prefix)
-    h, c, z_t = (f"{prefix}{name}" for name in ("h", "c", "z"))
+    h, c, y, z_t, m_t = (f"{prefix}{name}" for name in ("h", "c", "y", "z", "m"))
     F = cell.out_channels
     gate_shape = list(state_shape)
     gate_shape[gate_axis - 1] = 4 * F
@@ -453,16 +471,27 @@ def _cell_body(opset: int, prefix: str, cell: Any, act: str, ract: str, dtype: n
     i, f, g, o = b.split(z, gate_axis, 4)  # Keras' gate order i, f, c, o
     i, f, o = (activation(b, ract, gate, dtype) for gate in (i, f, o))
     g = activation(b, act, g, dtype)
-    c_new = b.op("Add", [b.op("Mul", [f, c]), b.op("Mul", [i, g])], outputs=[f"{prefix}c_out"])
-    h_new = b.op("Mul", [o, activation(b, act, c_new, dtype)], outputs=[f"{prefix}h_out"])
-    outputs = [value_info(h_new, (None, *state_shape), dtype),
-               value_info(c_new, (None, *state_shape), dtype)]
+    named = 1 if masked else [f"{prefix}c_out"]
+    c_new = b.op("Add", [b.op("Mul", [f, c]), b.op("Mul", [i, g])], outputs=named)
+    named = 1 if masked else [f"{prefix}h_out"]
+    h_new = b.op("Mul", [o, activation(b, act, c_new, dtype)], outputs=named)
+    state = (None, *state_shape)
+    inputs = [value_info(h, state, dtype), value_info(c, state, dtype)]
+    if masked:
+        keep = b.op("Reshape", [m_t, b.ints([-1, 1, 1, 1])])  # (B,) -> (B, 1, 1, 1)
+        results = [b.op("Where", [keep, new, old], outputs=[f"{prefix}{name}_out"])
+                   for new, old, name in ((h_new, h, "h"), (c_new, c, "c"), (h_new, y, "y"))]
+        inputs.append(value_info(y, state, dtype))
+    else:
+        results = [h_new, c_new]
+    outputs = [value_info(name, state, dtype) for name in results]
     if sequence_out:
-        sequence = b.op("Identity", [h_new], outputs=[f"{prefix}h_seq"])
-        outputs.append(value_info(sequence, (None, *state_shape), dtype))
-    inputs = [value_info(h, (None, *state_shape), dtype),
-              value_info(c, (None, *state_shape), dtype),
-              value_info(z_t, (None, *gate_shape), dtype)]
+        sequence = b.op("Identity", [results[2] if masked else h_new],
+                        outputs=[f"{prefix}sequence"])
+        outputs.append(value_info(sequence, state, dtype))
+    inputs.append(value_info(z_t, (None, *gate_shape), dtype))
+    if masked:
+        inputs.append(helper.make_tensor_value_info(m_t, TensorProto.BOOL, [None]))
     return helper.make_graph(b.nodes, prefix.rstrip("/"), inputs, outputs, b.initializers)
 
 
