@@ -419,6 +419,24 @@ def test_pretrained_moving_mnist(tmp_path):
     export_and_check(model, tmp_path, [np.random.default_rng(0).random((1, 10, 64, 64, 1))])
 
 
+KERAS_FILES = sorted(
+    path.name for path in (Path(__file__).parent / "fixtures" / "keras_files").iterdir()
+    if path.suffix in (".keras", ".h5") and "weights" not in path.name
+    and path.stem not in ("branching", "unsupported_gru"))
+
+
+@pytest.mark.parametrize("name", KERAS_FILES)
+def test_models_loaded_from_keras_files(name, tmp_path):
+    pytest.importorskip("h5py")
+    model = convlstm.load_keras(Path(__file__).parent / "fixtures" / "keras_files" / name)
+    sample = model.input_shape
+    rng = np.random.default_rng(4)
+    inputs = [rng.standard_normal((2, *(n or 5 for n in sample)))]
+    if sample[0] is None:  # a free time axis: another length from the same export
+        inputs.append(rng.standard_normal((1, 8, *sample[1:])))
+    export_and_check(model, tmp_path, inputs, model.get_weights()[0].dtype)
+
+
 def test_save_onnx(tmp_path):
     model, frame = convlstm_model()
     assert model.save_onnx(tmp_path / "m.onnx") == str(tmp_path / "m.onnx")
