@@ -466,10 +466,14 @@ class Doubler(Layer):  # a user's own layer
     ([Dense(2), Doubler()], ValueError, r"layer 1 \(Doubler\): cannot export a Doubler; the "
                                         r"layers that export are Activation, BatchNormalization"),
     ([ConvLSTM2D(1, 2, activation=np.tanh)], TypeError,
-     r"layer 0 \(ConvLSTM2D\): activation is the callable 'tanh', which has no ONNX form"),
+     r"layer 0 \(ConvLSTM2D\): a callable has no ONNX form: .*activation is the callable "
+     r"'tanh'"),
     ([ConvLSTM2D(1, 2, recurrent_activation=lambda x: x)], TypeError,
      r"recurrent_activation is the callable '<lambda>'"),
-    ([Activation(np.exp)], TypeError, r"layer 0 \(Activation\): activation is the callable"),
+    ([Activation(np.exp)], TypeError,
+     r"layer 0 \(Activation\): a callable has no ONNX form: .*activation is the callable"),
+    ([TimeDistributed(Dense(2, activation=np.exp))], TypeError,
+     r"layer 0 \(TimeDistributed\) > Dense: a callable has no ONNX form"),
     ([TimeDistributed(Doubler())], ValueError,
      r"layer 0 \(TimeDistributed\) > Doubler: cannot export a Doubler"),
     ([Softmax(axis=(1, 2))], ValueError, r"axis=\(1, 2\) spans several axes"),

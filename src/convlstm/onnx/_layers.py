@@ -1,11 +1,12 @@
 """One converter per layer class: each emits the ONNX nodes computing what the layer's
 inference forward computes, with the same arithmetic (same constants, same order of operations
-where it matters), reading the layer only through its public attributes and ``params``.
+where it matters). A layer is read only through its ``get_config()`` (the options, as the
+native file stores them), ``get_weights()`` (Keras order and layout) and ``sublayers()``.
 
-Every converter takes the export context, the layer and its input :class:`Tensor` (in the
-layout the layer's forward sees), and returns the output :class:`Tensor`. A layer or an option
-that cannot be exported raises ``ValueError``/``TypeError`` naming it, before any file is
-written.
+Every converter takes the export context, the layer, its config and its input :class:`Tensor`
+(in the layout the layer's forward sees), and returns the output :class:`Tensor`. A layer or
+an option that cannot be exported raises ``ValueError``/``TypeError`` naming it, before any
+file is written.
 """
 
 from __future__ import annotations
@@ -17,25 +18,28 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from convlstm.functional.activations import ACTIVATIONS
-from convlstm.layers.base import Layer
-from convlstm.layers.conv import Conv2D, Conv3D
-from convlstm.layers.convlstm import ConvLSTM2D
-from convlstm.layers.core import (
+from convlstm import (
     Activation,
+    BatchNormalization,
+    Conv2D,
+    Conv3D,
+    ConvLSTM2D,
     Dense,
+    DepthToSpace,
     Dropout,
     Flatten,
     LeakyReLU,
+    MaxPooling2D,
+    MaxPooling3D,
     ReLU,
+    Sigmoid,
     Softmax,
+    SpaceToDepth,
+    Tanh,
+    TimeDistributed,
 )
-from convlstm.layers.normalization import BatchNormalization
-from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
-from convlstm.layers.space_to_depth import DepthToSpace, SpaceToDepth
-from convlstm.layers.wrappers import TimeDistributed
+from convlstm.layers.base import Layer
 from convlstm.onnx._graph import (
-    ELEMENT_TYPES,
     INT64_MAX,
     Builder,
     Tensor,
@@ -100,20 +104,18 @@ def activation(b: Builder, name: str, x: str, dtype: np.dtype) -> str:
     raise ValueError(f"no ONNX form for the activation {name!r}")
 
 
-def _named_activation(ctx: Context, where: str, option: str, function: Any) -> str:
-    """The Keras name of a layer's activation; a user's callable is refused."""
-    if ACTIVATIONS.get(function.name) is not function:
-        ctx.refuse(where, f"{option} is the callable {function.name!r}, which has no ONNX form; "
-                          f"expected one of the names {sorted(ACTIVATIONS)}.", TypeError)
-    return function.name
+ONNX_ACTIVATIONS = frozenset([
+    "linear", "tanh", "sigmoid", "relu", "exponential", "relu6", "hard_sigmoid",
+    "hard_sigmoid_keras2", "elu", "selu", "softsign", "softplus", "softmax",
+])
 
 
-def _layer_activation(ctx: Context, where: str, layer_activation: Any) -> str:
-    """The name of a LayerActivation (Dense, Conv, Activation layers); callables refused."""
-    if not layer_activation.named:
-        ctx.refuse(where, f"activation is the callable {layer_activation.name!r}, which has no "
-                          f"ONNX form; expected a Keras activation name.", TypeError)
-    return layer_activation.name
+def _activation_name(ctx: Context, where: str, option: str, name: str) -> str:
+    """``name`` if :func:`activation` has an ONNX form for it; refused otherwise."""
+    if name not in ONNX_ACTIVATIONS:
+        ctx.refuse(where, f"{option}={name!r} has no ONNX form; expected one of "
+                          f"{', '.join(sorted(ONNX_ACTIVATIONS))}.")
+    return name
 
 
 def _leaky_relu(b: Builder, x: str, slope: float, dtype: np.dtype) -> str:
@@ -148,13 +150,16 @@ def _join(batch, spatial, channels, channels_first: bool) -> tuple:
 # ------------------------------------------------------------------------------- converters
 
 
-def convert_conv(ctx: Context, layer: Conv2D | Conv3D, x: Tensor, where: str) -> Tensor:
-    b, dtype = ctx.b, layer.dtype
+def convert_conv(ctx: Context, layer: Conv2D | Conv3D, config: dict, x: Tensor,
+                 where: str) -> Tensor:
+    b, dtype = ctx.b, np.dtype(config["dtype"])
+    act = _activation_name(ctx, where, "activation", config["activation"])
+    window, strides = tuple(config["kernel_size"]), tuple(config["strides"])
+    dilation = tuple(config["dilation_rate"])
     x = b.cast(x, dtype)
-    user_cf = layer.data_format == "channels_first"
+    user_cf = config["data_format"] == "channels_first"
     sizes, _ = _spatial(x.shape, user_cf)
-    pads = explicit_pads(layer.padding, sizes, layer.kernel_size, layer.strides,
-                         layer.dilation_rate)
+    pads = explicit_pads(config["padding"], sizes, window, strides, dilation)
     f32 = dtype == np.float32
     if pads == "SAME_UPPER" and not f32:
         ctx.refuse(where, "padding='same' with strides > 1 along a dynamic (time) axis runs "
@@ -164,120 +169,131 @@ def convert_conv(ctx: Context, layer: Conv2D | Conv3D, x: Tensor, where: str) ->
         name = _to_channels_first(b, name, x.rank)
     elif not f32 and user_cf:
         name = _to_channels_last(b, name, x.rank)
-    kernel, bias = layer.params["kernel"], layer.params.get("bias")
-    y = b.conv(name, kernel, bias, layer.strides, pads, layer.dilation_rate, dtype, sizes)
+    kernel, *bias = layer.get_weights()
+    y = b.conv(name, kernel, bias[0] if bias else None, strides, pads, dilation, dtype, sizes)
     if f32 and not user_cf:
         y = _to_channels_last(b, y, x.rank)
     elif not f32 and user_cf:
         y = _to_channels_first(b, y, x.rank)
-    y = activation(b, _layer_activation(ctx, where, layer.activation), y, dtype)
+    y = activation(b, act, y, dtype)
     out = [conv_out_size(n, pads, k, s, d, axis)
-           for axis, (n, k, s, d) in enumerate(zip(sizes, layer.kernel_size, layer.strides,
-                                                   layer.dilation_rate))]
-    return Tensor(y, _join(x.shape[0], out, layer.filters, user_cf), dtype)
+           for axis, (n, k, s, d) in enumerate(zip(sizes, window, strides, dilation))]
+    return Tensor(y, _join(x.shape[0], out, config["filters"], user_cf), dtype)
 
 
-def convert_pooling(ctx: Context, layer: MaxPooling2D | MaxPooling3D, x: Tensor,
+def convert_pooling(ctx: Context, layer: MaxPooling2D | MaxPooling3D, config: dict, x: Tensor,
                     where: str) -> Tensor:
     b = ctx.b
-    user_cf = layer.data_format == "channels_first"
+    window, strides = tuple(config["pool_size"]), tuple(config["stride"])
+    user_cf = config["data_format"] == "channels_first"
     sizes, channels = _spatial(x.shape, user_cf)
-    ones = (1,) * layer.rank
-    pads = explicit_pads(layer.padding, sizes, layer.pool_size, layer.stride, ones)
+    pads = explicit_pads(config["padding"], sizes, window, strides, (1,) * len(window))
     name = x.name if user_cf else _to_channels_first(b, x.name, x.rank)
     padding = ({"auto_pad": "SAME_UPPER"} if pads == "SAME_UPPER"
                else {"pads": [p[0] for p in pads] + [p[1] for p in pads]})
     # ONNX Runtime's MaxPool never lets a padded cell win, as ours.
-    y = b.op("MaxPool", [name], kernel_shape=list(layer.pool_size), strides=list(layer.stride),
-             **padding)
+    y = b.op("MaxPool", [name], kernel_shape=list(window), strides=list(strides), **padding)
     y = y if user_cf else _to_channels_last(b, y, x.rank)
     out = [conv_out_size(n, pads, k, s, 1, axis)
-           for axis, (n, k, s) in enumerate(zip(sizes, layer.pool_size, layer.stride))]
+           for axis, (n, k, s) in enumerate(zip(sizes, window, strides))]
     return Tensor(y, _join(x.shape[0], out, channels, user_cf), x.dtype)
 
 
-def convert_dense(ctx: Context, layer: Dense, x: Tensor, where: str) -> Tensor:
-    b, dtype = ctx.b, layer.dtype
+def convert_dense(ctx: Context, layer: Dense, config: dict, x: Tensor, where: str) -> Tensor:
+    b, dtype = ctx.b, np.dtype(config["dtype"])
+    act = _activation_name(ctx, where, "activation", config["activation"])
     x = b.cast(x, dtype)
-    y = b.op("MatMul", [x.name, b.const(layer.params["kernel"], hint="kernel")])
-    if layer.use_bias:
-        y = b.op("Add", [y, b.const(layer.params["bias"], hint="bias")])
-    y = activation(b, _layer_activation(ctx, where, layer.activation), y, dtype)
-    return Tensor(y, (*x.shape[:-1], layer.units), dtype)
+    kernel, *bias = layer.get_weights()
+    y = b.op("MatMul", [x.name, b.const(kernel, hint="kernel")])
+    if bias:
+        y = b.op("Add", [y, b.const(bias[0], hint="bias")])
+    y = activation(b, act, y, dtype)
+    return Tensor(y, (*x.shape[:-1], config["units"]), dtype)
 
 
-def convert_flatten(ctx: Context, layer: Flatten, x: Tensor, where: str) -> Tensor:
+def convert_flatten(ctx: Context, layer: Flatten, config: dict, x: Tensor, where: str) -> Tensor:
     b, name = ctx.b, x.name
-    if layer.data_format == "channels_first" and x.rank > 2:
+    if config["data_format"] == "channels_first" and x.rank > 2:
         name = _to_channels_last(b, name, x.rank)
     rest = x.shape[1:]
     features = math.prod(rest) if all(is_static(n) for n in rest) else None
     return Tensor(b.reshape(name, [0, -1]), (x.shape[0], features), x.dtype)
 
 
-def convert_dropout(ctx: Context, layer: Dropout, x: Tensor, where: str) -> Tensor:
+def convert_dropout(ctx: Context, layer: Dropout, config: dict, x: Tensor, where: str) -> Tensor:
     return x  # no dropout at inference
 
 
-def convert_batch_norm(ctx: Context, layer: BatchNormalization, x: Tensor,
+def convert_batch_norm(ctx: Context, layer: BatchNormalization, config: dict, x: Tensor,
                        where: str) -> Tensor:
-    b, dtype = ctx.b, layer.dtype
+    b, dtype = ctx.b, np.dtype(config["dtype"])
     x = b.cast(x, dtype)
-    axis = layer.axis % x.rank
-    params = layer.params
+    axis = config["axis"] % x.rank
+    weights = layer.get_weights()  # [gamma,] [beta,] moving_mean, moving_variance
+    gamma = weights.pop(0) if config["scale"] else None
+    beta = weights.pop(0) if config["center"] else None
+    mean, variance = weights
     # The constants of functional.dense_ops.batch_norm_inference, computed the same way.
-    factor = 1.0 / np.sqrt(params["moving_variance"] + layer.epsilon)
-    if "gamma" in params:
-        factor = factor * params["gamma"]
+    factor = 1.0 / np.sqrt(variance + config["epsilon"])
+    if gamma is not None:
+        factor = factor * gamma
     along = (-1,) + (1,) * (x.rank - 1 - axis)
-    y = b.op("Sub", [x.name, b.const(params["moving_mean"].reshape(along), hint="mean")])
+    y = b.op("Sub", [x.name, b.const(mean.reshape(along), hint="mean")])
     y = b.op("Mul", [y, b.const(factor.astype(dtype).reshape(along), hint="factor")])
-    if "beta" in params:
-        y = b.op("Add", [y, b.const(params["beta"].reshape(along), hint="beta")])
+    if beta is not None:
+        y = b.op("Add", [y, b.const(beta.reshape(along), hint="beta")])
     return Tensor(y, x.shape, dtype)
 
 
-def convert_activation(ctx: Context, layer: Activation, x: Tensor, where: str) -> Tensor:
-    name = _layer_activation(ctx, where, layer.activation)
+def convert_activation(ctx: Context, layer: Activation, config: dict, x: Tensor,
+                       where: str) -> Tensor:
+    fixed = {Sigmoid: "sigmoid", Tanh: "tanh"}  # their configs are empty
+    name = fixed.get(type(layer)) or config["activation"]
+    name = _activation_name(ctx, where, "activation", name)
     return Tensor(activation(ctx.b, name, x.name, x.dtype), x.shape, x.dtype)
 
 
-def convert_relu(ctx: Context, layer: ReLU, x: Tensor, where: str) -> Tensor:
+def convert_relu(ctx: Context, layer: ReLU, config: dict, x: Tensor, where: str) -> Tensor:
     b, dtype = ctx.b, x.dtype
-    if layer.max_value is None and layer.negative_slope == 0 and layer.threshold == 0:
+    max_value, slope = config["max_value"], config["negative_slope"]
+    if max_value is None and slope == 0 and config["threshold"] == 0:
         return Tensor(b.op("Relu", [x.name]), x.shape, dtype)
     # As ReLU._apply: where(x > threshold, x, 0), capped, plus slope * min(x - threshold, 0).
-    threshold = b.scalar(layer.threshold, dtype)
+    threshold = b.scalar(config["threshold"], dtype)
     zero = b.scalar(0.0, dtype)
     y = b.op("Where", [b.op("Greater", [x.name, threshold]), x.name, zero])
-    if layer.max_value is not None:
-        y = b.op("Min", [y, b.scalar(layer.max_value, dtype)])
-    if layer.negative_slope:
+    if max_value is not None:
+        y = b.op("Min", [y, b.scalar(max_value, dtype)])
+    if slope:
         below = b.op("Min", [b.op("Sub", [x.name, threshold]), zero])
-        y = b.op("Add", [y, b.op("Mul", [below, b.scalar(layer.negative_slope, dtype)])])
+        y = b.op("Add", [y, b.op("Mul", [below, b.scalar(slope, dtype)])])
     return Tensor(y, x.shape, dtype)
 
 
-def convert_leaky_relu(ctx: Context, layer: LeakyReLU, x: Tensor, where: str) -> Tensor:
-    return Tensor(_leaky_relu(ctx.b, x.name, layer.negative_slope, x.dtype), x.shape, x.dtype)
+def convert_leaky_relu(ctx: Context, layer: LeakyReLU, config: dict, x: Tensor,
+                       where: str) -> Tensor:
+    y = _leaky_relu(ctx.b, x.name, config["negative_slope"], x.dtype)
+    return Tensor(y, x.shape, x.dtype)
 
 
-def convert_softmax(ctx: Context, layer: Softmax, x: Tensor, where: str) -> Tensor:
-    if isinstance(layer.axis, tuple):
-        ctx.refuse(where, f"axis={layer.axis} spans several axes; ONNX Softmax takes one "
+def convert_softmax(ctx: Context, layer: Softmax, config: dict, x: Tensor, where: str) -> Tensor:
+    axis = config["axis"]
+    if not isinstance(axis, int):
+        ctx.refuse(where, f"axis={tuple(axis)} spans several axes; ONNX Softmax takes one "
                           "(expected an int axis).")
-    if not -x.rank <= layer.axis < x.rank:
-        ctx.refuse(where, f"axis={layer.axis} is outside the input's {x.rank} axes.")
-    return Tensor(ctx.b.op("Softmax", [x.name], axis=layer.axis), x.shape, x.dtype)
+    if not -x.rank <= axis < x.rank:
+        ctx.refuse(where, f"axis={axis} is outside the input's {x.rank} axes.")
+    return Tensor(ctx.b.op("Softmax", [x.name], axis=axis), x.shape, x.dtype)
 
 
-def convert_block(ctx: Context, layer: SpaceToDepth | DepthToSpace, x: Tensor,
+def convert_block(ctx: Context, layer: SpaceToDepth | DepthToSpace, config: dict, x: Tensor,
                   where: str) -> Tensor:
     """A per-frame permutation, as one 7-D reshape, a transpose and a reshape (TensorFlow's
     channel order, which is ONNX's DepthToSpace DCR mode); works for (bh, bw) blocks."""
     b = ctx.b
-    bh, bw = layer.block
-    cf = layer.data_format == "channels_first"
+    block = config["block_size"]
+    bh, bw = (block, block) if isinstance(block, int) else block
+    cf = config["data_format"] == "channels_first"
     if x.rank != 5:
         ctx.refuse(where, f"expected a (batch, time, ...) input of 5 axes; got shape {x.shape}.")
     C, H, W = (x.shape[2:] if cf else (x.shape[4], x.shape[2], x.shape[3]))
@@ -298,7 +314,7 @@ def convert_block(ctx: Context, layer: SpaceToDepth | DepthToSpace, x: Tensor,
     return Tensor(y, (*x.shape[:2], *out), x.dtype)
 
 
-def convert_time_distributed(ctx: Context, layer: TimeDistributed, x: Tensor,
+def convert_time_distributed(ctx: Context, layer: TimeDistributed, config: dict, x: Tensor,
                              where: str) -> Tensor:
     b = ctx.b
     rest = x.shape[2:]
@@ -306,7 +322,8 @@ def convert_time_distributed(ctx: Context, layer: TimeDistributed, x: Tensor,
         ctx.refuse(where, f"expected (batch, time, ...) with static sizes after time; got "
                           f"{x.shape}.")
     steps = Tensor(b.reshape(x.name, [-1, *rest]), (None, *rest), x.dtype)  # (B*T, ...)
-    inner = convert_layer(ctx, layer.layer, steps, f"{where} > {type(layer.layer).__name__}")
+    (wrapped,) = layer.sublayers()
+    inner = convert_layer(ctx, wrapped, steps, f"{where} > {type(wrapped).__name__}")
     if not all(is_static(n) for n in inner.shape[1:]):
         ctx.refuse(where, f"the wrapped layer's output {inner.shape} is not static per step.")
     y = b.reshape(inner.name, [b.shape_of(x.name, 0, 2), *inner.shape[1:]])
@@ -316,7 +333,8 @@ def convert_time_distributed(ctx: Context, layer: TimeDistributed, x: Tensor,
 # ------------------------------------------------------------------------------- ConvLSTM2D
 
 
-def convert_convlstm(ctx: Context, layer: ConvLSTM2D, x: Tensor, where: str) -> Tensor:
+def convert_convlstm(ctx: Context, layer: ConvLSTM2D, config: dict, x: Tensor,
+                     where: str) -> Tensor:
     """The stack as one ``Scan`` over time per cell.
 
     Per cell: the input convolution of all frames at once (time-major, frames merged into the
@@ -324,16 +342,23 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, x: Tensor, where: str) -> 
     no bias), splits the gates in Keras' order i, f, c, o and updates the states. float32
     runs channels first (``Conv``); float64 channels last (im2col).
     """
-    b, dtype = ctx.b, layer.dtype
-    act = _named_activation(ctx, where, "activation", layer.activation)
-    ract = _named_activation(ctx, where, "recurrent_activation", layer.recurrent_activation)
+    b, dtype = ctx.b, np.dtype(config["dtype"])
+    act = _activation_name(ctx, where, "activation", config["activation"])
+    ract = _activation_name(ctx, where, "recurrent_activation", config["recurrent_activation"])
+    window, strides = tuple(config["kernel_size"]), tuple(config["stride"])
+    dilation, slope = tuple(config["dilation"]), config["leaky_relu_slope"]
+    backwards, num_layers = config["go_backwards"], config["num_layers"]
+    # get_weights: kernel, recurrent_kernel[, bias] for each stacked cell, in order.
+    weights = layer.get_weights()
+    per_cell = 3 if config["use_bias"] else 2
+    cells = [weights[k : k + per_cell] for k in range(0, len(weights), per_cell)]
     x = b.cast(x, dtype)
     if x.rank != 5:
         ctx.refuse(where, f"expected a (batch, time, ...) input of 5 axes; got shape {x.shape}.")
-    user_cf = layer.data_format == "channels_first"
+    user_cf = config["data_format"] == "channels_first"
     f32 = dtype == np.float32
     C, H, W = (x.shape[2:] if user_cf else (x.shape[4], x.shape[2], x.shape[3]))
-    F = layer.out_channels
+    F = config["out_channels"]
     index = ctx.recurrent_layers
     ctx.recurrent_layers += 1
 
@@ -349,29 +374,29 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, x: Tensor, where: str) -> 
     time_batch = b.shape_of(sequence, 0, 2)  # [T, B]
     batch = b.shape_of(x.name, 0, 1)
     gate_axis = 1 if f32 else 3  # of a (B, *frame) state
-    last = layer.num_layers - 1
+    last = num_layers - 1
     mask = None
     if ctx.mask is not None:
         mask = b.transpose(ctx.mask, (1, 0))  # (T, B), in processing order
-        if layer.go_backwards:
+        if backwards:
             mask = b.op("Slice", [mask, b.ints([-1]), b.ints([-INT64_MAX]), b.ints([0]),
                                   b.ints([-1])])
 
-    for k, cell in enumerate(layer.cells):
-        pads = explicit_pads(cell.padding, (H, W), cell.kernel_size, cell.stride, cell.dilation)
+    for k, (kernel, recurrent_kernel, *bias) in enumerate(cells):
+        pads = explicit_pads(config["padding"], (H, W), window, strides, dilation)
         Ho, Wo = (conv_out_size(n, pads, kk, s, d, axis) for axis, (n, kk, s, d) in
-                  enumerate(zip((H, W), cell.kernel_size, cell.stride, cell.dilation)))
+                  enumerate(zip((H, W), window, strides, dilation)))
         merged = b.reshape(sequence, [-1, *frame(C, H, W)])
-        z = b.conv(merged, cell.params["kernel"], cell.params.get("bias"), cell.stride, pads,
-                   cell.dilation, dtype, (H, W))
+        z = b.conv(merged, kernel, bias[0] if bias else None, strides, pads, dilation, dtype,
+                   (H, W))
         z = b.reshape(z, [time_batch, *frame(4 * F, Ho, Wo)])  # (T, B, *frame(4F))
         state_shape = frame(F, Ho, Wo)
-        h0, c0 = (_initial_state(ctx, f"{kind}0_{index}_{k}", batch, state_shape, layer, f32)
-                  for kind in ("h", "c"))
-        body = _cell_body(b.opset, f"scan{index}_{k}/", cell, act, ract, dtype, state_shape,
-                          gate_axis, sequence_out=k < last or layer.return_sequences,
-                          masked=mask is not None)
-        reverse = 1 if layer.go_backwards and k == 0 else 0
+        h0, c0 = (_initial_state(ctx, f"{kind}0_{index}_{k}", batch, state_shape, dtype,
+                                 user_cf, f32) for kind in ("h", "c"))
+        body = _cell_body(b.opset, f"scan{index}_{k}/", recurrent_kernel, act, ract, dtype,
+                          state_shape, gate_axis, masked=mask is not None,
+                          sequence_out=k < last or config["return_sequences"])
+        reverse = 1 if backwards and k == 0 else 0
         if mask is None:
             inputs, directions = [h0, c0, z], [reverse]
         else:  # a third state: the last output, which a masked step repeats (zeros at first)
@@ -384,14 +409,15 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, x: Tensor, where: str) -> 
         last_output = h_final if mask is None else outputs[2]
         if ctx.states:
             for kind, value in (("h", h_final), ("c", c_final)):
-                _state_output(ctx, f"{kind}_{index}_{k}", value, state_shape, layer, f32)
+                _state_output(ctx, f"{kind}_{index}_{k}", value, state_shape, dtype, user_cf,
+                              f32)
         if len(outputs) == (4 if mask is not None else 3):
             sequence = outputs[-1]
-            if layer.leaky_relu_slope is not None:
-                sequence = _leaky_relu(b, sequence, layer.leaky_relu_slope, dtype)
+            if slope is not None:
+                sequence = _leaky_relu(b, sequence, slope, dtype)
         C, H, W = F, Ho, Wo
 
-    if layer.return_sequences:  # (T, B, *frame) -> user (B, T, ...)
+    if config["return_sequences"]:  # (T, B, *frame) -> user (B, T, ...)
         if user_cf:
             back = (1, 0, 2, 3, 4) if f32 else (1, 0, 4, 2, 3)
         else:
@@ -400,15 +426,15 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, x: Tensor, where: str) -> 
         shape = (x.shape[0], x.shape[1], *((F, H, W) if user_cf else (H, W, F)))
     else:  # the last step's output (unmasked: the last cell's final h)
         y = last_output
-        if layer.leaky_relu_slope is not None:
-            y = _leaky_relu(b, y, layer.leaky_relu_slope, dtype)
-        y = _state_to_user(b, y, layer, f32)
+        if slope is not None:
+            y = _leaky_relu(b, y, slope, dtype)
+        y = _state_to_user(b, y, user_cf, f32)
         shape = (x.shape[0], *((F, H, W) if user_cf else (H, W, F)))
     return Tensor(y, shape, dtype)
 
 
-def _state_to_user(b: Builder, state: str, layer: ConvLSTM2D, f32: bool) -> str:
-    user_cf = layer.data_format == "channels_first"
+def _state_to_user(b: Builder, state: str, user_cf: bool, f32: bool) -> str:
+    """A (B, *frame) state from the internal layout to the layer's data_format."""
     if f32 and not user_cf:
         return b.transpose(state, (0, 2, 3, 1))
     if not f32 and user_cf:
@@ -416,25 +442,24 @@ def _state_to_user(b: Builder, state: str, layer: ConvLSTM2D, f32: bool) -> str:
     return state
 
 
-def _user_state_shape(state_shape, layer, f32) -> tuple:
+def _user_state_shape(state_shape: tuple, user_cf: bool, f32: bool) -> tuple:
     F, H, W = state_shape if f32 else (state_shape[2], *state_shape[:2])
-    return (F, H, W) if layer.data_format == "channels_first" else (H, W, F)
+    return (F, H, W) if user_cf else (H, W, F)
 
 
-def _initial_state(ctx: Context, name: str, batch: str, state_shape, layer: ConvLSTM2D,
-                   f32: bool) -> str:
+def _initial_state(ctx: Context, name: str, batch: str, state_shape: tuple, dtype: np.dtype,
+                   user_cf: bool, f32: bool) -> str:
     """Zeros (B, *state) in the internal layout; with ``states``, an optional graph input in
     the layer's data_format (default zeros, broadcast over the batch)."""
-    b, dtype = ctx.b, layer.dtype
+    b = ctx.b
     shape = b.op("Concat", [batch, b.ints(state_shape)], axis=0)
     if not ctx.states:
         zero = numpy_helper.from_array(np.zeros(1, dtype))
         return b.op("ConstantOfShape", [shape], value=zero)
-    user_shape = _user_state_shape(state_shape, layer, f32)
+    user_shape = _user_state_shape(state_shape, user_cf, f32)
     ctx.inputs.append(value_info(name, ("state_batch", *user_shape), dtype))
     # An input with an initializer of the same name is optional: the initializer is its default.
     b.initializers.append(numpy_helper.from_array(np.zeros((1, *user_shape), dtype), name))
-    user_cf = layer.data_format == "channels_first"
     state = name
     if f32 and not user_cf:
         state = b.transpose(state, (0, 3, 1, 2))
@@ -443,27 +468,25 @@ def _initial_state(ctx: Context, name: str, batch: str, state_shape, layer: Conv
     return b.op("Expand", [state, shape])
 
 
-def _state_output(ctx: Context, name: str, state: str, state_shape, layer: ConvLSTM2D,
-                  f32: bool) -> None:
+def _state_output(ctx: Context, name: str, state: str, state_shape: tuple, dtype: np.dtype,
+                  user_cf: bool, f32: bool) -> None:
     b = ctx.b
-    user = _state_to_user(b, state, layer, f32)
-    b.op("Identity", [user], outputs=[name])
-    user_shape = _user_state_shape(state_shape, layer, f32)
-    ctx.outputs.append(value_info(name, ("batch", *user_shape), layer.dtype))
+    b.op("Identity", [_state_to_user(b, state, user_cf, f32)], outputs=[name])
+    user_shape = _user_state_shape(state_shape, user_cf, f32)
+    ctx.outputs.append(value_info(name, ("batch", *user_shape), dtype))
 
 
-def _cell_body(opset: int, prefix: str, cell: Any, act: str, ract: str, dtype: np.dtype,
-               state_shape: tuple, gate_axis: int, sequence_out: bool, masked: bool):
+def _cell_body(opset: int, prefix: str, kernel: np.ndarray, act: str, ract: str,
+               dtype: np.dtype, state_shape: tuple, gate_axis: int, sequence_out: bool,
+               masked: bool):
     """The Scan body of one cell: (h, c, z_t) -> (h', c'[, h']); masked:
     (h, c, y, z_t, m_t) -> (h', c', y'[, y']) where a False ``m_t`` keeps h and c and repeats
     the last output y."""
     b = Builder(opset, prefix)
     h, c, y, z_t, m_t = (f"{prefix}{name}" for name in ("h", "c", "y", "z", "m"))
-    F = cell.out_channels
     gate_shape = list(state_shape)
-    gate_shape[gate_axis - 1] = 4 * F
+    gate_shape[gate_axis - 1] = kernel.shape[-1]  # 4F
     sizes = state_shape[1:] if gate_axis == 1 else state_shape[:2]
-    kernel = cell.params["recurrent_kernel"]
     ones = (1, 1)
     pads = explicit_pads("same", sizes, kernel.shape[:2], ones, ones)
     recurrent = b.conv(h, kernel, None, ones, pads, ones, dtype, sizes)
@@ -522,11 +545,16 @@ SUPPORTED = sorted({cls.__name__ for cls, _ in CONVERTERS} | {"Sigmoid", "Tanh"}
 def convert_layer(ctx: Context, layer: Layer, x: Tensor, where: str) -> Tensor:
     for cls, converter in CONVERTERS:
         if type(layer) is cls or (isinstance(layer, cls) and cls is Activation):
-            return converter(ctx, layer, x, where)
+            try:  # a TimeDistributed's only option is its layer, converted on its own
+                config = {} if cls is TimeDistributed else layer.get_config()
+            except TypeError as error:  # a callable option: no config, and no ONNX form
+                raise TypeError(f"convlstm.onnx.export: {where}: a callable has no ONNX form: "
+                                f"{error}") from None
+            return converter(ctx, layer, config, x, where)
     raise ValueError(
         f"convlstm.onnx.export: {where}: cannot export a {type(layer).__name__}; the layers "
         f"that export are {', '.join(SUPPORTED)}."
     )
 
 
-__all__ = ["ELEMENT_TYPES", "SUPPORTED", "Context", "convert_layer"]
+__all__ = ["SUPPORTED", "Context", "convert_layer"]
