@@ -232,6 +232,21 @@ def test_one_export_runs_5_and_500_frames(tmp_path):
     export_and_check(model, tmp_path, sequences(frame, times=(5, 500), batch=1))
 
 
+def test_standard_operators_only(tmp_path):
+    model = forecasting.next_frame_model((None, 8, 8, 1), filters=2)
+    path = tmp_path / "m.onnx"
+    convlstm.onnx.export(model, path)
+    graph = onnx.load(str(path)).graph
+    nodes = list(graph.node)
+    for node in graph.node:  # and the Scan bodies
+        nodes += [inner for a in node.attribute if a.g.node for inner in a.g.node]
+    assert {node.domain for node in nodes} == {""}
+    kinds = {node.op_type for node in nodes}
+    assert {"Scan", "Conv", "Sigmoid", "Tanh", "Split", "Mul", "Add"} <= kinds
+    assert [i.name for i in graph.input] == ["x"]
+    assert [o.name for o in graph.output] == ["y"]
+
+
 def test_static_batch_and_time(tmp_path):
     layer = ConvLSTM2D(1, 2, 3, seed=0)
     model = Sequential([layer], input_shape=(4, 5, 5, 1))
@@ -576,6 +591,27 @@ def test_cli_export(tmp_path):
                          text=True)
     assert bad.returncode == 2
     assert "convlstm export: error: convlstm.onnx.export: cannot write" in bad.stderr
+
+
+def test_cli_export_options(tmp_path):
+    model = Sequential([ConvLSTM2D(1, 2, 3, seed=0)], input_shape=(4, 5, 5, 1))
+    model.save(tmp_path / "m.npz")
+    result = subprocess.run(
+        [sys.executable, "-m", "convlstm", "export", "--model", str(tmp_path / "m.npz"),
+         "--onnx", str(tmp_path / "m.onnx"), "--states", "--static-batch", "--static-time",
+         "--opset", "18"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    loaded = onnx.load(str(tmp_path / "m.onnx"))
+    assert loaded.opset_import[0].version == 18
+    assert [d.dim_value for d in loaded.graph.input[0].type.tensor_type.shape.dim] == [
+        1, 4, 5, 5, 1]
+    assert [o.name for o in loaded.graph.output] == ["y", "h_0_0", "c_0_0"]
+    missing = subprocess.run(
+        [sys.executable, "-m", "convlstm", "export", "--model", str(tmp_path / "none.npz"),
+         "--onnx", str(tmp_path / "x.onnx")], capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert "no such file" in missing.stderr
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_pooling_output_shape_keeps_an_unknown_time():
