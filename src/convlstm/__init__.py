@@ -1,7 +1,7 @@
 """ConvLSTM2D and MaxPooling3D in pure NumPy, computing what Keras 3 computes, with explicit
 backward passes, the layers around them, losses, optimizers and a trainable Sequential model."""
 
-from convlstm import callbacks, datasets, forecasting, losses, metrics, optimizers
+from convlstm import callbacks, datasets, forecasting, losses, metrics, onnx, optimizers
 from convlstm._version import __version__
 from convlstm.forecasting import forecast
 from convlstm.keras import load_keras, save_keras
@@ -48,6 +48,7 @@ __all__ = [
     "load_keras",
     "losses",
     "metrics",
+    "onnx",
     "optimizers",
     "pretrained",
     "save_keras",

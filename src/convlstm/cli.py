@@ -1,4 +1,4 @@
-"""The ``convlstm`` command: demo, train, predict and info."""
+"""The ``convlstm`` command: demo, train, predict, info and export."""
 
 from __future__ import annotations
 
@@ -362,6 +362,16 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from convlstm.onnx import export
+
+    model = _read_model(args.model)
+    path = export(model, args.onnx, opset=args.opset, dynamic_batch=not args.static_batch,
+                  dynamic_time=not args.static_time, states=args.states)
+    print(f"wrote {path}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------- arguments
 
 def build_parser() -> argparse.ArgumentParser:
@@ -466,6 +476,22 @@ def build_parser() -> argparse.ArgumentParser:
                                            "parameter counts.")
     info.add_argument("file", help="a model.npz, or a Keras .keras/.h5 file")
     info.set_defaults(run=_info)
+
+    onnx_export = commands.add_parser(
+        "export", formatter_class=formatter, help="export a model to ONNX (needs onnx)",
+        description="Write a model as an ONNX graph of standard operators that ONNX Runtime "
+                    "runs with the same numbers; batch and time stay dynamic.")
+    onnx_export.add_argument("--model", required=True,
+                             help="a model.npz, or a Keras .keras/.h5 file")
+    onnx_export.add_argument("--onnx", required=True, help="the .onnx file to write")
+    onnx_export.add_argument("--opset", type=_positive, default=17, help="ONNX opset")
+    onnx_export.add_argument("--states", action="store_true",
+                             help="ConvLSTM2D initial states as optional inputs, final states "
+                                  "as outputs")
+    onnx_export.add_argument("--static-batch", action="store_true", help="fix the batch to 1")
+    onnx_export.add_argument("--static-time", action="store_true",
+                             help="fix the time axis to the model's input shape's")
+    onnx_export.set_defaults(run=_export)
     return parser
 
 

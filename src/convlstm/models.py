@@ -328,6 +328,12 @@ class Sequential(Layer):
 
         return save_keras(self, path)
 
+    def save_onnx(self, path: str, **options: Any) -> str:
+        """Write an ONNX model; see :func:`convlstm.onnx.export` (needs the onnx package)."""
+        from convlstm.onnx import export
+
+        return export(self, path, **options)
+
     def get_config(self) -> dict[str, Any]:
         return {
             "layers": [serialize(layer) for layer in self.layers],

@@ -43,10 +43,14 @@ class _MaxPooling(CachedLayer):
         pads = resolve_pads(self.padding, spatial, self.pool_size, self.stride, ones)
         return pads, output_size(spatial, self.pool_size, self.stride, pads, ones)
 
-    def compute_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
-        """The output shape for an input of ``input_shape``."""
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
+        """The output shape for an input of ``input_shape`` (None sizes stay None)."""
         leading, spatial, channels = self._layout.split(input_shape)
-        return self._layout.shape(leading, self._geometry(spatial)[1], channels)
+        # Axes are independent: an unknown size (a None time) gives an unknown output size.
+        known = tuple(2**20 if size is None else size for size in spatial)
+        out = tuple(None if size is None else n
+                    for size, n in zip(spatial, self._geometry(known)[1]))
+        return self._layout.shape(leading, out, channels)
 
     def _from_channels_last(self, array: np.ndarray) -> np.ndarray:
         if self._layout.channels_first:
