@@ -300,10 +300,9 @@ def test_the_core_package_and_the_command_import_without_dask():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_the_readmes_example_runs_as_a_script(tmp_path):
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    section = readme[readme.index("## Scaling out with Dask"):]
-    script = re.search(r"```py\n(.*?)```", section, flags=re.S).group(1)
+def test_the_docs_example_runs_as_a_script(tmp_path):
+    page = (Path(__file__).parent.parent / "docs" / "distributed.md").read_text()
+    script = re.search(r"```py\n(.*?)```", page, flags=re.S).group(1)
     assert "distributed.connect(workers=2)" in script
     (tmp_path / "example.py").write_text(script)
     result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True,
