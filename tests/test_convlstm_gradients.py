@@ -205,7 +205,7 @@ def test_dropout_masks_are_per_call_seeded_and_training_only():
 )
 def test_backward_in_sample_chunks_matches_whole_batch(monkeypatch, options, pixels):
     # Chunks of 2 samples (6 = 2+2+2) against the whole batch at once: same gradients.
-    import convlstm.functional.convlstm as kernel
+    import convlstm.functional.recurrence as kernel
 
     def gradients():
         layer = _layer(seed=4, **options)

@@ -24,6 +24,7 @@ from convlstm import (  # noqa: E402
     Conv3D,
     ConvLSTM2D,
     ConvLSTM2DCell,
+    ConvLSTM3D,
     Dense,
     DepthToSpace,
     Dropout,
@@ -492,12 +493,20 @@ class Doubler(Layer):  # a user's own layer
     ([TimeDistributed(Doubler())], ValueError,
      r"layer 0 \(TimeDistributed\) > Doubler: cannot export a Doubler"),
     ([Softmax(axis=(1, 2))], ValueError, r"axis=\(1, 2\) spans several axes"),
+    ([ConvLSTM2D(1, 2, peephole=True)], ValueError,
+     r"layer 0 \(ConvLSTM2D\): peephole=True does not export to ONNX yet"),
 ])
 def test_refused_before_anything_is_written(layers, error, message, tmp_path):
     model = Sequential(layers, input_shape=(None, 4, 4, 1))
     with pytest.raises(error, match=message):
         convlstm.onnx.export(model, tmp_path / "m.onnx")
     assert not os.listdir(tmp_path)
+
+
+def test_conv_lstm_1d_3d_are_refused_by_name(tmp_path):
+    model = Sequential([ConvLSTM3D(1, 2)], input_shape=(3, 2, 4, 4, 1))
+    with pytest.raises(ValueError, match=r"layer 0 \(ConvLSTM3D\): cannot export a ConvLSTM3D"):
+        convlstm.onnx.export(model, tmp_path / "m.onnx")
 
 
 def test_cell_is_refused_by_name(tmp_path):

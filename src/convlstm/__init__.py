@@ -8,9 +8,10 @@ from convlstm.keras import load_keras, save_keras
 from convlstm.layers.activation import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D, ConvLSTM2DCell
+from convlstm.layers.convlstm_ranks import ConvLSTM1D, ConvLSTM1DCell, ConvLSTM3D, ConvLSTM3DCell
 from convlstm.layers.core import Dense, Dropout, Flatten
 from convlstm.layers.normalization import BatchNormalization
-from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
+from convlstm.layers.pooling import MaxPooling1D, MaxPooling2D, MaxPooling3D
 from convlstm.layers.space_to_depth import DepthToSpace, SpaceToDepth
 from convlstm.layers.wrappers import TimeDistributed
 from convlstm.models import History, Sequential
@@ -22,14 +23,19 @@ __all__ = [
     "BatchNormalization",
     "Conv2D",
     "Conv3D",
+    "ConvLSTM1D",
+    "ConvLSTM1DCell",
     "ConvLSTM2D",
     "ConvLSTM2DCell",
+    "ConvLSTM3D",
+    "ConvLSTM3DCell",
     "Dense",
     "DepthToSpace",
     "Dropout",
     "Flatten",
     "History",
     "LeakyReLU",
+    "MaxPooling1D",
     "MaxPooling2D",
     "MaxPooling3D",
     "ReLU",

@@ -20,7 +20,8 @@ from convlstm.keras.mapping import (
     weight_slots,
 )
 from convlstm.layers.base import Layer
-from convlstm.layers.convlstm import ConvLSTM2D
+from convlstm.layers.convlstm import ConvLSTM
+from convlstm.layers.layout import Layout
 from convlstm.layers.wrappers import TimeDistributed
 
 
@@ -86,14 +87,15 @@ def _import_value(label: str, arg: Arg, value: object, version: str) -> object:
     return value
 
 
-def _channels(label: str, shape: tuple, data_format: str) -> int:
-    axis = 2 if data_format == "channels_first" else -1
-    if len(shape) != 5 or shape[axis] is None:
+def _channels(label: str, shape: tuple, layout: Layout) -> int:
+    _, _, channels = layout.split(shape) if len(shape) == layout.rank + 3 else (0, 0, None)
+    if channels is None:
+        expected = ", ".join(map(str, layout.names("channels", "batch", "time")))
         raise ValueError(
-            f"{label}: expected an input of shape (batch, time, height, width, channels) "
-            f"({data_format}) with known channels; the input shape here is {shape_text(shape)}."
+            f"{label}: expected an input of shape ({expected}) ({layout.data_format}) with "
+            f"known channels; the input shape here is {shape_text(shape)}."
         )
-    return int(shape[axis])
+    return int(channels)
 
 
 def _convert(
@@ -128,8 +130,9 @@ def _convert(
             kwargs[arg.ours] = value
     if mapping.has_dtype:
         kwargs["dtype"] = _dtype(label, config.get("dtype"))
-    if mapping.ours is ConvLSTM2D:
-        kwargs["in_channels"] = _channels(label, shape, kwargs.get("data_format", "channels_last"))
+    if issubclass(mapping.ours, ConvLSTM):
+        layout = Layout(kwargs.get("data_format", "channels_last"), mapping.ours.options_class.rank)
+        kwargs["in_channels"] = _channels(label, shape, layout)
         if padding is not None:
             kwargs["padding"] = padding
     if mapping.ours is TimeDistributed:

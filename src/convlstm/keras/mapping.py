@@ -16,9 +16,10 @@ from convlstm.layers.activation import LeakyReLU, ReLU, Softmax
 from convlstm.layers.base import Layer
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D
+from convlstm.layers.convlstm_ranks import ConvLSTM1D, ConvLSTM3D
 from convlstm.layers.core import Dense, Dropout, Flatten
 from convlstm.layers.normalization import BatchNormalization
-from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
+from convlstm.layers.pooling import MaxPooling1D, MaxPooling2D, MaxPooling3D
 from convlstm.layers.wrappers import TimeDistributed
 from convlstm.registry import layer_class
 
@@ -84,30 +85,34 @@ _CONV_ARGS = (
     *_same("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate"),
     *_KERNEL_ARGS,
 )
+_CONVLSTM_ARGS = (
+    Arg("filters", "out_channels"),
+    *_same("kernel_size", "padding"),
+    Arg("strides", "stride"),
+    Arg("dilation_rate", "dilation"),
+    Arg("activation", "activation", "activation"),
+    Arg("recurrent_activation", "recurrent_activation", "activation"),
+    *_same("use_bias", "unit_forget_bias"),
+    *_inits("kernel_initializer", "recurrent_initializer", "bias_initializer"),
+    *_same("return_sequences", "return_state", "go_backwards", "stateful"),
+    *_same("dropout", "recurrent_dropout", "data_format"),
+)
 _POOL_ARGS = (*_same("pool_size"), Arg("strides", "stride"), *_same("padding", "data_format"))
 _NO_LORA = (("lora_rank", None),)
 
 LAYER_MAPS: dict[str, LayerMap] = {
     mapping.keras: mapping
     for mapping in (
-        LayerMap(
-            "ConvLSTM2D",
-            ConvLSTM2D,
-            (
-                Arg("filters", "out_channels"),
-                *_same("kernel_size", "padding"),
-                Arg("strides", "stride"),
-                Arg("dilation_rate", "dilation"),
-                Arg("activation", "activation", "activation"),
-                Arg("recurrent_activation", "recurrent_activation", "activation"),
-                *_same("use_bias", "unit_forget_bias"),
-                *_inits("kernel_initializer", "recurrent_initializer", "bias_initializer"),
-                *_same("return_sequences", "return_state", "go_backwards", "stateful"),
-                *_same("dropout", "recurrent_dropout", "data_format"),
-            ),
-            has_dtype=True,
-            defaults=(("padding", "valid"), ("return_sequences", False)),
-            keras2_defaults=(("recurrent_activation", "hard_sigmoid"),),
+        *(
+            LayerMap(
+                cls.__name__,
+                cls,
+                _CONVLSTM_ARGS,
+                has_dtype=True,
+                defaults=(("padding", "valid"), ("return_sequences", False)),
+                keras2_defaults=(("recurrent_activation", "hard_sigmoid"),),
+            )
+            for cls in (ConvLSTM1D, ConvLSTM2D, ConvLSTM3D)
         ),
         LayerMap("Conv2D", Conv2D, _CONV_ARGS, (("groups", 1), *_NO_LORA), has_dtype=True),
         LayerMap("Conv3D", Conv3D, _CONV_ARGS, (("groups", 1), *_NO_LORA), has_dtype=True),
@@ -124,6 +129,7 @@ LAYER_MAPS: dict[str, LayerMap] = {
             (("renorm", False), ("virtual_batch_size", None), ("adjustment", None)),
             has_dtype=True,
         ),
+        LayerMap("MaxPooling1D", MaxPooling1D, _POOL_ARGS),
         LayerMap("MaxPooling2D", MaxPooling2D, _POOL_ARGS),
         LayerMap("MaxPooling3D", MaxPooling3D, _POOL_ARGS),
         LayerMap("Flatten", Flatten, _same("data_format")),

@@ -19,7 +19,7 @@ from convlstm.keras.mapping import (
 )
 from convlstm.layers.activation import Activation as ActivationLayer
 from convlstm.layers.base import Layer
-from convlstm.layers.convlstm import ConvLSTM2D
+from convlstm.layers.convlstm import ConvLSTM
 from convlstm.layers.wrappers import TimeDistributed
 
 
@@ -97,7 +97,7 @@ class _Exporter:
                 config["activation"] = layer.activation.name
             return "Activation", config, KerasLayer("Activation", self.name("Activation"))
         mapping = EXPORT_MAPS.get(type(layer))
-        if mapping is None or mapping.ours is ConvLSTM2D:
+        if mapping is None or issubclass(mapping.ours, ConvLSTM):
             raise ValueError(
                 f"save_keras: {type(layer).__name__} has no Keras counterpart here; the layers "
                 f"that export are {', '.join(sorted(c.__name__ for c in EXPORT_MAPS))}."
@@ -118,37 +118,36 @@ class _Exporter:
             config = self.config(layer, mapping, _our_config(layer))
         return class_name, config, keras_layer
 
-    def convlstm(self, layer: ConvLSTM2D, shape: tuple, dtype: str) -> tuple:
-        """Keras layers of our ConvLSTM2D stack: per cell an optional ZeroPadding3D, a
-        ConvLSTM2D and, with leaky_relu_slope, a LeakyReLU. Returns the output shape."""
+    def convlstm(self, layer: ConvLSTM, shape: tuple, dtype: str) -> tuple:
+        """Keras layers of our ConvLSTM1D/2D/3D stack: per cell an optional ZeroPadding3D
+        (2-D only), a ConvLSTM{rank}D and, with leaky_relu_slope, a LeakyReLU. Returns the
+        output shape."""
+        class_name = type(layer).__name__
         if self.with_config and layer.stateful:
             raise ValueError(
-                "save_keras: ConvLSTM2D with stateful=True does not export (a stateful Keras "
+                f"save_keras: {class_name} with stateful=True does not export (a stateful Keras "
                 "layer needs a fixed batch size); export a copy with stateful=False."
             )
+        if layer.peephole:
+            raise ValueError(
+                f"save_keras: {class_name} with peephole=True has no Keras counterpart (Keras' "
+                "ConvLSTM has no peephole connections); keep it in the native format "
+                "(model.save) or export to ONNX."
+            )
         our_config = _our_config(layer) if self.with_config else {}
-        channels_first = layer.data_format == "channels_first"
-        B, T, *rest = shape
-        hw = tuple(rest[1:] if channels_first else rest[:2])
+        layout = layer.options.layout
+        (B, T), spatial, _ = layout.split(shape)
         last = layer.num_layers - 1
         for k, cell in enumerate(layer.cells):
-            H, W = hw
             padding = cell.padding
             if isinstance(padding, tuple):
                 if any(padding):
-                    ph, pw = padding
-                    pads = {
-                        "padding": [[0, 0], [ph, ph], [pw, pw]],
-                        "data_format": layer.data_format,
-                    }
-                    zero_padding = KerasLayer("ZeroPadding3D", self.name("ZeroPadding3D"))
-                    self.add(zero_padding, pads, dtype, None)
-                    H, W = H + 2 * ph, W + 2 * pw
+                    spatial = self.zero_padding(class_name, padding, layer.data_format, spatial,
+                                                dtype)
                 padding = "valid"
-            C = cell.in_channels
-            in_shape = (B, T, C, H, W) if channels_first else (B, T, H, W, C)
+            in_shape = layout.shape((B, T), spatial, cell.in_channels)
             cell_layer = KerasLayer("ConvLSTMCell", "conv_lstm_cell", weight_slots(cell))
-            keras_layer = KerasLayer("ConvLSTM2D", self.name("ConvLSTM2D"))
+            keras_layer = KerasLayer(class_name, self.name(class_name))
             keras_layer.children = [("cell", cell_layer)]
             config = {}
             if self.with_config:
@@ -158,17 +157,32 @@ class _Exporter:
                     "return_sequences": layer.return_sequences if k == last else True,
                     "go_backwards": layer.go_backwards and k == 0,
                 }
-                config = self.config(cell, LAYER_MAPS["ConvLSTM2D"], cell_config)
+                config = self.config(cell, LAYER_MAPS[class_name], cell_config)
             self.add(keras_layer, config, dtype, in_shape)
-            hw = cell.options.output_spatial(hw)
+            spatial = cell.options.output_spatial(tuple(spatial))
             if layer.leaky_relu_slope is not None:
                 leaky = KerasLayer("LeakyReLU", self.name("LeakyReLU"))
                 self.add(leaky, {"negative_slope": layer.leaky_relu_slope}, dtype, None)
         return tuple(layer.compute_output_shape(shape))
 
+    def zero_padding(self, class_name: str, padding: tuple, data_format: str, spatial: tuple,
+                     dtype: str) -> tuple:
+        """The ZeroPadding3D (over time, height, width) before a ConvLSTM2D with int padding;
+        returns the padded frame size. Other ranks have no such Keras layer to load back."""
+        if class_name != "ConvLSTM2D":
+            raise ValueError(
+                f"save_keras: {class_name} with padding={padding} does not export (Keras "
+                f"pads only 'same' or 'valid' there); export a copy with padding='same' or "
+                "'valid'."
+            )
+        ph, pw = padding
+        pads = {"padding": [[0, 0], [ph, ph], [pw, pw]], "data_format": data_format}
+        self.add(KerasLayer("ZeroPadding3D", self.name("ZeroPadding3D")), pads, dtype, None)
+        return tuple(n + 2 * p for n, p in zip(spatial, padding))
+
     def layer(self, layer: Layer, shape: tuple, dtype: str) -> tuple:
         """Export one of our layers; returns its output shape."""
-        if isinstance(layer, ConvLSTM2D):
+        if isinstance(layer, ConvLSTM):
             return self.convlstm(layer, shape, dtype)
         _, config, keras_layer = self.mapped(layer, shape, dtype)
         self.add(keras_layer, config, dtype, shape if keras_layer.all_slots() else None)

@@ -1,11 +1,11 @@
-"""ConvLSTM2DCell (one step) and ConvLSTM2D (a stack of cells run over a sequence)."""
+"""ConvLSTM2DCell (one step) and ConvLSTM2D (a stack of cells run over a sequence), on bases
+that take any number of spatial axes (ConvLSTM1D/3D subclass them, see ``convlstm_ranks``)."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -18,35 +18,31 @@ from convlstm.functional.convlstm import (
     dropout_masks,
 )
 from convlstm.layers.base import Layer
-from convlstm.layers.convlstm_options import ConvLSTMCellOptions, ConvLSTMOptions, expose_options
+from convlstm.layers.convlstm_options import (
+    ConvLSTMCellOptions,
+    ConvLSTMOptions,
+    expose_options,
+    signature_of,
+)
 from convlstm.layers.layout import Layout
 from convlstm.registry import register
 
 
-@register
 @expose_options(ConvLSTMCellOptions)
-class ConvLSTM2DCell(Layer):
-    """One ConvLSTM step, for users who write their own time loop.
+class ConvLSTMCell(Layer):
+    """One ConvLSTM step over ``options_class.rank`` spatial axes (the base of
+    :class:`ConvLSTM2DCell` and its 1-D and 3-D twins)."""
 
-    ``h, (h, c) = cell(frame, (h, c))``. The arguments and the math are those of
-    :class:`ConvLSTM2D` (which documents the equations); ``frame`` is (batch, height, width,
-    in_channels), or (batch, in_channels, height, width) with ``data_format="channels_first"``,
-    and the states have the output frame's shape. A thin wrapper: it holds the options and the
-    weights and runs the layer's kernel for one step.
-    """
-
-    __signature__ = inspect.signature(ConvLSTMCellOptions).replace(
-        return_annotation=inspect.Signature.empty
-    )
+    options_class: ClassVar[type[ConvLSTMCellOptions]] = ConvLSTMCellOptions
     options: ConvLSTMCellOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._setup(ConvLSTMCellOptions(*args, **kwargs), None)
+        self._setup(self.options_class(*args, **kwargs), None)
 
     @classmethod
     def from_options(
         cls, options: ConvLSTMCellOptions, rng: np.random.Generator | None = None
-    ) -> ConvLSTM2DCell:
+    ) -> ConvLSTMCell:
         """A cell with these options, its weights drawn from ``rng`` (default: from the seed)."""
         cell = cls.__new__(cls)
         cell._setup(options, rng)
@@ -58,7 +54,8 @@ class ConvLSTM2DCell(Layer):
 
     @property
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Keras layout: kernel (kh, kw, C, 4F), recurrent_kernel (kh, kw, F, 4F), bias (4F,)."""
+        """Keras layout: kernel (*k, C, 4F), recurrent_kernel (*k, F, 4F), bias (4F,) and,
+        with ``peephole``, peephole (3, F)."""
         return self.options.weight_shapes()
 
     def initialize_weights(self, rng: np.random.Generator) -> None:
@@ -66,19 +63,15 @@ class ConvLSTM2DCell(Layer):
         self.params = self.options.initial_weights(rng)
         self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
 
-    def output_hw(self, height: int, width: int) -> tuple[int, int]:
-        """Height and width of the states for input frames of ``height`` x ``width``."""
-        return self.options.output_spatial((height, width))
-
     def forward(
         self, x: np.ndarray, states: Sequence[np.ndarray] | None = None
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """One step.
 
         Args:
-            x: (B, H, W, C) frame (channels_first: (B, C, H, W)).
-            states: ``(h, c)``, each (B, H', W', F) (channels_first: (B, F, H', W')), or None
-                for zeros.
+            x: (B, *spatial, C) frame (channels_first: (B, C, *spatial)).
+            states: ``(h, c)``, each (B, *spatial', F) (channels_first: (B, F, *spatial')), or
+                None for zeros.
 
         Returns:
             ``h, (h, c)``: the new hidden state (also the output) and both new states.
@@ -99,6 +92,24 @@ class ConvLSTM2DCell(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return self.options.config()
+
+
+@register
+class ConvLSTM2DCell(ConvLSTMCell):
+    """One ConvLSTM step, for users who write their own time loop.
+
+    ``h, (h, c) = cell(frame, (h, c))``. The arguments and the math are those of
+    :class:`ConvLSTM2D` (which documents the equations); ``frame`` is (batch, height, width,
+    in_channels), or (batch, in_channels, height, width) with ``data_format="channels_first"``,
+    and the states have the output frame's shape. A thin wrapper: it holds the options and the
+    weights and runs the layer's kernel for one step.
+    """
+
+    __signature__ = signature_of(ConvLSTMCellOptions)
+
+    def output_hw(self, height: int, width: int) -> tuple[int, int]:
+        """Height and width of the states for input frames of ``height`` x ``width``."""
+        return self.options.output_spatial((height, width))
 
 
 def run_cell(
@@ -125,13 +136,14 @@ def run_cell(
         activation=options.activation,
         recurrent_activation=options.recurrent_activation,
         mask=mask,
+        peephole=params.get("peephole"),
         **kwargs,
     )
 
 
 def backward_cell(
     owner: str,
-    cell: ConvLSTM2DCell,
+    cell: ConvLSTMCell,
     d_outputs: np.ndarray,
     d_h: np.ndarray | None,
     d_c: np.ndarray | None,
@@ -157,76 +169,28 @@ def backward_cell(
         activation=options.activation,
         recurrent_activation=options.recurrent_activation,
         use_bias=options.use_bias,
+        peephole=cell.params.get("peephole"),
     )
     return d_x, d_h0, d_c0
 
 
-@register
 @expose_options(ConvLSTMOptions)
-class ConvLSTM2D(Layer):
-    r"""Convolutional LSTM over a sequence of frames, computing exactly what Keras 3 computes.
+class ConvLSTM(Layer):
+    """A stack of ConvLSTM cells over a sequence, with ``options_class.rank`` spatial axes (the
+    base of :class:`ConvLSTM2D` and its 1-D and 3-D twins, documented there)."""
 
-    At each time step t, with ``*`` a 2-D convolution, ``W`` the kernel (input convolution:
-    the layer's stride, padding and dilation, plus the bias ``b``) and ``U`` the recurrent kernel
-    (stride 1, "same" padding, no dilation, no bias), gates fused in the order i, f, c, o::
-
-        i_t = recurrent_activation(W_i * x_t + U_i * h_{t-1} + b_i)
-        f_t = recurrent_activation(W_f * x_t + U_f * h_{t-1} + b_f)
-        c_t = f_t . c_{t-1} + i_t . activation(W_c * x_t + U_c * h_{t-1} + b_c)
-        o_t = recurrent_activation(W_o * x_t + U_o * h_{t-1} + b_o)
-        h_t = o_t . activation(c_t)
-
-    ``num_layers`` cells are stacked: the first maps in_channels -> out_channels, the others
-    out_channels -> out_channels, all with the same kernel, padding and stride. When
-    ``leaky_relu_slope`` is a float, LeakyReLU with that negative slope is applied to every
-    layer's output sequence (as a Keras ``LeakyReLU`` layer after each ConvLSTM2D would); the
-    states each cell feeds back to itself stay the raw ``h``.
-
-    The arguments are the fields of :class:`~convlstm.layers.convlstm_options.ConvLSTMOptions`,
-    validated once into ``layer.options`` (each also readable as ``layer.<name>``); the config
-    is ``layer.options.config()``.
-
-    Args:
-        in_channels: channels of the input frames.
-        out_channels: channels of the hidden state (Keras' ``filters``).
-        kernel_size: int or (kh, kw).
-        padding: an int or (ph, pw) for symmetric zero padding (PyTorch style), or "same" /
-            "valid" (Keras; "same" with stride > 1 puts the odd extra row or column after).
-        stride: int or pair.
-        leaky_relu_slope: None, or the negative slope of a LeakyReLU after every layer.
-        num_layers: number of stacked ConvLSTM layers.
-        dilation: int or pair; stride > 1 together with dilation > 1 is refused (as in Keras).
-        activation, recurrent_activation: Keras names ("tanh", "sigmoid", "hard_sigmoid",
-            "relu", "linear", "elu", "softsign", ...) or a callable.
-        use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
-            unit_forget_bias: as in Keras.
-        return_sequences: return every step's output (default True, as the seed promises) or
-            only the last step's.
-        return_state: also return the last layer's final ``h`` and ``c``.
-        go_backwards: process time reversed; outputs come in processing order, as in Keras.
-            For a stack this reverses the input once (Keras: go_backwards on the first layer).
-        stateful: each call starts from the previous call's final states.
-        dropout, recurrent_dropout: Keras' rates in [0, 1): with ``training=True``, each gate's
-            convolution sees its own inverted-dropout mask of the frames (and of the state),
-            drawn once per call and reused at every step.
-        data_format: "channels_last" (B, T, H, W, C) or "channels_first" (B, T, C, H, W).
-        dtype: "float32" (default) or "float64".
-        seed: seeds the weight initializers.
-    """
-
-    __signature__ = inspect.signature(ConvLSTMOptions).replace(
-        return_annotation=inspect.Signature.empty
-    )
+    options_class: ClassVar[type[ConvLSTMOptions]] = ConvLSTMOptions
+    cell_class: ClassVar[type[ConvLSTMCell]] = ConvLSTMCell
     options: ConvLSTMOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        options = self.options = ConvLSTMOptions(*args, **kwargs)
+        options = self.options = self.options_class(*args, **kwargs)
         self.params: dict[str, np.ndarray] = {}  # the weights are the cells' (see sublayers)
         self.grads: dict[str, np.ndarray] = {}
         F = options.out_channels
         rng = np.random.default_rng(options.seed)  # every cell's weights, drawn in order
         self.cells = [
-            ConvLSTM2DCell.from_options(options.cell_options(C, seed), rng)
+            self.cell_class.from_options(options.cell_options(C, seed), rng)
             for C, seed in [(options.in_channels, options.seed)]
             + [(F, None)] * (options.num_layers - 1)
         ]
@@ -236,7 +200,7 @@ class ConvLSTM2D(Layer):
         self._cache: _StackCache | None = None
         self._rng = np.random.default_rng(None if options.seed is None else [options.seed, 1])
 
-    def sublayers(self) -> list[ConvLSTM2DCell]:
+    def sublayers(self) -> list[ConvLSTMCell]:
         return list(self.cells)
 
     # ------------------------------------------------------------------ states
@@ -281,6 +245,12 @@ class ConvLSTM2D(Layer):
     def compute_output_shape(self, input_shape: Sequence[int]) -> tuple:
         """Output shape for ``input_shape`` (with ``return_state``: output, h and c shapes)."""
         layout = self.options.layout
+        if len(input_shape) != layout.rank + 3:
+            expected = ", ".join(map(str, layout.names(self.in_channels, "batch", "time")))
+            raise ValueError(
+                f"{type(self).__name__}.compute_output_shape: expected an input_shape of "
+                f"({expected}); got {tuple(input_shape)}."
+            )
         (B, T), spatial, _ = layout.split(input_shape)
         for cell in self.cells:
             spatial = cell.options.output_spatial(spatial)
@@ -460,6 +430,63 @@ class ConvLSTM2D(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return self.options.config()
+
+
+@register
+class ConvLSTM2D(ConvLSTM):
+    r"""Convolutional LSTM over a sequence of frames, computing exactly what Keras 3 computes.
+
+    At each time step t, with ``*`` a 2-D convolution, ``W`` the kernel (input convolution:
+    the layer's stride, padding and dilation, plus the bias ``b``) and ``U`` the recurrent kernel
+    (stride 1, "same" padding, no dilation, no bias), gates fused in the order i, f, c, o::
+
+        i_t = recurrent_activation(W_i * x_t + U_i * h_{t-1} + b_i)
+        f_t = recurrent_activation(W_f * x_t + U_f * h_{t-1} + b_f)
+        c_t = f_t . c_{t-1} + i_t . activation(W_c * x_t + U_c * h_{t-1} + b_c)
+        o_t = recurrent_activation(W_o * x_t + U_o * h_{t-1} + b_o)
+        h_t = o_t . activation(c_t)
+
+    ``num_layers`` cells are stacked: the first maps in_channels -> out_channels, the others
+    out_channels -> out_channels, all with the same kernel, padding and stride. When
+    ``leaky_relu_slope`` is a float, LeakyReLU with that negative slope is applied to every
+    layer's output sequence (as a Keras ``LeakyReLU`` layer after each ConvLSTM2D would); the
+    states each cell feeds back to itself stay the raw ``h``.
+
+    The arguments are the fields of :class:`~convlstm.layers.convlstm_options.ConvLSTMOptions`,
+    validated once into ``layer.options`` (each also readable as ``layer.<name>``); the config
+    is ``layer.options.config()``.
+
+    Args:
+        in_channels: channels of the input frames.
+        out_channels: channels of the hidden state (Keras' ``filters``).
+        kernel_size: int or (kh, kw).
+        padding: an int or (ph, pw) for symmetric zero padding (PyTorch style), or "same" /
+            "valid" (Keras; "same" with stride > 1 puts the odd extra row or column after).
+        stride: int or pair.
+        leaky_relu_slope: None, or the negative slope of a LeakyReLU after every layer.
+        num_layers: number of stacked ConvLSTM layers.
+        dilation: int or pair; stride > 1 together with dilation > 1 is refused (as in Keras).
+        activation, recurrent_activation: Keras names ("tanh", "sigmoid", "hard_sigmoid",
+            "relu", "linear", "elu", "softsign", ...) or a callable.
+        use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+            unit_forget_bias: as in Keras.
+        return_sequences: return every step's output (default True, as the seed promises) or
+            only the last step's.
+        return_state: also return the last layer's final ``h`` and ``c``.
+        go_backwards: process time reversed; outputs come in processing order, as in Keras.
+            For a stack this reverses the input once (Keras: go_backwards on the first layer).
+        stateful: each call starts from the previous call's final states.
+        dropout, recurrent_dropout: Keras' rates in [0, 1): with ``training=True``, each gate's
+            convolution sees its own inverted-dropout mask of the frames (and of the state),
+            drawn once per call and reused at every step.
+        data_format: "channels_last" (B, T, H, W, C) or "channels_first" (B, T, C, H, W).
+        dtype: "float32" (default) or "float64".
+        seed: seeds the weight initializers.
+    """
+
+    __signature__ = signature_of(ConvLSTMOptions)
+    options_class = ConvLSTMOptions
+    cell_class = ConvLSTM2DCell
 
 
 @dataclass

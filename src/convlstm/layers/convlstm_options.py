@@ -13,6 +13,7 @@ The geometry is written for ``rank`` spatial axes: ConvLSTM1D/3D are subclasses 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, fields
 from operator import attrgetter
@@ -52,6 +53,8 @@ class ConvLSTMCellOptions:
     recurrent_initializer: str = "orthogonal"
     bias_initializer: str = "zeros"
     unit_forget_bias: bool = True
+    peephole: bool = False
+    peephole_initializer: str = "zeros"
     data_format: str = "channels_last"
     dtype: str | np.dtype = "float32"
     seed: int | None = None
@@ -85,6 +88,10 @@ class ConvLSTMCellOptions:
             ),
             bias_initializer=initializers.check(owner, "bias_initializer", self.bias_initializer),
             unit_forget_bias=check.boolean(owner, "unit_forget_bias", self.unit_forget_bias),
+            peephole=check.boolean(owner, "peephole", self.peephole),
+            peephole_initializer=initializers.check(
+                owner, "peephole_initializer", self.peephole_initializer
+            ),
             data_format=check.choice(owner, "data_format", self.data_format, DATA_FORMATS),
             dtype=check.float_dtype(owner, self.dtype),
             seed=check.seed_arg(owner, self.seed),
@@ -119,7 +126,7 @@ class ConvLSTMCellOptions:
         """The options of one cell of this layer: these values with its own ``in_channels``
         and ``seed``."""
         shared = {item.name: getattr(self, item.name) for item in fields(ConvLSTMCellOptions)}
-        return ConvLSTMCellOptions(**{**shared, "in_channels": in_channels, "seed": seed})
+        return self.cell_options_class(**{**shared, "in_channels": in_channels, "seed": seed})
 
     # ---------------------------------------------------------------- geometry
 
@@ -150,22 +157,26 @@ class ConvLSTMCellOptions:
     # ----------------------------------------------------------------- weights
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Keras layout: kernel (*k, C, 4F), recurrent_kernel (*k, F, 4F), bias (4F,)."""
+        """Keras layout: kernel (*k, C, 4F), recurrent_kernel (*k, F, 4F), bias (4F,); with
+        ``peephole``, then peephole (3, F) (rows i, f, o)."""
         F = self.out_channels
         shapes = {
             "kernel": (*self.kernel_size, self.in_channels, 4 * F),
             "recurrent_kernel": (*self.kernel_size, F, 4 * F),
             "bias": (4 * F,),
+            "peephole": (3, F),
         }
-        return {name: shape for name, shape in shapes.items() if self.use_bias or name != "bias"}
+        present = {"bias": self.use_bias, "peephole": self.peephole}
+        return {name: shape for name, shape in shapes.items() if present.get(name, True)}
 
     def initial_weights(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Fresh weights from the initializers, drawn from ``rng`` in the order kernel,
-        recurrent_kernel, bias."""
+        recurrent_kernel, bias, peephole."""
         initializer = {
             "kernel": self.kernel_initializer,
             "recurrent_kernel": self.recurrent_initializer,
             "bias": self.bias_initializer,
+            "peephole": self.peephole_initializer,
         }
         params = {
             name: initializers.initialize(initializer[name], shape, rng, self.dtype)
@@ -184,6 +195,7 @@ class ConvLSTMOptions(ConvLSTMCellOptions):
     cell's, then the stack and sequence options."""
 
     owner: ClassVar[str] = "ConvLSTM2D"
+    cell_options_class: ClassVar[type[ConvLSTMCellOptions]] = ConvLSTMCellOptions
 
     leaky_relu_slope: float | None = None
     num_layers: int = 1
@@ -210,6 +222,40 @@ class ConvLSTMOptions(ConvLSTMCellOptions):
         )
 
 
+@dataclass(frozen=True)
+class ConvLSTM1DCellOptions(ConvLSTMCellOptions):
+    """:class:`ConvLSTMCellOptions` over one spatial axis (width)."""
+
+    owner: ClassVar[str] = "ConvLSTM1DCell"
+    rank: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class ConvLSTM3DCellOptions(ConvLSTMCellOptions):
+    """:class:`ConvLSTMCellOptions` over three spatial axes (depth, height, width)."""
+
+    owner: ClassVar[str] = "ConvLSTM3DCell"
+    rank: ClassVar[int] = 3
+
+
+@dataclass(frozen=True)
+class ConvLSTM1DOptions(ConvLSTMOptions):
+    """:class:`ConvLSTMOptions` over one spatial axis (width)."""
+
+    owner: ClassVar[str] = "ConvLSTM1D"
+    rank: ClassVar[int] = 1
+    cell_options_class: ClassVar[type[ConvLSTMCellOptions]] = ConvLSTM1DCellOptions
+
+
+@dataclass(frozen=True)
+class ConvLSTM3DOptions(ConvLSTMOptions):
+    """:class:`ConvLSTMOptions` over three spatial axes (depth, height, width)."""
+
+    owner: ClassVar[str] = "ConvLSTM3D"
+    rank: ClassVar[int] = 3
+    cell_options_class: ClassVar[type[ConvLSTMCellOptions]] = ConvLSTM3DCellOptions
+
+
 def _slope(owner: str, value: object) -> float | None:
     if value is None:
         return None
@@ -223,6 +269,12 @@ def _slope(owner: str, value: object) -> float | None:
             f"LeakyReLU); got {value!r}."
         )
     return float(value)
+
+
+def signature_of(options_class: type) -> inspect.Signature:
+    """The options dataclass's signature, the layer's ``__signature__`` (no return annotation,
+    so ``help()`` reads like a constructor)."""
+    return inspect.signature(options_class).replace(return_annotation=inspect.Signature.empty)
 
 
 def expose_options(options_class: type) -> Callable[[T], T]:

@@ -331,6 +331,9 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, config: dict, x: Tensor,
     runs channels first (``Conv``); float64 channels last (im2col).
     """
     b, dtype = ctx.b, np.dtype(config["dtype"])
+    if config.get("peephole"):
+        ctx.refuse(where, "peephole=True does not export to ONNX yet (the Scan body has no "
+                          "peephole terms); export a model without peepholes.")
     act = _activation_name(ctx, where, "activation", config["activation"])
     ract = _activation_name(ctx, where, "recurrent_activation", config["recurrent_activation"])
     window, strides = tuple(config["kernel_size"]), tuple(config["stride"])
