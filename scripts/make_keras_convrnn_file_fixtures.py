@@ -1,6 +1,7 @@
 """Generate the Keras file fixtures of the ConvRNN family in ``tests/fixtures/convrnn_files/``.
 
-Like ``make_keras_file_fixtures.py`` (whose helpers it reuses), for ConvLSTM1D and ConvLSTM3D:
+Like ``make_keras_file_fixtures.py`` (whose helpers it reuses), for ConvLSTM1D, ConvLSTM3D and
+Bidirectional:
 real Keras 3 models saved as ``.keras`` and as legacy ``.h5``, with Keras' outputs in
 ``expected.npz``; and our models exported with ``save_keras`` (``roundtrip_*.keras``), which
 this script loads in Keras and checks against our outputs (atol 1e-5) before recording Keras'
@@ -70,10 +71,32 @@ def conv_lstm3d_channels_first_model() -> keras.Model:
     )
 
 
+def bidirectional_model() -> keras.Model:
+    return sequential(
+        (3, 4, 5, 1),
+        layers.Bidirectional(layers.ConvLSTM2D(2, 3, padding="same", return_sequences=True)),
+        layers.Bidirectional(layers.ConvLSTM2D(2, 2, padding="valid"), merge_mode="sum"),
+        layers.Flatten(),
+        layers.Dense(2),
+    )
+
+
+def bidirectional_backward_layer_model() -> keras.Model:
+    backward = layers.ConvLSTM1D(3, 2, padding="same", go_backwards=True,
+                                 return_sequences=True, recurrent_activation="hard_sigmoid")
+    return sequential(
+        (4, 6, 2),
+        layers.Bidirectional(layers.ConvLSTM1D(3, 3, padding="same", return_sequences=True),
+                             merge_mode="mul", backward_layer=backward),
+    )
+
+
 CASES = {  # name -> (build, sample shape)
     "conv_lstm1d": (conv_lstm1d_model, (4, 7, 2)),
     "conv_lstm3d": (conv_lstm3d_model, (3, 2, 4, 5, 1)),
     "conv_lstm3d_channels_first": (conv_lstm3d_channels_first_model, (3, 1, 2, 4, 4)),
+    "bidirectional": (bidirectional_model, (3, 4, 5, 1)),
+    "bidirectional_backward_layer": (bidirectional_backward_layer_model, (4, 6, 2)),
 }
 
 
@@ -98,6 +121,18 @@ def roundtrip_models() -> dict[str, convlstm.Sequential]:
                 convlstm.Flatten(),
             ],
             input_shape=(3, 1, 2, 5, 4),
+        ),
+        "roundtrip_bidirectional": convlstm.Sequential(
+            [
+                convlstm.Bidirectional(convlstm.ConvLSTM3D(1, 2, (1, 2, 2), stride=(1, 1, 2)),
+                                       merge_mode="ave"),
+                convlstm.Bidirectional(
+                    convlstm.ConvLSTM3D(2, 2, 2, "valid", return_sequences=False),
+                    backward_layer=convlstm.ConvLSTM3D(2, 3, 2, "valid", go_backwards=True,
+                                                       return_sequences=False)),
+                convlstm.Flatten(),
+            ],
+            input_shape=(3, 2, 4, 6, 1),
         ),
     }
 

@@ -1,6 +1,6 @@
 """Generate the Keras 3 fixtures of the ConvRNN family in ``tests/fixtures/convrnn/``:
-ConvLSTM1D, ConvLSTM3D and MaxPooling1D (``tests/test_keras_convrnn_fixtures.py`` reads them
-with NumPy alone).
+ConvLSTM1D, ConvLSTM3D, MaxPooling1D and Bidirectional (``tests/test_keras_convrnn_fixtures.py``
+reads them with NumPy alone).
 
 How to run (from the repository root)::
 
@@ -18,6 +18,13 @@ File format (``<kind>_<case>.npz``)
 ``mask``, ``h0``, ``c0``  optional: the mask and the first layer's initial states.
 ``output``, ``h``, ``c``  the Keras outputs (``h``, ``c``: the last layer's final states, with
              ``return_state``); ``x2``, ``output2``: a second, continuing call when stateful.
+
+``bidirectional_<case>.npz``: ``config`` (our Bidirectional's serialised form), ``x``, ``w0..``
+(our ``get_weights()`` order: the forward layer's, then the backward layer's), optional ``mask``
+and ``s0..`` (initial states, forward's then backward's), and ``y0..``: Keras' outputs in order.
+A stack inside has no one Keras layer: it is built as Keras computes a Bidirectional of it, a
+forward chain and a backward chain (``go_backwards`` on its first layer), the backward outputs
+flipped in time and concatenated.
 
 Our options map to Keras as in ``make_keras_fixtures.py``: ``num_layers=N`` is a chain of N
 Keras layers, ``leaky_relu_slope`` a LeakyReLU after each, an int or tuple padding a
@@ -204,6 +211,104 @@ def make_pool_case(name: str, options: dict[str, Any], shape: tuple[int, ...]):
             "x": x, "output": keras.ops.convert_to_numpy(layer(x))}
 
 
+BIDIRECTIONAL_CASES = (  # (name, rank, frame, our layer's options, merge_mode, mask, states)
+    ("concat", 2, (4, 5), {}, "concat", False, False),
+    ("sum", 2, (4, 5), {}, "sum", False, False),
+    ("mul", 2, (4, 5), {}, "mul", False, False),
+    ("ave", 2, (4, 5), {}, "ave", False, False),
+    ("none", 2, (4, 5), {}, None, False, False),
+    ("last_output", 2, (4, 5), {"return_sequences": False}, "concat", False, False),
+    ("return_state_initial_state", 2, (4, 4), {"return_state": True}, "concat", False, True),
+    ("none_return_state_last", 2, (4, 4), {"return_state": True, "return_sequences": False},
+     None, False, False),
+    ("mask", 2, (4, 5), {"return_state": True}, "concat", True, False),
+    ("mask_last_sum", 2, (4, 5), {"return_sequences": False}, "sum", True, False),
+    ("conv_lstm1d_valid_stride2", 1, (9,), {"padding": "valid", "stride": 2}, "concat", True,
+     False),
+    ("conv_lstm3d_ave", 3, (2, 3, 4), {"kernel_size": (1, 3, 3)}, "ave", False, False),
+    ("channels_first_concat", 2, (4, 5), {"data_format": "channels_first"}, "concat", True,
+     False),
+    ("stack2", 2, (4, 4), {"num_layers": 2, "leaky_relu_slope": 0.1}, "concat", False, False),
+    ("stack2_1d_return_state_mul", 1, (6,), {"num_layers": 2, "return_state": True}, "mul",
+     False, False),
+)
+
+
+def keras_conv_lstm(rank: int, options: dict[str, Any], out_channels: int, **changes):
+    cfg = {**DEFAULTS, **options, **changes}
+    return getattr(keras.layers, f"ConvLSTM{rank}D")(
+        filters=out_channels, kernel_size=cfg["kernel_size"], strides=cfg["stride"],
+        padding=cfg["padding"], dilation_rate=cfg["dilation"],
+        return_sequences=cfg["return_sequences"], return_state=cfg["return_state"],
+        go_backwards=cfg["go_backwards"], data_format=cfg["data_format"])
+
+
+def make_bidirectional_case(name, rank, frame, options, merge_mode, mask, states):
+    rng = case_rng("bidirectional", name)
+    in_channels, out_channels, time = 2, 3, 4
+    channels_first = options.get("data_format") == "channels_first"
+    x = grid_uniform(rng, layout((BATCH, time, *frame, in_channels), channels_first, rank),
+                     -1.0, 1.0, "float32")
+    num_layers = options.get("num_layers", 1)
+    arrays: dict[str, np.ndarray] = {"x": x}
+    inputs = [keras.Input(batch_shape=x.shape, name="x")]
+    call: dict[str, Any] = {}
+    if mask:
+        arrays["mask"] = np.array(MASK_PATTERN, dtype=bool)[:, :time]
+        inputs.append(keras.Input(batch_shape=(BATCH, time), dtype="bool", name="mask"))
+        call["mask"] = inputs[-1]
+    if num_layers == 1:
+        layer = keras_conv_lstm(rank, options, out_channels)
+        wrapper = keras.layers.Bidirectional(layer, merge_mode=merge_mode)
+        if states:
+            state = (BATCH, *frame, out_channels)
+            for k in range(4):
+                arrays[f"s{k}"] = grid_uniform(rng, state, -0.5, 0.5, "float32")
+                inputs.append(keras.Input(batch_shape=state, name=f"s{k}"))
+            call["initial_state"] = inputs[-4:]
+        outputs = wrapper(inputs[0], **call)
+        model = keras.Model(inputs, outputs)
+        model.set_weights([grid_uniform(rng, tuple(w.shape), -0.5, 0.5, "float32")
+                           for w in model.get_weights()])
+        weights = wrapper.get_weights()
+    else:  # the stack as Keras computes a Bidirectional of it
+        if mask or states:
+            raise ValueError(f"{name}: the stack cases take no mask or initial states")
+        chains, ordered = [], []  # ordered: our get_weights() order of the Keras layers
+        for backwards in (False, True):
+            y, result = inputs[0], None
+            for k in range(num_layers):
+                last = k == num_layers - 1
+                layer = keras_conv_lstm(rank, options, out_channels,
+                                        go_backwards=backwards and k == 0,
+                                        return_sequences=options.get("return_sequences", True)
+                                        or not last,
+                                        return_state=options.get("return_state", False) and last)
+                result = layer(y)
+                y = result[0] if isinstance(result, (list, tuple)) else result
+                if options.get("leaky_relu_slope") is not None:
+                    y = keras.layers.LeakyReLU(negative_slope=options["leaky_relu_slope"])(y)
+                layer.set_weights([grid_uniform(rng, tuple(w.shape), -0.5, 0.5, "float32")
+                                   for w in layer.get_weights()])
+                ordered.append(layer)
+            chains.append((y, list(result[1:]) if isinstance(result, (list, tuple)) else []))
+        (y, forward_states), (y_reversed, backward_states) = chains
+        if options.get("return_sequences", True):
+            y_reversed = keras.ops.flip(y_reversed, axis=1)
+        merged = {"concat": lambda a, b: keras.ops.concatenate([a, b], axis=-1),
+                  "mul": lambda a, b: a * b}[merge_mode](y, y_reversed)
+        model = keras.Model(inputs, [merged, *forward_states, *backward_states])
+        weights = [w for layer in ordered for w in layer.get_weights()]
+    our_layer = {"in_channels": in_channels, "out_channels": out_channels, **options}
+    config = {"class_name": f"ConvLSTM{rank}D", "config": our_layer}
+    arrays["config"] = np.array(json.dumps({"class": "Bidirectional", "config": {
+        "layer": config, "merge_mode": merge_mode}}))
+    arrays.update({f"w{i}": w for i, w in enumerate(weights)})
+    feed = [arrays[k] for k in ("x", "mask", "s0", "s1", "s2", "s3") if k in arrays]
+    arrays.update({f"y{i}": y for i, y in enumerate(run_model(model, feed))})
+    return arrays
+
+
 def main() -> None:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     for stale in OUT_DIR.glob("*.npz"):
@@ -211,6 +316,8 @@ def main() -> None:
     jobs = [(f"convlstm{c.rank}d_{c.name}", lambda c=c: make_case(c)) for c in CASES]
     jobs += [(f"maxpool1d_{name}", lambda a=(name, o, s): make_pool_case(*a))
              for name, o, s in POOL_CASES]
+    jobs += [(f"bidirectional_{case[0]}", lambda case=case: make_bidirectional_case(*case))
+             for case in BIDIRECTIONAL_CASES]
     for stem, make in jobs:
         save_npz(OUT_DIR / f"{stem}.npz", make())
         print(stem)

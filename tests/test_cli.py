@@ -206,3 +206,6 @@ def test_info_describes_the_convrnn_layers(tmp_path):
     volume = run("info", Path(__file__).parent / "fixtures" / "convrnn_files" / "conv_lstm3d.h5")
     assert volume.returncode == 0, volume.stderr
     assert "ConvLSTM3D" in volume.stdout and "(None, 3, 2, 4, 5, 2)" in volume.stdout
+    both = run("info", Path(__file__).parent / "fixtures" / "convrnn_files" / "bidirectional.keras")
+    assert both.returncode == 0, both.stderr
+    assert "Bidirectional  (None, 3, 4, 5, 4)" in both.stdout

@@ -1,5 +1,5 @@
-"""Keras files with ConvLSTM1D/3D load here to Keras' outputs (``.keras`` and legacy ``.h5``),
-and our exports of them are what Keras 3 loaded (fixtures made by
+"""Keras files with ConvLSTM1D/3D and Bidirectional load here to Keras' outputs (``.keras`` and
+legacy ``.h5``), and our exports of them are what Keras 3 loaded (fixtures made by
 ``scripts/make_keras_convrnn_file_fixtures.py``); export refusals for what Keras lacks."""
 
 import json
@@ -9,12 +9,20 @@ import numpy as np
 import pytest
 from test_keras_io import archive_members, h5_tree
 
-from convlstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, MaxPooling1D, Sequential
+from convlstm import (
+    Bidirectional,
+    ConvLSTM1D,
+    ConvLSTM2D,
+    ConvLSTM3D,
+    MaxPooling1D,
+    Sequential,
+)
 from convlstm.keras import load_keras, save_keras, to_keras_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "convrnn_files"
-KERAS_MODELS = ["conv_lstm1d", "conv_lstm3d", "conv_lstm3d_channels_first"]
-ROUNDTRIPS = ["roundtrip_conv_lstm1d", "roundtrip_conv_lstm3d"]
+KERAS_MODELS = ["conv_lstm1d", "conv_lstm3d", "conv_lstm3d_channels_first", "bidirectional",
+                "bidirectional_backward_layer"]
+ROUNDTRIPS = ["roundtrip_conv_lstm1d", "roundtrip_conv_lstm3d", "roundtrip_bidirectional"]
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +54,16 @@ def test_imported_layers_and_options():
     assert volume[1].dilation == (1, 1, 2) and not volume[1].use_bias
 
 
+def test_imported_bidirectional_keeps_its_directions_apart():
+    # A .keras file stores backward_layer before forward_layer; a legacy .h5 the other way.
+    first, second = load_keras(FIXTURES / "bidirectional.keras").layers[:2]
+    assert type(first) is Bidirectional and first.merge_mode == "concat"
+    assert second.merge_mode == "sum" and second.forward_layer.padding == "valid"
+    given = load_keras(FIXTURES / "bidirectional_backward_layer.h5").layers[0]
+    assert given.merge_mode == "mul" and "backward_layer" in given.get_config()
+    assert given.backward_layer.kernel_size == (2,) and given.forward_layer.kernel_size == (3,)
+
+
 @pytest.mark.parametrize("name", ROUNDTRIPS)
 def test_our_export_loaded_by_keras_gave_our_outputs(name, expected):
     _check(load_keras(FIXTURES / f"{name}.keras"), expected, name)
@@ -74,6 +92,10 @@ def test_export_refuses_what_keras_lacks():
     with pytest.raises(ValueError, match=r"^save_keras: ConvLSTM1D with padding=\(1,\) does "
                                          r"not export"):
         to_keras_config(Sequential([ConvLSTM1D(1, 2, padding=1)], input_shape=(3, 4, 1)))
+    with pytest.raises(ValueError, match=r"^save_keras: a Bidirectional around a ConvLSTM "
+                                         r"stack .*num_layers=2"):
+        to_keras_config(Sequential([Bidirectional(ConvLSTM1D(1, 2, num_layers=2))],
+                                   input_shape=(3, 4, 1)))
     config = to_keras_config(Sequential([ConvLSTM3D(1, 2, padding=0)],
                                         input_shape=(3, 4, 4, 4, 1)))
     layers = config["config"]["layers"]

@@ -22,7 +22,7 @@ def _load(path):
     with np.load(path, allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
     spec = json.loads(str(arrays.pop("config")))
-    return layer_class(spec["class"])(**spec["config"]), arrays
+    return layer_class(spec["class"]).from_config(spec["config"]), arrays
 
 
 def _assert_close(actual, expected):
@@ -52,3 +52,17 @@ def test_conv_lstm_1d_3d_match_keras(path):
 def test_max_pooling_1d_matches_keras(path):
     layer, data = _load(path)
     _assert_close(layer(data["x"]), data["output"])
+
+
+@pytest.mark.parametrize("path", _cases("bidirectional"))
+def test_bidirectional_matches_keras(path):
+    layer, data = _load(path)
+    count = len(layer.get_weights())
+    assert f"w{count}" not in data
+    layer.set_weights([data[f"w{k}"] for k in range(count)])
+    states = [data[f"s{k}"] for k in range(4) if f"s{k}" in data]
+    result = layer(data["x"], initial_state=states or None, mask=data.get("mask"))
+    results = result if isinstance(result, list) else [result]
+    assert len(results) == sum(name.startswith("y") for name in data)
+    for k, value in enumerate(results):
+        _assert_close(value, data[f"y{k}"])

@@ -20,6 +20,7 @@ import convlstm.onnx  # noqa: E402
 from convlstm import (  # noqa: E402
     Activation,
     BatchNormalization,
+    Bidirectional,
     Conv2D,
     Conv3D,
     ConvLSTM2D,
@@ -493,6 +494,8 @@ class Doubler(Layer):  # a user's own layer
     ([TimeDistributed(Doubler())], ValueError,
      r"layer 0 \(TimeDistributed\) > Doubler: cannot export a Doubler"),
     ([Softmax(axis=(1, 2))], ValueError, r"axis=\(1, 2\) spans several axes"),
+    ([Bidirectional(ConvLSTM2D(1, 2))], ValueError,
+     r"layer 0 \(Bidirectional\): cannot export a Bidirectional"),
     ([ConvLSTM2D(1, 2, peephole=True)], ValueError,
      r"layer 0 \(ConvLSTM2D\): peephole=True does not export to ONNX yet"),
 ])

@@ -6,6 +6,7 @@ from convlstm._version import __version__
 from convlstm.forecasting import forecast
 from convlstm.keras import load_keras, save_keras
 from convlstm.layers.activation import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from convlstm.layers.bidirectional import Bidirectional
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D, ConvLSTM2DCell
 from convlstm.layers.convlstm_ranks import ConvLSTM1D, ConvLSTM1DCell, ConvLSTM3D, ConvLSTM3DCell
@@ -21,6 +22,7 @@ from convlstm.saving import load
 __all__ = [
     "Activation",
     "BatchNormalization",
+    "Bidirectional",
     "Conv2D",
     "Conv3D",
     "ConvLSTM1D",

@@ -13,13 +13,14 @@ from convlstm.keras.mapping import (
     SUPPORTED_LAYERS,
     Arg,
     KerasLayer,
+    keras_layer_of,
     major_version,
     sequential_class,
     shape_text,
     snake_case,
-    weight_slots,
 )
 from convlstm.layers.base import Layer
+from convlstm.layers.bidirectional import Bidirectional
 from convlstm.layers.convlstm import ConvLSTM
 from convlstm.layers.layout import Layout
 from convlstm.layers.wrappers import TimeDistributed
@@ -135,6 +136,10 @@ def _convert(
         kwargs["in_channels"] = _channels(label, shape, layout)
         if padding is not None:
             kwargs["padding"] = padding
+    if mapping.ours is Bidirectional:
+        kwargs["layer"] = _convert(where, config.get("layer"), shape, version)[0]
+        if config.get("backward_layer") is not None:
+            kwargs["backward_layer"] = _convert(where, config["backward_layer"], shape, version)[0]
     if mapping.ours is TimeDistributed:
         if len(shape) < 3:
             raise ValueError(
@@ -359,7 +364,7 @@ def _import_layers(where: str, spec: object, version: str) -> tuple[Layer, list[
                 f"input shape {shape_text(shape)}."
             )
         shape = output_shape
-        keras_layers.append(KerasLayer(spec_i["class_name"], name, weight_slots(layer)))
+        keras_layers.append(keras_layer_of(layer, spec_i["class_name"], name))
         index += 1
     if model.layers:
         model.build(input_shape)  # records input_shape (None sizes too); weights exist already

@@ -14,6 +14,7 @@ from convlstm.functional import activations
 from convlstm.layers.activation import Activation as ActivationLayer
 from convlstm.layers.activation import LeakyReLU, ReLU, Softmax
 from convlstm.layers.base import Layer
+from convlstm.layers.bidirectional import Bidirectional
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D
 from convlstm.layers.convlstm_ranks import ConvLSTM1D, ConvLSTM3D
@@ -143,6 +144,7 @@ LAYER_MAPS: dict[str, LayerMap] = {
         ),
         LayerMap("Softmax", Softmax, _same("axis")),
         LayerMap("TimeDistributed", TimeDistributed),  # its "layer" converts recursively
+        LayerMap("Bidirectional", Bidirectional, _same("merge_mode")),  # "layer" too
     )
 }
 """Keras class name -> our class and argument renames; InputLayer and ZeroPadding3D are
@@ -208,13 +210,17 @@ class KerasLayer:
 
     ``slots``: ``(owner, key)`` of our params, in Keras' variable order. ``children``: Keras'
     sub-objects holding the weights instead (``("cell", ...)`` of a ConvLSTM2D,
-    ``("layer", ...)`` of a TimeDistributed); only :func:`save_keras` needs them.
+    ``("layer", ...)`` of a TimeDistributed, ``("backward_layer", ...)`` and
+    ``("forward_layer", ...)`` of a Bidirectional), in the order a ``.keras`` file's groups are
+    read (by attribute name). ``legacy_slots``: the slots in a legacy ``.h5`` file's
+    ``weight_names`` order where that differs (a Bidirectional's: forward first).
     """
 
     class_name: str
     name: str
     slots: list[tuple[Layer, str]] = field(default_factory=list)
     children: list[tuple[str, KerasLayer]] = field(default_factory=list)
+    legacy_slots: list[tuple[Layer, str]] | None = None
 
     def all_slots(self) -> list[tuple[Layer, str]]:
         slots = list(self.slots)
@@ -225,3 +231,16 @@ class KerasLayer:
 
 def weight_slots(layer: Layer) -> list[tuple[Layer, str]]:
     return [(owner, key) for _, owner, key in layer.named_params()]
+
+
+def keras_layer_of(layer: Layer, class_name: str, name: str) -> KerasLayer:
+    """The Keras layer an imported layer of ours is read from: its weight slots, or for a
+    Bidirectional its two directions (a ``.keras`` file stores backward_layer first)."""
+    if not isinstance(layer, Bidirectional):
+        return KerasLayer(class_name, name, weight_slots(layer))
+    directions = [
+        (attribute, KerasLayer(type(inner).__name__, attribute, weight_slots(inner)))
+        for attribute, inner in (("backward_layer", layer.backward_layer),
+                                 ("forward_layer", layer.forward_layer))
+    ]
+    return KerasLayer(class_name, name, children=directions, legacy_slots=weight_slots(layer))

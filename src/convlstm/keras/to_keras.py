@@ -19,6 +19,7 @@ from convlstm.keras.mapping import (
 )
 from convlstm.layers.activation import Activation as ActivationLayer
 from convlstm.layers.base import Layer
+from convlstm.layers.bidirectional import Bidirectional
 from convlstm.layers.convlstm import ConvLSTM
 from convlstm.layers.wrappers import TimeDistributed
 
@@ -97,7 +98,7 @@ class _Exporter:
                 config["activation"] = layer.activation.name
             return "Activation", config, KerasLayer("Activation", self.name("Activation"))
         mapping = EXPORT_MAPS.get(type(layer))
-        if mapping is None or issubclass(mapping.ours, ConvLSTM):
+        if mapping is None or issubclass(mapping.ours, (ConvLSTM, Bidirectional)):
             raise ValueError(
                 f"save_keras: {type(layer).__name__} has no Keras counterpart here; the layers "
                 f"that export are {', '.join(sorted(c.__name__ for c in EXPORT_MAPS))}."
@@ -122,6 +123,27 @@ class _Exporter:
         """Keras layers of our ConvLSTM1D/2D/3D stack: per cell an optional ZeroPadding3D
         (2-D only), a ConvLSTM{rank}D and, with leaky_relu_slope, a LeakyReLU. Returns the
         output shape."""
+        layout = layer.options.layout
+        (B, T), spatial, _ = layout.split(shape)
+        for k, cell in enumerate(layer.cells):
+            padding = cell.padding
+            if isinstance(padding, tuple):
+                if any(padding):
+                    spatial = self.zero_padding(type(layer).__name__, padding, layer.data_format,
+                                                spatial, dtype)
+                padding = "valid"
+            in_shape = layout.shape((B, T), spatial, cell.in_channels)
+            keras_layer, config = self.recurrent(layer, k, padding, self.name)
+            self.add(keras_layer, config, dtype, in_shape)
+            spatial = cell.options.output_spatial(tuple(spatial))
+            if layer.leaky_relu_slope is not None:
+                leaky = KerasLayer("LeakyReLU", self.name("LeakyReLU"))
+                self.add(leaky, {"negative_slope": layer.leaky_relu_slope}, dtype, None)
+        return tuple(layer.compute_output_shape(shape))
+
+    def recurrent(self, layer: ConvLSTM, k: int, padding: str, name: Any) -> tuple:
+        """The Keras layer (with its cell's weights) and config of cell ``k`` of ``layer``;
+        ``name(class_name)`` names it."""
         class_name = type(layer).__name__
         if self.with_config and layer.stateful:
             raise ValueError(
@@ -132,37 +154,53 @@ class _Exporter:
             raise ValueError(
                 f"save_keras: {class_name} with peephole=True has no Keras counterpart (Keras' "
                 "ConvLSTM has no peephole connections); keep it in the native format "
-                "(model.save) or export to ONNX."
+                "(model.save)."
             )
-        our_config = _our_config(layer) if self.with_config else {}
-        layout = layer.options.layout
-        (B, T), spatial, _ = layout.split(shape)
-        last = layer.num_layers - 1
-        for k, cell in enumerate(layer.cells):
-            padding = cell.padding
-            if isinstance(padding, tuple):
-                if any(padding):
-                    spatial = self.zero_padding(class_name, padding, layer.data_format, spatial,
-                                                dtype)
-                padding = "valid"
-            in_shape = layout.shape((B, T), spatial, cell.in_channels)
-            cell_layer = KerasLayer("ConvLSTMCell", "conv_lstm_cell", weight_slots(cell))
-            keras_layer = KerasLayer(class_name, self.name(class_name))
-            keras_layer.children = [("cell", cell_layer)]
-            config = {}
-            if self.with_config:
-                cell_config = {
-                    **our_config,
-                    "padding": padding,
-                    "return_sequences": layer.return_sequences if k == last else True,
-                    "go_backwards": layer.go_backwards and k == 0,
-                }
-                config = self.config(cell, LAYER_MAPS[class_name], cell_config)
-            self.add(keras_layer, config, dtype, in_shape)
-            spatial = cell.options.output_spatial(tuple(spatial))
-            if layer.leaky_relu_slope is not None:
-                leaky = KerasLayer("LeakyReLU", self.name("LeakyReLU"))
-                self.add(leaky, {"negative_slope": layer.leaky_relu_slope}, dtype, None)
+        cell = layer.cells[k]
+        cell_layer = KerasLayer("ConvLSTMCell", "conv_lstm_cell", weight_slots(cell))
+        keras_layer = KerasLayer(class_name, name(class_name))
+        keras_layer.children = [("cell", cell_layer)]
+        if not self.with_config:
+            return keras_layer, {}
+        last = k == layer.num_layers - 1
+        cell_config = {
+            **_our_config(layer),
+            "padding": padding,
+            "return_sequences": layer.return_sequences if last else True,
+            "go_backwards": layer.go_backwards and k == 0,
+        }
+        return keras_layer, self.config(cell, LAYER_MAPS[class_name], cell_config)
+
+    def bidirectional(self, layer: Bidirectional, shape: tuple, dtype: str) -> tuple:
+        """A Keras Bidirectional of two single ConvLSTM layers."""
+        keras_layer = KerasLayer("Bidirectional", self.name("Bidirectional"))
+        config: dict[str, Any] = {"merge_mode": layer.merge_mode}
+        for attribute, inner in (("backward_layer", layer.backward_layer),
+                                 ("forward_layer", layer.forward_layer)):
+            if inner.num_layers > 1 or inner.leaky_relu_slope is not None:
+                raise ValueError(
+                    f"save_keras: a Bidirectional around a ConvLSTM stack or one with "
+                    f"leaky_relu_slope ({attribute}: num_layers={inner.num_layers}, "
+                    f"leaky_relu_slope={inner.leaky_relu_slope}) has no one Keras layer; "
+                    "wrap single layers."
+                )
+            padding = "valid" if isinstance(inner.padding, tuple) else inner.padding
+            if isinstance(inner.padding, tuple) and any(inner.padding):
+                raise ValueError(
+                    f"save_keras: {type(inner).__name__} inside Bidirectional with padding="
+                    f"{inner.padding} does not export; use 'same' or 'valid'."
+                )
+            prefix = attribute.removesuffix("_layer")
+            inner_layer, inner_config = self.recurrent(
+                inner, 0, padding, lambda class_name, p=prefix: f"{p}_{snake_case(class_name)}")
+            keras_layer.children.append((attribute, inner_layer))
+            if self.with_config and (attribute == "forward_layer" or layer.get_config().get(
+                    "backward_layer")):
+                full = {"name": inner_layer.name, "trainable": True, "dtype": _policy(dtype),
+                        **inner_config}
+                key = "layer" if attribute == "forward_layer" else attribute
+                config[key] = _layer_spec(inner_layer.class_name, full, None)
+        self.add(keras_layer, config if self.with_config else {}, dtype, shape)
         return tuple(layer.compute_output_shape(shape))
 
     def zero_padding(self, class_name: str, padding: tuple, data_format: str, spatial: tuple,
@@ -184,6 +222,8 @@ class _Exporter:
         """Export one of our layers; returns its output shape."""
         if isinstance(layer, ConvLSTM):
             return self.convlstm(layer, shape, dtype)
+        if isinstance(layer, Bidirectional):
+            return self.bidirectional(layer, shape, dtype)
         _, config, keras_layer = self.mapped(layer, shape, dtype)
         self.add(keras_layer, config, dtype, shape if keras_layer.all_slots() else None)
         return tuple(layer.compute_output_shape(shape))
