@@ -6,7 +6,8 @@ from gradcheck import TOLERANCE, check_gradients, numerical_gradient, relative_e
 
 from convlstm import ConvLSTM2D
 from convlstm.functional.activations import ACTIVATIONS
-from convlstm.functional.convlstm import convlstm_backward, convlstm_forward, dropout_masks
+from convlstm.functional.convlstm import convlstm_backward, convlstm_forward
+from convlstm.functional.recurrence import dropout_masks
 
 
 def _layer(in_channels=2, filters=2, scale=0.5, seed=0, **options):

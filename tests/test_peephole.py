@@ -7,7 +7,8 @@ from gradcheck import TOLERANCE, check_gradients, numerical_gradient, relative_e
 
 from convlstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM2DCell, ConvLSTM3D, Sequential, load
 from convlstm.functional.activations import ACTIVATIONS
-from convlstm.functional.convlstm import convlstm_backward, convlstm_forward, dropout_masks
+from convlstm.functional.convlstm import convlstm_backward, convlstm_forward
+from convlstm.functional.recurrence import dropout_masks
 
 MASK = np.array([[True, False, True], [True, True, True]])
 

@@ -464,12 +464,3 @@ def convlstm_backward(
     state_shape = (B, *out_spatial, F)
     return (d_x, channels_last(d_h_next, np.empty(state_shape, dtype)),
             channels_last(d_c_next, np.empty(state_shape, dtype)), grads)
-
-
-def dropout_masks(
-    rng: np.random.Generator, rate: float, shape: tuple[int, ...], dtype: np.dtype
-) -> np.ndarray:
-    """Four independent inverted-dropout masks (4, *shape) in Keras' gate order i, f, c, o: 0
-    with probability ``rate``, else ``1 / (1 - rate)``, so a masked input keeps its mean."""
-    keep = rng.random((4, *shape)) >= rate
-    return keep.astype(dtype) / dtype.type(1.0 - rate)

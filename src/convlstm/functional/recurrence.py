@@ -76,14 +76,16 @@ class Skips:
             return None
         return np.repeat(self.mask[:, t], self.image_pixels)[None, :]
 
-    def after_step(self, keep: np.ndarray | None, h: np.ndarray, c: np.ndarray,
-                   next_h: np.ndarray, next_c: np.ndarray, output: np.ndarray) -> None:
+    def after_step(self, keep: np.ndarray | None, h: np.ndarray, c: np.ndarray | None,
+                   next_h: np.ndarray, next_c: np.ndarray | None, output: np.ndarray) -> None:
         """Forward: put back the skipping samples' states and write the step's output (when
-        ``keep`` is None the cell update has written it already)."""
+        ``keep`` is None the cell update has written it already). ``c`` is None for a cell
+        with one state (ConvGRU)."""
         if keep is None:
             self.previous_output = next_h  # no copy: the ring of slots keeps it until t+1
             return
-        next_c[...] = np.where(keep, next_c, c)
+        if c is not None:
+            next_c[...] = np.where(keep, next_c, c)
         self.previous_output = np.where(keep, next_h, self.previous_output)
         next_h[...] = np.where(keep, next_h, h)
         channels_last(self.previous_output, output)
@@ -107,11 +109,14 @@ class Skips:
         return d_c_carried
 
     def around_step(self, keep: np.ndarray | None, d_h_previous: np.ndarray,
-                    d_c_previous: np.ndarray, d_h_next: np.ndarray, d_c_next: np.ndarray) -> None:
-        """Backward, after the step: the skipping samples' state gradients pass through."""
+                    d_c_previous: np.ndarray | None, d_h_next: np.ndarray,
+                    d_c_next: np.ndarray | None) -> None:
+        """Backward, after the step: the skipping samples' state gradients pass through (no
+        ``c`` for a cell with one state)."""
         if keep is not None:
             d_h_previous += np.where(keep, 0.0, d_h_next)
-            d_c_previous += np.where(keep, 0.0, d_c_next)
+            if d_c_previous is not None:
+                d_c_previous += np.where(keep, 0.0, d_c_next)
 
 
 SAMPLES_PIXELS = 1 << 14
@@ -161,9 +166,11 @@ class ConvolutionBackward:
         """Add the gradients of the convolution of ``source`` (C, B, H, W), given those of the
         product d_z (4F, P), to ``d_weights`` and to ``d_source`` (C, B, H, W).
 
-        ``gate_masks`` (4, C, B, H, W) are the dropout masks the forward applied, or None.
+        ``gate_masks`` (gates, C, B, H, W) are the per-gate dropout masks the forward applied
+        (``d_z``'s rows split evenly between them), or None.
         """
-        for rows, mask in gate_groups(d_z.shape[0] // 4, gate_masks):
+        gates = 1 if gate_masks is None else len(gate_masks)
+        for rows, mask in gate_groups(d_z.shape[0] // gates, gate_masks):
             for first in range(0, source.shape[1], self.chunk):
                 samples = slice(first, first + self.chunk)
                 chunk_mask = None if mask is None else mask[:, samples]
@@ -175,3 +182,14 @@ class ConvolutionBackward:
                 if chunk_mask is not None:
                     d_chunk *= chunk_mask
                 d_source[:, samples] += d_chunk
+
+
+def dropout_masks(
+    rng: np.random.Generator, rate: float, shape: tuple[int, ...], dtype: np.dtype,
+    gates: int = 4,
+) -> np.ndarray:
+    """Independent inverted-dropout masks (gates, *shape), one per gate in Keras' order (i, f,
+    c, o for ConvLSTM; z, r, h for ConvGRU): 0 with probability ``rate``, else
+    ``1 / (1 - rate)``, so a masked input keeps its mean."""
+    keep = rng.random((gates, *shape)) >= rate
+    return keep.astype(dtype) / dtype.type(1.0 - rate)
