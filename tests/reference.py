@@ -396,6 +396,174 @@ def convlstm_reference_backward(
     return grads
 
 
+@dataclass
+class ConvGRUTape:
+    """What :func:`convgru_reference` kept of every step, for :func:`convgru_reference_backward`
+    (indexed by processing step; ``h[-1]`` is the initial state)."""
+
+    x: np.ndarray
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    options: dict = field(default_factory=dict)  # geometry, activations, reset_after, biases
+    order: list[int] = field(default_factory=list)
+    pre: list[dict] = field(default_factory=list)  # per step: x_part, h_part, z/r/h~ inputs
+    h: dict[int, np.ndarray] = field(default_factory=dict)
+    keep: list[np.ndarray] = field(default_factory=list)
+
+
+def convgru_reference(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    reset_after: bool = True,
+    stride: tuple[int, ...] | None = None,
+    pads: tuple[tuple[int, int], ...] | None = None,
+    dilation: tuple[int, ...] | None = None,
+    activation: Activation = np.tanh,
+    recurrent_activation: Activation = sigmoid,
+    h0: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    go_backwards: bool = False,
+    tape: ConvGRUTape | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One ConvGRU layer: Keras 3's GRU with convolutions, gates fused in order z, r, h::
+
+        z = ra(W_z x + b_z + U_z h + b'_z)        r = ra(W_r x + b_r + U_r h + b'_r)
+        reset_after:      h~ = a(W_h x + b_h + r (U_h h + b'_h))
+        not reset_after:  h~ = a(W_h x + U_h (r h) + b_h)
+        h = z h_prev + (1 - z) h~
+
+    Args:
+        x: ``(batch, time, *spatial, C_in)``; kernel ``(*k, C_in, 3F)``; recurrent_kernel
+            ``(*k, F, 3F)``; bias ``(2, 3F)`` (reset_after) or ``(3F,)`` or None.
+        Others as :func:`convlstm_reference`.
+
+    Returns:
+        ``(outputs, h_final)``, float64, outputs in processing order.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    F = recurrent_kernel.shape[-2]
+    stride, pads, dilation = _geometry(kernel.ndim - 2, stride, pads, dilation)
+    out_spatial = _out_spatial(x.shape[2:-1], kernel.shape[:-2], stride, pads, dilation)
+    rec_pads = tuple(same_pads(n, k, 1, 1)
+                     for n, k in zip(out_spatial, recurrent_kernel.shape[:-2]))
+    b = np.zeros(3 * F) if bias is None else np.asarray(bias, np.float64)
+    b_input, b_recurrent = (b[0], b[1]) if b.ndim == 2 else (b, np.zeros(3 * F))
+    batch, time = x.shape[:2]
+    order = list(range(time))[::-1] if go_backwards else list(range(time))
+    h = np.zeros((batch, *out_spatial, F)) if h0 is None else np.array(h0, np.float64)
+    prev_out = np.zeros_like(h)
+    outputs = np.zeros((batch, time, *out_spatial, F))
+    U = np.asarray(recurrent_kernel, np.float64)
+    if tape is not None:
+        tape.order, tape.h[-1] = order, h.copy()
+        tape.options = {"stride": stride, "pads": pads, "dilation": dilation,
+                        "rec_pads": rec_pads, "activations": (activation, recurrent_activation),
+                        "reset_after": reset_after, "bias_ndim": None if bias is None else b.ndim}
+    for step, t in enumerate(order):
+        x_part = conv_reference(x[:, t], kernel, b_input, stride, pads, dilation)
+        h_part = conv_reference(h, U, b_recurrent, None, rec_pads, None)
+        z_in = x_part[..., :F] + h_part[..., :F]
+        r_in = x_part[..., F : 2 * F] + h_part[..., F : 2 * F]
+        z, r = recurrent_activation(z_in), recurrent_activation(r_in)
+        if reset_after:
+            candidate_in = x_part[..., 2 * F :] + r * h_part[..., 2 * F :]
+        else:
+            candidate_in = x_part[..., 2 * F :] + conv_reference(
+                r * h, U[..., 2 * F :], None, None, rec_pads, None)
+        h_new = z * h + (1 - z) * activation(candidate_in)
+        keep = np.ones(batch, bool) if mask is None else np.asarray(mask[:, t], bool)
+        if tape is not None:
+            tape.pre.append({"x_part": x_part, "h_part": h_part, "z": z_in, "r": r_in,
+                             "candidate": candidate_in, "h_prev": h.copy()})
+        for sample in range(batch):
+            if keep[sample]:
+                h[sample] = h_new[sample]
+                prev_out[sample] = h_new[sample]
+            outputs[sample, step] = prev_out[sample]
+        if tape is not None:
+            tape.h[step] = h.copy()
+            tape.keep.append(keep)
+    return outputs, h
+
+
+def convgru_reference_backward(
+    tape: ConvGRUTape, d_outputs: np.ndarray, d_h_final: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """BPTT for :func:`convgru_reference`, one plain reversed loop carrying ``dh_next``::
+
+        dz_in = dh (h_prev - h~) ra'(z_in)        dc_in = dh (1 - z) a'(c_in)
+        reset_after:      dr_in = dc_in (U_h h + b'_h) ra'(r_in); the recurrent convolution's
+                          output gradient is [dz_in, dr_in, r dc_in]
+        not reset_after:  d(r h) = U_h^T * dc_in; dr_in = d(r h) h_prev ra'(r_in);
+                          dh_prev += d(r h) r
+        dh_prev += dh z + U^T * [dz_in, dr_in, ...]
+
+    Returns:
+        ``x``, ``kernel``, ``recurrent_kernel``, ``bias`` (when the forward had one) and
+        ``h0``: the gradient of each, float64, shaped like it.
+    """
+    options = tape.options
+    activation, recurrent_activation = options["activations"]
+    d_act, d_ract = DERIVATIVES[activation], DERIVATIVES[recurrent_activation]
+    reset_after = options["reset_after"]
+    F = tape.recurrent_kernel.shape[-2]
+    U = np.asarray(tape.recurrent_kernel, np.float64)
+    spatial_axes = tuple(range(tape.x.ndim - 2))
+    d_x, d_kernel, d_u = np.zeros_like(tape.x), np.zeros_like(tape.kernel), np.zeros_like(U)
+    d_b_input, d_b_recurrent = np.zeros(3 * F), np.zeros(3 * F)
+    dh_next = np.zeros_like(tape.h[-1]) if d_h_final is None else np.array(d_h_final)
+    d_repeated = np.zeros_like(dh_next)
+    for step in reversed(range(len(tape.order))):
+        t, keep, pre = tape.order[step], tape.keep[step], tape.pre[step]
+        d_output = d_outputs[:, step] + d_repeated
+        dh = np.zeros_like(dh_next)
+        dh_prev = np.zeros_like(dh_next)
+        for sample in range(len(keep)):
+            if keep[sample]:
+                dh[sample] = d_output[sample] + dh_next[sample]
+                d_repeated[sample] = 0.0
+            else:
+                dh_prev[sample] = dh_next[sample]
+                d_repeated[sample] = d_output[sample]
+        h_prev = pre["h_prev"]
+        z, r = recurrent_activation(pre["z"]), recurrent_activation(pre["r"])
+        candidate = activation(pre["candidate"])
+        dz_in = dh * (h_prev - candidate) * d_ract(pre["z"])
+        dc_in = dh * (1 - z) * d_act(pre["candidate"])
+        dh_prev += dh * z
+        if reset_after:
+            dr_in = dc_in * pre["h_part"][..., 2 * F :] * d_ract(pre["r"])
+            d_h_part = np.concatenate([dz_in, dr_in, r * dc_in], axis=-1)
+        else:
+            d_rh, d_uh = conv_backward_reference(r * h_prev, U[..., 2 * F :], dc_in, None,
+                                                 options["rec_pads"], None)
+            d_u[..., 2 * F :] += d_uh
+            dr_in = d_rh * h_prev * d_ract(pre["r"])
+            dh_prev += d_rh * r
+            d_h_part = np.concatenate([dz_in, dr_in, np.zeros_like(dc_in)], axis=-1)
+        d_x_part = np.concatenate([dz_in, dr_in, dc_in], axis=-1)
+        d_frame, d_w = conv_backward_reference(tape.x[:, t], tape.kernel, d_x_part,
+                                               options["stride"], options["pads"],
+                                               options["dilation"])
+        d_hh, d_uu = conv_backward_reference(h_prev, U, d_h_part, None, options["rec_pads"],
+                                             None)
+        d_x[:, t] += d_frame
+        d_kernel += d_w
+        d_u += d_uu
+        d_b_input += d_x_part.sum(axis=spatial_axes)
+        d_b_recurrent += d_h_part.sum(axis=spatial_axes)
+        dh_next = dh_prev + d_hh
+    grads = {"x": d_x, "kernel": d_kernel, "recurrent_kernel": d_u, "h0": dh_next}
+    if options["bias_ndim"] == 2:
+        grads["bias"] = np.stack([d_b_input, d_b_recurrent])
+    elif options["bias_ndim"] == 1:
+        grads["bias"] = d_b_input
+    return grads
+
+
 def maxpool3d_reference(
     x: np.ndarray,
     pool_size: tuple[int, int, int],

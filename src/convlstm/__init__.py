@@ -8,6 +8,14 @@ from convlstm.keras import load_keras, save_keras
 from convlstm.layers.activation import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from convlstm.layers.bidirectional import Bidirectional
 from convlstm.layers.conv import Conv2D, Conv3D
+from convlstm.layers.convgru import (
+    ConvGRU1D,
+    ConvGRU1DCell,
+    ConvGRU2D,
+    ConvGRU2DCell,
+    ConvGRU3D,
+    ConvGRU3DCell,
+)
 from convlstm.layers.convlstm import ConvLSTM2D, ConvLSTM2DCell
 from convlstm.layers.convlstm_ranks import ConvLSTM1D, ConvLSTM1DCell, ConvLSTM3D, ConvLSTM3DCell
 from convlstm.layers.core import Dense, Dropout, Flatten
@@ -25,6 +33,12 @@ __all__ = [
     "Bidirectional",
     "Conv2D",
     "Conv3D",
+    "ConvGRU1D",
+    "ConvGRU1DCell",
+    "ConvGRU2D",
+    "ConvGRU2DCell",
+    "ConvGRU3D",
+    "ConvGRU3DCell",
     "ConvLSTM1D",
     "ConvLSTM1DCell",
     "ConvLSTM2D",

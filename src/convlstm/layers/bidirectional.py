@@ -11,11 +11,11 @@ import numpy as np
 
 from convlstm import _validation as check
 from convlstm.layers.base import Layer, training_arg
-from convlstm.layers.convlstm import ConvLSTM
+from convlstm.layers.convrnn import ConvRNN
 from convlstm.registry import deserialize, register, serialize
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
-RECURRENT_LAYERS = (ConvLSTM,)
+RECURRENT_LAYERS = (ConvRNN,)
 _SHARED = ("stateful", "return_sequences", "return_state")  # must agree between directions
 
 
@@ -39,7 +39,7 @@ class Bidirectional(Layer):
     masked step outputs zeros in both directions (instead of repeating the previous output).
 
     Args:
-        layer: a ConvLSTM1D/2D/3D (stacks included).
+        layer: a ConvLSTM1D/2D/3D or ConvGRU1D/2D/3D (stacks included).
         merge_mode: "concat" (along the last axis, as Keras: the channels for channels_last),
             "sum", "mul", "ave", or None (a list of the two outputs).
         backward_layer: the layer for the backward direction, or None for a copy of ``layer``.
@@ -271,7 +271,7 @@ class Bidirectional(Layer):
 
 def _check_recurrent(owner: str, name: str, layer: object) -> None:
     if not isinstance(layer, RECURRENT_LAYERS):
-        kinds = "ConvLSTM1D, ConvLSTM2D, ConvLSTM3D"
+        kinds = "ConvLSTM1D/2D/3D, ConvGRU1D/2D/3D"
         raise TypeError(
             f"{owner}: expected {name} to be a recurrent layer of the family ({kinds}); got "
             f"{type(layer).__name__}."
