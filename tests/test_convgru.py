@@ -218,3 +218,17 @@ def test_bidirectional_and_native_file(tmp_path):
     restored = load(model.save(tmp_path / "gru.npz"))
     assert restored.get_config() == model.get_config()
     np.testing.assert_array_equal(restored.predict(x), model.predict(x))
+
+
+def test_carried_states_of_gru_and_bidirectional_are_saved(tmp_path):
+    model = Sequential([ConvGRU1D(1, 2, stateful=True, seed=1),
+                        Bidirectional(ConvGRU1D(2, 2, stateful=True, seed=2))],
+                       input_shape=(3, 5, 1))
+    x = _x((2, 3, 5, 1)).astype(np.float32)
+    model.predict(x)
+    restored = load(model.save(tmp_path / "stateful.npz", include_states=True))
+    np.testing.assert_array_equal(restored.predict(x), model.predict(x))  # continues both
+    without = load(model.save(tmp_path / "plain.npz"))  # starts from zeros instead
+    assert not np.allclose(without.predict(x), restored.predict(x))
+    carried = restored.layers[1].backward_layer.states
+    assert carried is not None and len(carried[0]) == 1
