@@ -117,6 +117,10 @@ CONVLSTM_OPTIONS = {
                        leaky_relu_slope=0.1, data_format="channels_first", use_bias=False),
     "hard-sigmoid-keras3": dict(recurrent_activation="hard_sigmoid"),
     "hard-sigmoid-keras2": dict(recurrent_activation="hard_sigmoid_keras2"),
+    "peephole": dict(peephole=True),
+    "peephole-everything": dict(peephole=True, num_layers=2, go_backwards=True,
+                                data_format="channels_first", use_bias=False,
+                                recurrent_activation="hard_sigmoid"),
 }
 
 
@@ -188,6 +192,7 @@ MASK_OPTIONS = {
     "backwards-stack-leaky": dict(go_backwards=True, num_layers=2, leaky_relu_slope=0.2),
     "backwards-last-step": dict(go_backwards=True, return_sequences=False, stride=2),
     "channels-first": dict(data_format="channels_first", num_layers=2),
+    "peephole-backwards": dict(peephole=True, go_backwards=True),
 }
 
 
@@ -498,8 +503,6 @@ class Doubler(Layer):  # a user's own layer
     ([ConvGRU2D(1, 2)], ValueError, r"layer 0 \(ConvGRU2D\): cannot export a ConvGRU2D"),
     ([Bidirectional(ConvLSTM2D(1, 2))], ValueError,
      r"layer 0 \(Bidirectional\): cannot export a Bidirectional"),
-    ([ConvLSTM2D(1, 2, peephole=True)], ValueError,
-     r"layer 0 \(ConvLSTM2D\): peephole=True does not export to ONNX yet"),
 ])
 def test_refused_before_anything_is_written(layers, error, message, tmp_path):
     model = Sequential(layers, input_shape=(None, 4, 4, 1))

@@ -154,7 +154,7 @@ class _Exporter:
             raise ValueError(
                 f"save_keras: {class_name} with peephole=True has no Keras counterpart (Keras' "
                 "ConvLSTM has no peephole connections); keep it in the native format "
-                "(model.save)."
+                "(model.save) or export a ConvLSTM2D to ONNX."
             )
         cell = layer.cells[k]
         cell_layer = KerasLayer("ConvLSTMCell", "conv_lstm_cell", weight_slots(cell))

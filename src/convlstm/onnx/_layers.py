@@ -331,17 +331,15 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, config: dict, x: Tensor,
     runs channels first (``Conv``); float64 channels last (im2col).
     """
     b, dtype = ctx.b, np.dtype(config["dtype"])
-    if config.get("peephole"):
-        ctx.refuse(where, "peephole=True does not export to ONNX yet (the Scan body has no "
-                          "peephole terms); export a model without peepholes.")
     act = _activation_name(ctx, where, "activation", config["activation"])
     ract = _activation_name(ctx, where, "recurrent_activation", config["recurrent_activation"])
     window, strides = tuple(config["kernel_size"]), tuple(config["stride"])
     dilation, slope = tuple(config["dilation"]), config["leaky_relu_slope"]
     backwards, num_layers = config["go_backwards"], config["num_layers"]
-    # get_weights: kernel, recurrent_kernel[, bias] for each stacked cell, in order.
+    # get_weights: kernel, recurrent_kernel[, bias][, peephole] for each stacked cell, in order.
     weights = layer.get_weights()
-    per_cell = 3 if config["use_bias"] else 2
+    peepholes = config.get("peephole", False)
+    per_cell = 2 + config["use_bias"] + peepholes
     cells = [weights[k : k + per_cell] for k in range(0, len(weights), per_cell)]
     x = b.cast(x, dtype)
     if x.rank != 5:
@@ -373,7 +371,9 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, config: dict, x: Tensor,
             mask = b.op("Slice", [mask, b.ints([-1]), b.ints([-INT64_MAX]), b.ints([0]),
                                   b.ints([-1])])
 
-    for k, (kernel, recurrent_kernel, *bias) in enumerate(cells):
+    for k, (kernel, recurrent_kernel, *rest) in enumerate(cells):
+        bias = rest[:1] if config["use_bias"] else []
+        peephole = rest[-1] if peepholes else None
         pads = explicit_pads(config["padding"], (H, W), window, strides, dilation)
         Ho, Wo = (conv_out_size(n, pads, kk, s, d, axis) for axis, (n, kk, s, d) in
                   enumerate(zip((H, W), window, strides, dilation)))
@@ -384,8 +384,8 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, config: dict, x: Tensor,
         state_shape = frame(F, Ho, Wo)
         h0, c0 = (_initial_state(ctx, f"{kind}0_{index}_{k}", batch, state_shape, dtype,
                                  user_cf, f32) for kind in ("h", "c"))
-        body = _cell_body(b.opset, f"scan{index}_{k}/", recurrent_kernel, act, ract, dtype,
-                          state_shape, gate_axis, masked=mask is not None,
+        body = _cell_body(b.opset, f"scan{index}_{k}/", recurrent_kernel, peephole, act, ract,
+                          dtype, state_shape, gate_axis, masked=mask is not None,
                           sequence_out=k < last or config["return_sequences"])
         reverse = 1 if backwards and k == 0 else 0
         if mask is None:
@@ -467,12 +467,12 @@ def _state_output(ctx: Context, name: str, state: str, state_shape: tuple, dtype
     ctx.outputs.append(value_info(name, ("batch", *user_shape), dtype))
 
 
-def _cell_body(opset: int, prefix: str, kernel: np.ndarray, act: str, ract: str,
-               dtype: np.dtype, state_shape: tuple, gate_axis: int, sequence_out: bool,
-               masked: bool):
+def _cell_body(opset: int, prefix: str, kernel: np.ndarray, peephole: np.ndarray | None,
+               act: str, ract: str, dtype: np.dtype, state_shape: tuple, gate_axis: int,
+               sequence_out: bool, masked: bool):
     """The Scan body of one cell: (h, c, z_t) -> (h', c'[, h']); masked:
     (h, c, y, z_t, m_t) -> (h', c', y'[, y']) where a False ``m_t`` keeps h and c and repeats
-    the last output y."""
+    the last output y. ``peephole`` (3, F), rows i, f, o: i and f also see c, o sees c'."""
     b = Builder(opset, prefix)
     h, c, y, z_t, m_t = (f"{prefix}{name}" for name in ("h", "c", "y", "z", "m"))
     gate_shape = list(state_shape)
@@ -483,10 +483,19 @@ def _cell_body(opset: int, prefix: str, kernel: np.ndarray, act: str, ract: str,
     recurrent = b.conv(h, kernel, None, ones, pads, ones, dtype, sizes)
     z = b.op("Add", [z_t, recurrent])
     i, f, g, o = b.split(z, gate_axis, 4)  # Keras' gate order i, f, c, o
-    i, f, o = (activation(b, ract, gate, dtype) for gate in (i, f, o))
+    weights = None
+    if peephole is not None:  # per channel, broadcast over the frame's other axes
+        axes = (-1, 1, 1) if gate_axis == 1 else (-1,)
+        weights = [b.const(row.astype(dtype).reshape(axes), hint="peephole") for row in peephole]
+        i, f = (b.op("Add", [gate, b.op("Mul", [p, c])]) for gate, p in ((i, weights[0]),
+                                                                         (f, weights[1])))
+    i, f = (activation(b, ract, gate, dtype) for gate in (i, f))
     g = activation(b, act, g, dtype)
     named = 1 if masked else [f"{prefix}c_out"]
     c_new = b.op("Add", [b.op("Mul", [f, c]), b.op("Mul", [i, g])], outputs=named)
+    if weights is not None:
+        o = b.op("Add", [o, b.op("Mul", [weights[2], c_new])])
+    o = activation(b, ract, o, dtype)
     named = 1 if masked else [f"{prefix}h_out"]
     h_new = b.op("Mul", [o, activation(b, act, c_new, dtype)], outputs=named)
     state = (None, *state_shape)
