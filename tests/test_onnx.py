@@ -141,6 +141,24 @@ def test_convlstm_options(case, dtype, tmp_path):
     export_and_check(model, tmp_path, sequences(frame), dtype)
 
 
+BIDIRECTIONAL_OPTIONS = {
+    "concat": ("concat", dict()),
+    "sum-last-step": ("sum", dict(return_sequences=False, stride=2)),
+    "ave-channels-first-stack": ("ave", dict(data_format="channels_first", num_layers=2)),
+    "mul-peephole-leaky": ("mul", dict(peephole=True, leaky_relu_slope=0.2)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(BIDIRECTIONAL_OPTIONS))
+def test_bidirectional(case, dtype, tmp_path):
+    merge_mode, options = BIDIRECTIONAL_OPTIONS[case]
+    model, frame = convlstm_model(dtype, **options)
+    wrapped = Sequential([Bidirectional(model.layers[0], merge_mode)],
+                         input_shape=model.input_shape)
+    export_and_check(perturbed(wrapped), tmp_path, sequences(frame), dtype)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("option", ["activation", "recurrent_activation"])
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -501,8 +519,10 @@ class Doubler(Layer):  # a user's own layer
      r"layer 0 \(TimeDistributed\) > Doubler: cannot export a Doubler"),
     ([Softmax(axis=(1, 2))], ValueError, r"axis=\(1, 2\) spans several axes"),
     ([ConvGRU2D(1, 2)], ValueError, r"layer 0 \(ConvGRU2D\): cannot export a ConvGRU2D"),
-    ([Bidirectional(ConvLSTM2D(1, 2))], ValueError,
-     r"layer 0 \(Bidirectional\): cannot export a Bidirectional"),
+    ([Bidirectional(ConvGRU2D(1, 2))], ValueError,
+     r"layer 0 \(Bidirectional\): only a Bidirectional of ConvLSTM2D layers with a merge_mode "
+     r"exports \(got \['ConvGRU2D', 'ConvGRU2D'\], merge_mode='concat'\)"),
+    ([Bidirectional(ConvLSTM2D(1, 2), None)], ValueError, r"merge_mode=None\)"),
 ])
 def test_refused_before_anything_is_written(layers, error, message, tmp_path):
     model = Sequential(layers, input_shape=(None, 4, 4, 1))

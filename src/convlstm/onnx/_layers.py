@@ -20,6 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from convlstm.layers.activation import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from convlstm.layers.base import Layer
+from convlstm.layers.bidirectional import Bidirectional
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D
 from convlstm.layers.core import Dense, Dropout, Flatten
@@ -518,6 +519,32 @@ def _cell_body(opset: int, prefix: str, kernel: np.ndarray, peephole: np.ndarray
     return helper.make_graph(b.nodes, prefix.rstrip("/"), inputs, outputs, b.initializers)
 
 
+def convert_bidirectional(ctx: Context, layer: Bidirectional, config: dict, x: Tensor,
+                          where: str) -> Tensor:
+    """Both directions' ConvLSTM2D graphs on ``x``; the backward outputs flipped back into
+    time order (with ``return_sequences``), then merged as Keras merges them."""
+    directions = layer.sublayers()
+    if not all(type(inner) is ConvLSTM2D for inner in directions) or config["merge_mode"] is None:
+        ctx.refuse(where, "only a Bidirectional of ConvLSTM2D layers with a merge_mode exports "
+                          f"(got {[type(inner).__name__ for inner in directions]}, merge_mode="
+                          f"{config['merge_mode']!r}).")
+    y, y_reversed = (convert_layer(ctx, inner, x, f"{where} > {name}")
+                     for inner, name in zip(directions, ("forward_layer", "backward_layer")))
+    b, reversed_name = ctx.b, y_reversed.name
+    if layer.return_sequences:
+        reversed_name = b.op("Slice", [reversed_name, b.ints([-1]), b.ints([-INT64_MAX]),
+                                       b.ints([1]), b.ints([-1])])
+    mode, shape = config["merge_mode"], y.shape
+    if mode == "concat":
+        merged = b.op("Concat", [y.name, reversed_name], axis=-1)
+        shape = (*y.shape[:-1], y.shape[-1] + y_reversed.shape[-1])
+    else:
+        merged = b.op({"sum": "Add", "ave": "Add", "mul": "Mul"}[mode], [y.name, reversed_name])
+        if mode == "ave":
+            merged = b.op("Div", [merged, b.scalar(2.0, y.dtype)])
+    return Tensor(merged, shape, y.dtype)
+
+
 # -------------------------------------------------------------------------------- dispatch
 
 CONVERTERS: list[tuple[type, Callable]] = [
@@ -537,6 +564,7 @@ CONVERTERS: list[tuple[type, Callable]] = [
     (SpaceToDepth, convert_block),
     (DepthToSpace, convert_block),
     (TimeDistributed, convert_time_distributed),
+    (Bidirectional, convert_bidirectional),
 ]
 
 SUPPORTED = sorted({cls.__name__ for cls, _ in CONVERTERS} | {"Sigmoid", "Tanh"})
