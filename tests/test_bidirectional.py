@@ -153,3 +153,11 @@ def test_in_a_model_trains_and_saves(tmp_path):
     restored = load(model.save(tmp_path / "bidirectional.npz"))
     assert restored.get_config() == model.get_config()
     np.testing.assert_array_equal(restored.predict(x), model.predict(x))
+
+
+def test_a_layer_with_a_callable_activation_is_copied_too():
+    layer = ConvLSTM1D(1, 2, activation=np.tanh, seed=4)
+    wrapper = Bidirectional(layer)
+    x = _x((1, 3, 4, 1))
+    assert wrapper.backward_layer.activation is layer.activation  # the same callable
+    np.testing.assert_array_equal(wrapper(x)[..., :2], layer(x))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_keras_io import archive_members, h5_tree
+from test_keras_io import archive_members, check_outputs, h5_tree
 
 from convlstm import (
     Bidirectional,
@@ -31,16 +31,10 @@ def expected():
         return {key: data[key] for key in data.files}
 
 
-def _check(model, expected, name):
-    output = model.forward(expected[f"x_{name}"])
-    assert output.shape == expected[f"y_{name}"].shape
-    np.testing.assert_allclose(output, expected[f"y_{name}"], rtol=0, atol=1e-5)
-
-
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
 @pytest.mark.parametrize("name", KERAS_MODELS)
 def test_keras_files_give_keras_outputs(name, suffix, expected):
-    _check(load_keras(FIXTURES / f"{name}{suffix}"), expected, name)
+    check_outputs(load_keras(FIXTURES / f"{name}{suffix}"), expected, name)
 
 
 def test_imported_layers_and_options():
@@ -66,7 +60,7 @@ def test_imported_bidirectional_keeps_its_directions_apart():
 
 @pytest.mark.parametrize("name", ROUNDTRIPS)
 def test_our_export_loaded_by_keras_gave_our_outputs(name, expected):
-    _check(load_keras(FIXTURES / f"{name}.keras"), expected, name)
+    check_outputs(load_keras(FIXTURES / f"{name}.keras"), expected, name)
 
 
 @pytest.mark.parametrize("name", ROUNDTRIPS + KERAS_MODELS)

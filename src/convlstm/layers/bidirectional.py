@@ -4,7 +4,7 @@ the two outputs merged, as Keras 3's ``Bidirectional``."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -65,11 +65,10 @@ class Bidirectional(Layer):
             )
         self.merge_mode = merge_mode
         self._backward_given = backward_layer is not None
-        self.forward_layer = type(layer).from_config(layer.get_config())
+        self.forward_layer = _rebuilt(layer)  # a copy: no carried states, no cache
         self.forward_layer.set_weights(layer.get_weights())
         if backward_layer is None:
-            config = {**layer.get_config(), "go_backwards": not layer.go_backwards}
-            backward_layer = type(layer).from_config(config)
+            backward_layer = _rebuilt(layer, go_backwards=not layer.go_backwards)
         _check_recurrent(owner, "backward_layer", backward_layer)
         self.backward_layer = backward_layer
         if backward_layer.go_backwards == layer.go_backwards:
@@ -267,6 +266,13 @@ class Bidirectional(Layer):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.forward_layer!r}, "
                 f"merge_mode={self.merge_mode!r})")
+
+
+def _rebuilt(layer: ConvRNN, **changes: Any) -> ConvRNN:
+    """A new layer with ``layer``'s options (callable activations included) and ``changes``;
+    fresh weights."""
+    options = {item.name: getattr(layer.options, item.name) for item in fields(layer.options)}
+    return type(layer)(**{**options, **changes})
 
 
 def _check_recurrent(owner: str, name: str, layer: object) -> None:
