@@ -138,6 +138,10 @@ class ConvLSTM2D(ConvLSTM):
             "relu", "linear", "elu", "softsign", ...) or a callable.
         use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
             unit_forget_bias: as in Keras.
+        peephole, peephole_initializer: the paper's peepholes (Shi et al. 2015, eq. 3; beyond
+            Keras): i and f also see ``p . c_{t-1}``, o sees ``p . c_t``, one weight per
+            channel in a ``peephole (3, F)`` weight (rows i, f, o) after the bias, drawn by
+            ``peephole_initializer`` (default "zeros": the plain layer's numbers).
         return_sequences: return every step's output (default True, as the seed promises) or
             only the last step's.
         return_state: also return the last layer's final ``h`` and ``c``.
