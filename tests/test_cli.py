@@ -74,6 +74,20 @@ def test_quick_moving_mnist_demo_scores_the_model_and_both_baselines(tmp_path):
         assert gif.n_frames == 10
 
 
+def test_pretrained_demo_scores_the_shipped_model_without_training(tmp_path):
+    result = run("demo", "--pretrained", "--test-sequences", 12, "--examples", 1, "--out",
+                 tmp_path / "demo")
+    assert result.returncode == 0, result.stderr
+    assert "the pretrained forecaster" in result.stdout and "convlstm train" in result.stdout
+    report = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert report["loss"] == [] and report["settings"]["pretrained"] is True
+    model = report["methods"]["model"]
+    assert all(m < r for m, r in zip(model["mse_frame"],
+                                     report["methods"]["repeat_last_frame"]["mse_frame"]))
+    refused = run("demo", "--pretrained", "--dataset", "shapes", "--out", tmp_path / "shapes")
+    assert refused.returncode == 2 and "--pretrained" in refused.stderr
+
+
 def test_train_moving_mnist_refuses_a_used_folder_and_resumes_with_the_optimizer(tmp_path):
     from convlstm import saving
 
