@@ -24,6 +24,7 @@ from convlstm import (  # noqa: E402
     Conv2D,
     Conv3D,
     ConvGRU2D,
+    ConvLSTM1D,
     ConvLSTM2D,
     ConvLSTM2DCell,
     ConvLSTM3D,
@@ -139,6 +140,35 @@ def convlstm_model(dtype="float32", in_channels=2, size=(7, 9), scale=0.3, **opt
 def test_convlstm_options(case, dtype, tmp_path):
     model, frame = convlstm_model(dtype, **CONVLSTM_OPTIONS[case])
     export_and_check(model, tmp_path, sequences(frame), dtype)
+
+
+CONV_LSTM_1D_OPTIONS = {
+    "same": dict(),
+    "valid-stride-2": dict(padding="valid", stride=2),
+    "explicit-dilation": dict(padding=2, dilation=2),
+    "channels-first-stack-backwards": dict(data_format="channels_first", num_layers=2,
+                                           go_backwards=True),
+    "last-step-peephole-leaky": dict(return_sequences=False, peephole=True,
+                                     leaky_relu_slope=0.1),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(CONV_LSTM_1D_OPTIONS))
+def test_conv_lstm_1d(case, dtype, tmp_path):
+    layer = ConvLSTM1D(2, 3, dtype=dtype, seed=0, **CONV_LSTM_1D_OPTIONS[case])
+    frame = (2, 9) if layer.data_format == "channels_first" else (9, 2)
+    model = perturbed(Sequential([layer], input_shape=(None, *frame)))
+    export_and_check(model, tmp_path, sequences(frame), dtype)
+    wrapped = perturbed(Sequential([Bidirectional(layer, "sum")], input_shape=(None, *frame)))
+    export_and_check(wrapped, tmp_path, sequences(frame), dtype)
+
+
+def test_conv_lstm_1d_states_are_refused(tmp_path):
+    model = Sequential([ConvLSTM1D(1, 2)], input_shape=(3, 5, 1))
+    with pytest.raises(ValueError, match=r"layer 0 \(ConvLSTM1D\): states=True exports the "
+                                         r"states of ConvLSTM2D layers only"):
+        convlstm.onnx.export(model, tmp_path / "m.onnx", states=True)
 
 
 BIDIRECTIONAL_OPTIONS = {
@@ -522,8 +552,8 @@ class Doubler(Layer):  # a user's own layer
     ([Softmax(axis=(1, 2))], ValueError, r"axis=\(1, 2\) spans several axes"),
     ([ConvGRU2D(1, 2)], ValueError, r"layer 0 \(ConvGRU2D\): cannot export a ConvGRU2D"),
     ([Bidirectional(ConvGRU2D(1, 2))], ValueError,
-     r"layer 0 \(Bidirectional\): only a Bidirectional of ConvLSTM2D layers with a merge_mode "
-     r"exports \(got \['ConvGRU2D', 'ConvGRU2D'\], merge_mode='concat'\)"),
+     r"layer 0 \(Bidirectional\): only a Bidirectional of ConvLSTM1D/2D layers with a "
+     r"merge_mode exports \(got \['ConvGRU2D', 'ConvGRU2D'\], merge_mode='concat'\)"),
     ([Bidirectional(ConvLSTM2D(1, 2), None)], ValueError, r"merge_mode=None\)"),
 ])
 def test_refused_before_anything_is_written(layers, error, message, tmp_path):
