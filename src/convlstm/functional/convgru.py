@@ -40,6 +40,7 @@ from convlstm.functional.recurrence import (
     Skips,
     channels_last,
     gate_groups,
+    input_gradients,
     planar_state,
     planes,
     recurrent_geometry,
@@ -213,7 +214,7 @@ def convgru_backward(
     """
     T, F3, P = cache.gates.shape
     F = F3 // 3
-    C, _, B, *spatial = cache.x.shape
+    _, _, B, *spatial = cache.x.shape  # (C, T, B, *spatial)
     window = kernel.shape[:-2]
     out_spatial = output_size(tuple(spatial), window, cache.stride, cache.pads, cache.dilation)
     pixels = math.prod(out_spatial)
@@ -268,18 +269,13 @@ def convgru_backward(
         skips.around_step(keep, d_h_previous, None, d_h_next, None)
         d_h_next, d_h_previous = d_h_previous, d_h_next
 
-    inputs = ConvolutionBackward((C, B, *spatial), window, cache.stride, cache.pads,
-                                 cache.dilation, np.ascontiguousarray(kernel.reshape(-1, F3)))
-    d_frame = np.empty((C, B, *spatial), dtype)
-    d_x = np.empty((B, T, *spatial, C), dtype)
-    for t in range(T):
-        d_frame[...] = 0.0
-        inputs(cache.x[:, t], d_x_part[t], cache.input_masks, d_frame)
-        d_x[:, t] = np.moveaxis(d_frame, 0, -1)
+    d_x, d_kernel = input_gradients(
+        cache.x, d_x_part, np.ascontiguousarray(kernel.reshape(-1, F3)), window, cache.stride,
+        cache.pads, cache.dilation, cache.input_masks)
 
     d_U = recurrent.d_weights if cache.reset_after else np.concatenate(
         [recurrent.d_weights, reset.d_weights], axis=1)
-    grads = {"kernel": inputs.d_weights.reshape(kernel.shape),
+    grads = {"kernel": d_kernel.reshape(kernel.shape),
              "recurrent_kernel": d_U.reshape(recurrent_kernel.shape)}
     if use_bias:
         d_bias = d_x_part.sum(axis=(0, 2))

@@ -43,6 +43,7 @@ from convlstm.functional.recurrence import (
     Skips,
     channels_last,
     gate_groups,
+    input_gradients,
     planar_state,
     planes,
     recurrent_geometry,
@@ -393,7 +394,7 @@ def convlstm_backward(
     """
     T, F4, P = cache.gates.shape
     F = F4 // 4
-    C, _, B, *spatial = cache.x.shape  # spatial: (H, W) for ConvLSTM2D
+    _, _, B, *spatial = cache.x.shape  # (C, T, B, *spatial); spatial (H, W) for ConvLSTM2D
     window = kernel.shape[:-2]
     out_spatial = output_size(tuple(spatial), window, cache.stride, cache.pads, cache.dilation)
     image_pixels = math.prod(out_spatial)
@@ -436,15 +437,9 @@ def convlstm_backward(
         d_h_next, d_h_previous = d_h_previous, d_h_next
         d_c_next, d_c_previous = d_c_previous, d_c_next
 
-    inputs = ConvolutionBackward(
-        (C, B, *spatial), window, cache.stride, cache.pads, cache.dilation,
-        np.ascontiguousarray(kernel.reshape(-1, F4)[:, order]))
-    d_frame = np.empty((C, B, *spatial), dtype)
-    d_x = np.empty((B, T, *spatial, C), dtype)
-    for t in range(T):  # the input convolution does not depend on the state: any order works
-        d_frame[...] = 0.0
-        inputs(cache.x[:, t], d_gates[t], cache.input_masks, d_frame)
-        d_x[:, t] = np.moveaxis(d_frame, 0, -1)
+    d_x, d_kernel = input_gradients(
+        cache.x, d_gates, np.ascontiguousarray(kernel.reshape(-1, F4)[:, order]), window,
+        cache.stride, cache.pads, cache.dilation, cache.input_masks)
 
     def keras_layout(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         keras_columns = np.empty(gradient.shape, dtype)
@@ -452,7 +447,7 @@ def convlstm_backward(
         return keras_columns.reshape(shape)
 
     grads = {
-        "kernel": keras_layout(inputs.d_weights, kernel.shape),
+        "kernel": keras_layout(d_kernel, kernel.shape),
         "recurrent_kernel": keras_layout(recurrent.d_weights, recurrent_kernel.shape),
     }
     if use_bias:

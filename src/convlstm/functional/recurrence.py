@@ -184,6 +184,41 @@ class ConvolutionBackward:
                 d_source[:, samples] += d_chunk
 
 
+def input_gradients(
+    frames: np.ndarray,
+    d_gates: np.ndarray,
+    weight_columns: np.ndarray,
+    window: tuple[int, ...],
+    stride: tuple[int, ...],
+    pads: Pads,
+    dilation: tuple[int, ...],
+    gate_masks: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """After BPTT, the input convolution's gradients, frame by frame (it does not depend on
+    the state: any order works).
+
+    Args:
+        frames: (C, T, B, *spatial) planes of the input.
+        d_gates: (T, rows, P) gradients of every step's input product.
+        weight_columns: (prod(window)*C, rows), the kernel as the product reads it.
+        window, stride, pads, dilation: the input convolution's geometry.
+        gate_masks: the per-gate dropout masks the forward applied to the frames, or None.
+
+    Returns:
+        d_x (B, T, *spatial, C) and d_weights shaped like ``weight_columns``.
+    """
+    C, T, B, *spatial = frames.shape
+    inputs = ConvolutionBackward((C, B, *spatial), window, stride, pads, dilation,
+                                 weight_columns)
+    d_frame = np.empty((C, B, *spatial), d_gates.dtype)
+    d_x = np.empty((B, T, *spatial, C), d_gates.dtype)
+    for t in range(T):
+        d_frame[...] = 0.0
+        inputs(frames[:, t], d_gates[t], gate_masks, d_frame)
+        d_x[:, t] = np.moveaxis(d_frame, 0, -1)
+    return d_x, inputs.d_weights
+
+
 def dropout_masks(
     rng: np.random.Generator, rate: float, shape: tuple[int, ...], dtype: np.dtype,
     gates: int = 4,
