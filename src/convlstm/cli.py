@@ -397,13 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--quick", action="store_true",
                       help="a small model and test set, about 30 seconds in all")
     show.add_argument("--steps", type=_positive,
-                      help="training steps (moving-mnist: 1000, quick 30; shapes: about 300)")
+                      help="training steps (moving-mnist: 2000, quick 30; shapes: about 300)")
     show.add_argument("--minutes", type=_positive_float,
                       help="moving-mnist: stop training after this long (default 4)")
     show.add_argument("--test-sequences", type=_positive,
                       help="moving-mnist: test sequences to score (default 1000)")
     show.add_argument("--filters", type=_positive,
-                      help="channels of each ConvLSTM layer (moving-mnist 32, shapes 12)")
+                      help="channels of each ConvLSTM layer (moving-mnist 16, shapes 12)")
     show.add_argument("--batch-size", type=_positive, help="sequences per training step (8)")
     show.add_argument("--learning-rate", type=_positive_float,
                       help="Adam's step size (moving-mnist 3e-3, shapes 2e-3)")
