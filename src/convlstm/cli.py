@@ -125,10 +125,7 @@ def _train(args: argparse.Namespace) -> int:
                 callbacks=[progress, ModelCheckpoint(str(checkpoint), monitor="loss"),
                            SaveState()])
     except KeyboardInterrupt:
-        progress.close()
-        saved = f"; the last checkpoint is {checkpoint}" if checkpoint.exists() else ""
-        print(f"\ninterrupted{saved}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(progress, checkpoint)
     progress.close()
     print(f"wrote {checkpoint}")
     return 0
@@ -192,13 +189,18 @@ def _train_moving_mnist(args: argparse.Namespace) -> int:
             _save_optimizer(optimizer, optimizer_file)
             demo.write_json(state_file, state)
     except KeyboardInterrupt:
-        progress.close()
-        saved = f"; the last checkpoint is {checkpoint}" if checkpoint.exists() else ""
-        print(f"\ninterrupted{saved}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(progress, checkpoint)
     progress.close()
     print(f"wrote {checkpoint} after {state['steps_done']} steps")
     return 0
+
+
+def _interrupted(progress: ProgressBar, checkpoint: Path) -> int:
+    """Ctrl-C during training: end the bar, say where the last checkpoint is."""
+    progress.close()
+    saved = f"; the last checkpoint is {checkpoint}" if checkpoint.exists() else ""
+    print(f"\ninterrupted{saved}", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _read_state(path: Path) -> dict:
