@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--quick", action="store_true",
                       help="a small model and test set, about 30 seconds in all")
     show.add_argument("--steps", type=_positive,
-                      help="training steps (moving-mnist: 2000, quick 30; shapes: about 300)")
+                      help="training steps (moving-mnist: 2000, quick 150; shapes: about 300)")
     show.add_argument("--minutes", type=_positive_float,
                       help="moving-mnist: stop training after this long (default 4)")
     show.add_argument("--test-sequences", type=_positive,

@@ -30,7 +30,7 @@ MOVING_MNIST = {
     # 30 seconds in all.
     "default": {"filters": 16, "batch_size": 8, "steps": 2000, "minutes": 4.0,
                 "test_sequences": 1000, "learning_rate": 3e-3},
-    "quick": {"filters": 8, "batch_size": 8, "steps": 30, "minutes": 0.5,
+    "quick": {"filters": 8, "batch_size": 8, "steps": 150, "minutes": 0.5,
               "test_sequences": 100, "learning_rate": 3e-3},
 }
 ROUND_SIZE = 256
