@@ -226,6 +226,8 @@ def table(results: dict[str, Any]) -> str:
         f"convlstm {machine['convlstm']} (NumPy {machine['numpy']}) vs PyTorch "
         f"{machine['torch']} CPU; {results['threads']} threads; {machine['cpu']} "
         f"({machine['cpu_count']} cores); Python {machine['python']}",
+        f"NumPy's BLAS: {bench.blas_text(results['blas']['libraries'])}",
+        *([results["blas"]["warning"]] if results["blas"]["warning"] else []),
         f"float32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s (best of 5 "
         f"{results['matmul_size']}^3 "
         f"products); median of {results['repeats']} interleaved runs after a checked warm-up",
@@ -271,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.checked_options(parser, args)
     if not bench.threads_are_set(args.threads):
         return bench.reexecute([sys.executable, str(Path(__file__).resolve()), *argv], args.threads)
+    warning = bench.blas_warning()
+    if warning:
+        print(f"\n{'!' * 100}\n{warning}\n{'!' * 100}\n", file=sys.stderr, flush=True)
     try:
         import torch
 
@@ -310,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             "gradient_rtol": GRADIENT_RTOL,
             "pool": "exact",
         },
+        "blas": bench.blas_record(),
         "matmul_peak_gflops": peak,
         "matmul_size": bench.matmul_size(args.quick),
         "workloads": records,

@@ -39,6 +39,7 @@ def test_main_quick_writes_json(tmp_path, capsys, threads_set):
     } <= set(results)
     assert results["threads"] == 2 and results["quick"] is True
     assert results["matmul_peak_gflops"] > 0
+    assert {"libraries", "pinning_variables", "warning"} <= set(results["blas"])
     assert [w["name"] for w in results["workloads"]] == ["d/forward", "d/train"]
     for record in results["workloads"]:
         ours = record["ours"]
