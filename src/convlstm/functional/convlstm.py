@@ -38,7 +38,7 @@ import numpy as np
 
 from convlstm.functional.activations import ACTIVATIONS, Activation
 from convlstm.functional.planes import Windows
-from convlstm.functional.threads import split_run
+from convlstm.functional.threads import split_matmul, split_matmul_transposed, split_run
 from convlstm.functional.windows import Pads, output_size, same_pads
 
 
@@ -321,7 +321,7 @@ def convlstm_forward(
         for rows, input_mask, recurrent_mask in gate_groups(F, input_masks, recurrent_masks):
             input_windows.columns(frames[:, t], input_mask)
             recurrent_windows.columns(h.reshape(F, B, *out_spatial), recurrent_mask)
-            np.matmul(weights[rows], cols, out=z[rows])
+            split_matmul(weights[rows], cols, z[rows])
         keep = skips.keep(t)
         cell_update(z, c, next_c, next_h, outputs[:, t] if keep is None else None)
         skips.after_step(keep, h, c, next_h, next_c, outputs[:, t])
@@ -393,8 +393,8 @@ class ConvolutionBackward:
                 chunk_mask = None if mask is None else mask[:, samples]
                 d_z_chunk = d_z[rows, first * self.pixels : (first + self.chunk) * self.pixels]
                 columns = self.windows.columns(source[:, samples], chunk_mask)
-                self.d_weights[:, rows] += columns @ d_z_chunk.T
-                np.matmul(self.weights[:, rows], d_z_chunk, out=self.d_columns)
+                self.d_weights[:, rows] += split_matmul_transposed(columns, d_z_chunk)
+                split_matmul(self.weights[:, rows], d_z_chunk, self.d_columns)
                 d_chunk = self.windows.scatter(self.d_columns)
                 if chunk_mask is not None:
                     d_chunk *= chunk_mask

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
+from convlstm.functional import threads
 from convlstm.functional.activations import leaky_relu, leaky_relu_backward
 from convlstm.functional.convlstm import (
     ConvLSTMCache,
@@ -111,22 +112,24 @@ def run_cell(
     **kwargs: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvLSTMCache | None]:
     """The kernel over (B, T, *spatial, C) channels-last frames with one cell's options and
-    weights; see ``convlstm_forward`` (``kwargs``: its dropout masks and ``training``)."""
-    return convlstm_forward(
-        x,
-        params["kernel"],
-        params["recurrent_kernel"],
-        params.get("bias"),
-        h0,
-        c0,
-        stride=options.stride,
-        pads=options.pads(x.shape[2:-1]),
-        dilation=options.dilation,
-        activation=options.activation,
-        recurrent_activation=options.recurrent_activation,
-        mask=mask,
-        **kwargs,
-    )
+    weights; see ``convlstm_forward`` (``kwargs``: its dropout masks and ``training``). BLAS
+    runs as :func:`convlstm.functional.threads.recurrence` says."""
+    with threads.recurrence():
+        return convlstm_forward(
+            x,
+            params["kernel"],
+            params["recurrent_kernel"],
+            params.get("bias"),
+            h0,
+            c0,
+            stride=options.stride,
+            pads=options.pads(x.shape[2:-1]),
+            dilation=options.dilation,
+            activation=options.activation,
+            recurrent_activation=options.recurrent_activation,
+            mask=mask,
+            **kwargs,
+        )
 
 
 def backward_cell(
@@ -147,17 +150,18 @@ def backward_cell(
                 "a named activation or convlstm.functional.activations.Activation(name, fn, "
                 "derivative) to train."
             )
-    d_x, d_h0, d_c0, cell.grads = convlstm_backward(
-        d_outputs,
-        d_h,
-        d_c,
-        cache,
-        cell.params["kernel"],
-        cell.params["recurrent_kernel"],
-        activation=options.activation,
-        recurrent_activation=options.recurrent_activation,
-        use_bias=options.use_bias,
-    )
+    with threads.recurrence():
+        d_x, d_h0, d_c0, cell.grads = convlstm_backward(
+            d_outputs,
+            d_h,
+            d_c,
+            cache,
+            cell.params["kernel"],
+            cell.params["recurrent_kernel"],
+            activation=options.activation,
+            recurrent_activation=options.recurrent_activation,
+            use_bias=options.use_bias,
+        )
     return d_x, d_h0, d_c0
 
 
