@@ -13,6 +13,8 @@ selects both) are workload m, the model users train: the Moving MNIST forecaster
 (``convlstm.forecasting.forecaster``, 4x4 space-to-depth, 2 ConvLSTM2D of 32 or 64 filters, a 1x1
 sigmoid head) at batch 8 and 16, T=19, timed as one whole ``train_on_batch`` with binary
 cross-entropy and Adam (its FLOPs: both ConvLSTM2D layers' training FLOPs, the head not counted).
+``ed/stream`` and ``ea/stream`` (``--only e``) are workload e, streaming: d's and a's layer,
+stateful, fed 100 frames one call each (inference); the time is the whole 100 calls.
 
 Method:
 
@@ -135,6 +137,10 @@ class ForecasterShape:
                               self.filters, self.filters) for k in range(self.layers)]
 
 
+STREAM_SHAPES = {"ed": ConvLSTMShape(1, 100, 16, 16, 8, 16),
+                 "ea": ConvLSTMShape(1, 100, 32, 32, 1, 32)}
+QUICK_STREAM_SHAPES = {"ed": ConvLSTMShape(1, 5, 6, 6, 2, 3),
+                       "ea": ConvLSTMShape(1, 5, 8, 8, 1, 4)}
 MODEL_SHAPES = {"m32": ForecasterShape(8, 19, 32), "m64": ForecasterShape(16, 19, 64)}
 QUICK_MODEL_SHAPES = {"m32": ForecasterShape(2, 3, 4, frame=16),
                       "m64": ForecasterShape(2, 3, 8, frame=16)}
@@ -142,8 +148,8 @@ LEARNING_RATE = 1e-3
 POOL_SHAPE = (8, 10, 64, 64, 64)  # (B, D, H, W, C)
 QUICK_POOL_SHAPE = (2, 4, 8, 8, 4)
 POOL_SIZE = (2, 2, 2)
-GROUPS = (*SHAPES, *MODEL_SHAPES, "pool")
-ALIASES = {"m": tuple(MODEL_SHAPES)}  # --only m: both sizes of workload m
+GROUPS = (*SHAPES, *STREAM_SHAPES, *MODEL_SHAPES, "pool")
+ALIASES = {"m": tuple(MODEL_SHAPES), "e": tuple(STREAM_SHAPES)}  # --only m: both m sizes
 
 
 def convlstm_flops(shape: ConvLSTMShape, kernel: int = KERNEL) -> int:
@@ -188,6 +194,9 @@ def workloads(quick: bool = False, only: Sequence[str] | None = None) -> list[Wo
         fields = tuple(asdict(shape).values())
         result.append(Workload(group, "forward", fields, shape.text(), convlstm_flops(shape)))
         result.append(Workload(group, "train", fields, shape.text(), training_flops(shape)))
+    for group, shape in (QUICK_STREAM_SHAPES if quick else STREAM_SHAPES).items():
+        fields = tuple(asdict(shape).values())
+        result.append(Workload(group, "stream", fields, shape.text(), convlstm_flops(shape)))
     for group, model in (QUICK_MODEL_SHAPES if quick else MODEL_SHAPES).items():
         flops = sum(training_flops(shape, model.kernel) for shape in model.convlstm_shapes())
         result.append(Workload(group, "train", tuple(asdict(model).values()), model.text(),
@@ -346,10 +355,26 @@ def forecaster_runner(problem: ForecasterProblem) -> Runner:
     return Runner(run=lambda: model.train_on_batch(problem.x, problem.target), collect=collect)
 
 
+def stream_runner(problem: ConvLSTMProblem) -> Runner:
+    """Workload e: a stateful layer fed one frame per call, T calls (inference), as a live
+    video or radar feed runs; the states are reset before each run (untimed)."""
+    s = problem.shape
+    layer = ConvLSTM2D(s.in_channels, s.filters, KERNEL, "same", stateful=True)
+    layer.set_weights([problem.kernel, problem.recurrent_kernel, problem.bias])
+    frames = [np.ascontiguousarray(problem.x[:, t : t + 1]) for t in range(s.time)]
+
+    def stream() -> dict[str, np.ndarray]:
+        return {"output": np.concatenate([layer.forward(frame) for frame in frames], axis=1)}
+
+    return Runner(run=stream, prepare=layer.reset_states)
+
+
 def our_runner(workload: Workload, problem: Any) -> Runner:
     """This library's :class:`Runner` for ``workload`` on ``problem``."""
     if workload.group in MODEL_SHAPES:
         return forecaster_runner(problem)
+    if workload.kind == "stream":
+        return stream_runner(problem)
     if workload.group == "pool":
         x, d_output = problem
         pool = MaxPooling3D(POOL_SIZE)

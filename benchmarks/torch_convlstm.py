@@ -217,6 +217,36 @@ def forecaster_runner(problem: ForecasterProblem, design: str) -> Runner:
     return Runner(run=train, collect=lambda loss: {"loss": loss.numpy(), **model.keras_grads()})
 
 
+def stream_runner(problem: ConvLSTMProblem, design: str) -> Runner:
+    """Workload e in PyTorch: the cell stepped once per frame under ``inference_mode``, its
+    states carried between calls, each frame arriving channels-last (B, 1, H, W, C)."""
+    model = TorchConvLSTM(problem, design)
+    frames = [torch.from_numpy(np.ascontiguousarray(problem.x[:, t : t + 1]))
+              for t in range(problem.shape.time)]
+    B, _, H, W, _ = problem.x.shape
+    F = problem.shape.filters
+
+    def stream() -> torch.Tensor:
+        with torch.inference_mode():
+            h = torch.zeros(B, F, H, W)
+            c = torch.zeros(B, F, H, W)
+            outputs = []
+            for frame in frames:
+                x = frame[:, 0].permute(0, 3, 1, 2)  # (B, C, H, W)
+                if model.design == "fused":
+                    z = nnf.conv2d(torch.cat([x, h], dim=1), model.weight, model.bias, padding=1)
+                else:
+                    z = (nnf.conv2d(x, model.kernel, model.bias, padding=1)
+                         + nnf.conv2d(h, model.recurrent_kernel, padding=1))
+                z_i, z_f, z_c, z_o = z.chunk(4, dim=1)
+                c = torch.sigmoid(z_f) * c + torch.sigmoid(z_i) * torch.tanh(z_c)
+                h = torch.sigmoid(z_o) * torch.tanh(c)
+                outputs.append(h.permute(0, 2, 3, 1).contiguous()[:, None])  # channels-last
+            return torch.cat(outputs, dim=1)
+
+    return Runner(run=stream, collect=lambda out: {"output": out.numpy()})
+
+
 def max_pool(x: torch.Tensor) -> torch.Tensor:
     """MaxPooling3D((2, 2, 2)) of channels-last (B, D, H, W, C), channels-last out."""
     pooled = nnf.max_pool3d(x.permute(0, 4, 1, 2, 3), POOL_SIZE)  # (B, C, D', H', W')
@@ -256,6 +286,8 @@ def torch_runners(workload: Workload, problem: Any) -> dict[str, Runner]:
         return {"max_pool3d": pool_runner(workload, problem)}
     if workload.group in MODEL_SHAPES:
         return {design: forecaster_runner(problem, design) for design in DESIGNS}
+    if workload.kind == "stream":
+        return {design: stream_runner(problem, design) for design in DESIGNS}
     return {design: convlstm_runner(workload, problem, design) for design in DESIGNS}
 
 

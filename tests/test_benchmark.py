@@ -43,6 +43,8 @@ def test_issue_shapes_and_flops():
     assert bench.convlstm_flops(bench.SHAPES["c"]) == 2 * 163840 * 9 * 128 * 256
     names = [w.name for w in bench.workloads()]
     assert names == [f"{g}/{k}" for g in "abcd" for k in ("forward", "train")] + [
+        "ed/stream",
+        "ea/stream",
         "m32/train",
         "m64/train",
         "pool/forward",
@@ -58,8 +60,8 @@ def test_only_filters_by_group_or_name():
         "pool/forward",
         "pool/backward",
     ]
-    with pytest.raises(ValueError, match=r"benchmark: expected --only .*got \['e'\]"):
-        bench.workloads(True, ["e"])
+    with pytest.raises(ValueError, match=r"benchmark: expected --only .*got \['z'\]"):
+        bench.workloads(True, ["z"])
 
 
 def test_training_step_gradients_are_nonzero_and_finite():
@@ -169,3 +171,15 @@ def test_workload_m_runner_is_one_train_on_batch():
     for k, weight in enumerate(problem.weights):
         assert result[f"d_{k}"].shape == weight.shape
         assert np.abs(result[f"d_{k}"]).max() > 0
+
+
+def test_workload_e_streams_one_frame_per_call_as_one_sequence():
+    assert [w.name for w in bench.workloads(only=["e"])] == ["ed/stream", "ea/stream"]
+    (workload,) = bench.workloads(quick=True, only=["ed"])
+    problem = bench.problem_for(workload)
+    runner = bench.our_runner(workload, problem)
+    for _ in range(2):  # states reset between runs
+        runner.prepare()
+        streamed = runner.collect(runner.run())["output"]
+        np.testing.assert_allclose(streamed, bench.build_layer(problem).forward(problem.x),
+                                   rtol=1e-6, atol=1e-6)
