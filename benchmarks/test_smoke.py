@@ -84,3 +84,14 @@ def test_quick_run_writes_no_json_unless_asked(tmp_path, monkeypatch, threads_se
     assert bench_run.main(["--quick", "--only", "d/forward"]) == 0
     assert bench_run.DEFAULT_JSON.read_bytes() == before
     assert list(tmp_path.iterdir()) == []
+
+
+def test_scaling_quick_writes_json_and_png(tmp_path, threads_set):
+    import scaling
+
+    stem = tmp_path / "scaling"
+    assert scaling.main(["--quick", "--repeats", "1", "--out", str(stem)]) == 0
+    results = json.loads(stem.with_suffix(".json").read_text())
+    assert {p["sweep"] for p in results["points"]} == set(scaling.SWEEPS)
+    assert all(p["checked"] and p["ours_s"] > 0 and p["torch_s"] > 0 for p in results["points"])
+    assert stem.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
