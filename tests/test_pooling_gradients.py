@@ -86,24 +86,3 @@ def test_blocked_kernels_match_the_reference(pool, stride, padding, block_bytes)
         maxpool3d_backward_reference(x, pool, stride, pads, d_out),
         rtol=1e-6, atol=1e-6,
     )
-
-
-@pytest.mark.parametrize(
-    ("shape", "pool", "padding"),
-    [((3, 8, 6, 4, 2), (2, 2, 2), "valid"), ((2, 7, 5, 6, 3), (2, 3, 2), "same"),
-     ((2, 6, 6, 6, 1), (3, 1, 2), "valid")],
-)
-@pytest.mark.parametrize("block_bytes", [1, 300, 1 << 21])
-def test_tiling_windows_write_each_cell_once_as_the_reference(shape, pool, padding, block_bytes):
-    # Windows that tile the (padded) input take the one-pass route; many ties again.
-    rng = np.random.default_rng(3)
-    x = rng.integers(-2, 3, shape).astype(np.float32)
-    pads = resolve_pads(padding, x.shape[1:-1], pool, pool, (1, 1, 1))
-    pooled, cache = max_pool(x, pool, pool, pads, training=True, block_bytes=block_bytes)
-    padded = tuple(n + a + b for n, (a, b) in zip(x.shape[1:-1], pads))
-    assert all(n == o * k for n, o, k in zip(padded, pooled.shape[1:-1], pool))
-    d_out = rng.normal(size=pooled.shape).astype(np.float32)
-    np.testing.assert_array_equal(
-        max_pool_backward(d_out, cache),
-        maxpool3d_backward_reference(x, pool, pool, pads, d_out).astype(np.float32),
-    )

@@ -149,33 +149,6 @@ def max_pool(
     return out, cache
 
 
-def _tiles_exactly(padded_shape: tuple[int, ...], out_shape: tuple[int, ...], window,
-                   stride) -> bool:
-    """Whether the windows tile the padded input: stride == window and no cell left over, so
-    every input cell lies in exactly one window."""
-    spatial, out_size = padded_shape[1:-1], out_shape[1:-1]
-    return all(s == k and n == o * k
-               for n, o, k, s in zip(spatial, out_size, window, stride))
-
-
-def _route_tiled(d_out: np.ndarray, winner: np.ndarray, window, d_block: np.ndarray,
-                 is_winner: np.ndarray) -> None:
-    """Non-overlapping windows that tile ``d_block``: write every cell once, in memory order.
-
-    ``d_block`` (n, o1*k1, o2*k2, ..., C) is seen as (n, o1, k1, o2, k2, ..., C); each cell
-    gets its window's gradient where its offset won, else 0: one comparison and one product
-    over the whole block, written contiguously (not one strided pass per offset).
-    """
-    rank = len(window)
-    tiled = (d_out.shape[0], *itertools.chain(*zip(d_out.shape[1:-1], window)), d_out.shape[-1])
-    spread = (slice(None), *itertools.chain(*((slice(None), None),) * rank), slice(None))
-    codes = np.arange(int(np.prod(window)), dtype=winner.dtype).reshape(window)
-    codes = codes[(None, *itertools.chain(*((None, slice(None)),) * rank), None)]
-    is_winner = is_winner.reshape(tiled)
-    np.equal(winner[spread], codes, out=is_winner)
-    np.multiply(d_out[spread], is_winner, out=d_block.reshape(tiled))
-
-
 def max_pool_backward(d_out: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     """Route each window's gradient to the element that won it; overlapping windows add up.
 
@@ -190,21 +163,13 @@ def max_pool_backward(d_out: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     window, stride, block_bytes = cache.window, cache.stride, cache.block_bytes
     # Without overlap every input cell gets at most one window's gradient: write, don't add.
     overlapping = any(s < k for s, k in zip(stride, window))
-    # When the windows tile the input, every cell is written: no zero-filling pass first.
-    tiled = _tiles_exactly(padded_shape, d_out.shape, window, stride)
-    d_padded = (np.empty if tiled else np.zeros)(padded_shape, d_out.dtype)
-    blocks = list(_blocks(padded_shape, d_out.itemsize, d_out.shape[1], window[0], stride[0],
-                          block_bytes))
-    if tiled:  # one scratch mask the size of the largest block
-        largest = max(d_padded[samples, in_rows].size for samples, _, in_rows in blocks)
-        scratch = np.empty(largest, bool)
-    for samples, out_rows, in_rows in blocks:
+    d_padded = np.zeros(padded_shape, d_out.dtype)
+    for samples, out_rows, in_rows in _blocks(
+        padded_shape, d_out.itemsize, d_out.shape[1], window[0], stride[0], block_bytes
+    ):
         d_block = d_padded[samples, in_rows]
         d_block_out = d_out[samples, out_rows]
         block_winner = winner[samples, out_rows]
-        if tiled:
-            _route_tiled(d_block_out, block_winner, window, d_block, scratch[: d_block.size])
-            continue
         is_winner = np.empty(block_winner.shape, bool)
         for k, index in _offset_views(window, stride, d_block_out.shape[1:-1]):
             np.equal(block_winner, k, out=is_winner)
