@@ -23,7 +23,9 @@ Per step: ``z = conv(x_t, kernel, stride, padding, dilation) + bias + conv(h, re
 Where ``mask[b, t]`` is False, sample ``b`` keeps its ``h`` and ``c`` and repeats its previous
 output (zeros at the first step). ``go_backwards`` reads the frames (and the mask) in reverse
 and returns the outputs in processing order. ``leaky_relu_slope`` applies a leaky ReLU to the
-output sequence only; ``h`` and ``c`` stay raw.
+output sequence only; ``h`` and ``c`` stay raw. With ``peephole`` (the ConvLSTM paper's
+peepholes, beyond Keras) the gates also see the cell: ``z_i += p_i * c``, ``z_f += p_f * c``
+before the cell update and ``z_o += p_o * c_new`` after it, ``p`` of shape ``(3, F)``.
 
 File format (``convlstm_grad_<case>.npz``, all float64)
 --------------------------------------------------------
@@ -40,6 +42,8 @@ File format (``convlstm_grad_<case>.npz``, all float64)
 ``output``, ``h``, ``c``         the forward results (output ``(B, T, H', W', F)``).
 ``grad_x``, ``grad_kernel``, ``grad_recurrent_kernel``, ``grad_bias``, ``grad_h0``,
 ``grad_c0``       d loss / d each input.
+``peephole``, ``grad_peephole``   ``(3, F)``, rows i, f, o, only in the peephole cases (whose
+                  config has ``"peephole": true``).
 """
 
 from __future__ import annotations
@@ -110,6 +114,11 @@ CASES: tuple[GradCase, ...] = (
     GradCase("mask", mask=True),
     GradCase("mask_go_backwards", {"go_backwards": True}, mask=True),
     GradCase("leaky02", {"leaky_relu_slope": 0.2}, time=3),
+    GradCase("peephole", {"peephole": True}),
+    GradCase("peephole_mask_go_backwards", {"peephole": True, "go_backwards": True}, mask=True),
+    GradCase("peephole_hard_sigmoid_valid_stride2",
+             {"peephole": True, "recurrent_activation": "hard_sigmoid", "padding": "valid",
+              "stride": (2, 2)}, frame=(6, 5)),
 )
 
 
@@ -165,8 +174,10 @@ def convlstm_forward(
     h0: torch.Tensor,
     c0: torch.Tensor,
     mask: torch.Tensor | None,
+    peephole: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One Keras-3 ConvLSTM2D layer on channels-last tensors: ``(output, h, c)``."""
+    """One Keras-3 ConvLSTM2D layer on channels-last tensors: ``(output, h, c)``; with
+    ``peephole`` (3, F), the paper's peepholes."""
     act = ACTIVATIONS[cfg["activation"]]
     rec = ACTIVATIONS[cfg["recurrent_activation"]]
     T = x.shape[1]
@@ -181,7 +192,12 @@ def convlstm_forward(
         z = conv_nchw(frame, kernel, pads_x, cfg["stride"], cfg["dilation"])
         z = z + bias.view(1, -1, 1, 1) + conv_nchw(h, recurrent_kernel, pads_h, (1, 1), (1, 1))
         z_i, z_f, z_c, z_o = z.chunk(4, dim=1)
+        if peephole is not None:
+            p_i, p_f, p_o = (row.view(1, -1, 1, 1) for row in peephole)
+            z_i, z_f = z_i + p_i * c, z_f + p_f * c
         c_new = rec(z_f) * c + rec(z_i) * act(z_c)
+        if peephole is not None:
+            z_o = z_o + p_o * c_new
         h_new = rec(z_o) * act(c_new)
         out = h_new
         if mask is not None:
@@ -199,7 +215,7 @@ def convlstm_forward(
 
 def case_config(case: GradCase) -> dict[str, Any]:
     """Every option of ``case`` (defaults filled in), pairs as tuples."""
-    unknown = set(case.options) - set(DEFAULTS)
+    unknown = set(case.options) - set(DEFAULTS) - {"peephole"}
     if unknown:
         raise ValueError(f"{case.name}: unknown options {sorted(unknown)}")
     return {**DEFAULTS, **case.options}
@@ -222,6 +238,8 @@ def case_inputs(case: GradCase) -> dict[str, np.ndarray]:
     }
     if case.mask:
         arrays["mask"] = np.array(MASK_PATTERN, dtype=bool)[:, : case.time]
+    if cfg.get("peephole"):
+        arrays["peephole"] = rng.uniform(-0.8, 0.8, size=(3, Fo))
     arrays["d_output"] = rng.normal(size=(BATCH, case.time, *state[1:]))
     arrays["d_h"] = rng.normal(size=state)
     arrays["d_c"] = rng.normal(size=state)
@@ -232,10 +250,12 @@ def make_case(case: GradCase) -> dict[str, np.ndarray]:
     """Run ``case`` forward and backward in torch and collect its arrays."""
     cfg = case_config(case)
     arrays = case_inputs(case)
-    names = ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0")
-    leaves = {k: torch.tensor(arrays[k], dtype=torch.float64, requires_grad=True) for k in names}
+    names = ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0", "peephole")
+    leaves = {k: torch.tensor(arrays[k], dtype=torch.float64, requires_grad=True)
+              for k in names if k in arrays}
     mask = torch.tensor(arrays["mask"]) if "mask" in arrays else None
-    output, h, c = convlstm_forward(cfg, *leaves.values(), mask)
+    output, h, c = convlstm_forward(cfg, *(leaves[k] for k in names[:6]), mask,
+                                    leaves.get("peephole"))
     loss = sum(
         (value * torch.tensor(arrays[name])).sum()
         for value, name in ((output, "d_output"), (h, "d_h"), (c, "d_c"))
@@ -296,6 +316,8 @@ def main() -> None:
     """Regenerate every fixture (or, with ``--check``, compare the forward pass with Keras)."""
     if "--check" in sys.argv[1:]:
         for case in CASES:
+            if "peephole" in case.options:
+                continue  # Keras has no peepholes
             print(f"{case.name:24s} max |torch - keras| = {keras_check(case):.3e}")
         return
     OUT_DIR.mkdir(parents=True, exist_ok=True)

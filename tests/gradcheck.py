@@ -36,7 +36,7 @@ def numerical_gradient(scalar: Callable[[], float], array: np.ndarray) -> np.nda
 
 
 def _as_tuple(output):
-    return output if isinstance(output, tuple) else (output,)
+    return tuple(output) if isinstance(output, (tuple, list)) else (output,)
 
 
 def check_gradients(layer, x: np.ndarray, *, seed: int = 0, **forward_kwargs) -> dict[str, float]:

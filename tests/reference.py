@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-Pair = tuple[int, int]
-Pads2 = tuple[tuple[int, int], tuple[int, int]]
 Pads3 = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 Activation = Callable[[np.ndarray], np.ndarray]
 
@@ -67,100 +65,104 @@ def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, 
     return before, after
 
 
-def conv2d_reference(
+def conv_reference(
     x: np.ndarray,
     kernel: np.ndarray,
     bias: np.ndarray | None,
-    stride: Pair = (1, 1),
-    pads: Pads2 = ((0, 0), (0, 0)),
-    dilation: Pair = (1, 1),
+    stride: tuple[int, ...] | None = None,
+    pads: tuple[tuple[int, int], ...] | None = None,
+    dilation: tuple[int, ...] | None = None,
 ) -> np.ndarray:
-    """2-D cross-correlation (not flipped), as in Keras / TensorFlow / PyTorch.
+    """Cross-correlation (not flipped) over any number of spatial axes, as in Keras /
+    TensorFlow / PyTorch.
 
     Args:
-        x: Input of shape ``(batch, H, W, C_in)``.
-        kernel: Weights of shape ``(kh, kw, C_in, C_out)``.
+        x: Input of shape ``(batch, *spatial, C_in)`` (spatial: (H, W) for 2-D).
+        kernel: Weights of shape ``(*k, C_in, C_out)``.
         bias: Bias of shape ``(C_out,)`` or ``None``.
-        stride: ``(stride_h, stride_w)``.
-        pads: Explicit zero padding ``((top, bottom), (left, right))``.
-        dilation: ``(dilation_h, dilation_w)``.
+        stride: one stride per spatial axis (default 1).
+        pads: Explicit zero padding ``(before, after)`` per spatial axis (default none).
+        dilation: one dilation per spatial axis (default 1).
 
     Returns:
-        Float64 array of shape ``(batch, H', W', C_out)`` with
-        ``H' = (H + top + bottom - dilation_h * (kh - 1) - 1) // stride_h + 1``
-        (and likewise for ``W'``).
+        Float64 array ``(batch, *spatial', C_out)`` with, per axis,
+        ``n' = (n + before + after - dilation * (k - 1) - 1) // stride + 1``.
     """
     x = np.asarray(x, dtype=np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
-    batch, H, W, C_in = x.shape
-    kh, kw, k_cin, C_out = kernel.shape
-    if k_cin != C_in:
-        raise ValueError(f"kernel expects {k_cin} input channels, x has {C_in}")
-    sh, sw = stride
-    dh, dw = dilation
-    (top, bottom), (left, right) = pads
-
-    padded = np.zeros((batch, H + top + bottom, W + left + right, C_in), dtype=np.float64)
-    padded[:, top : top + H, left : left + W, :] = x
-
-    H_out = (H + top + bottom - dh * (kh - 1) - 1) // sh + 1
-    W_out = (W + left + right - dw * (kw - 1) - 1) // sw + 1
-    if H_out <= 0 or W_out <= 0:
-        raise ValueError(f"non-positive output size ({H_out}, {W_out})")
-
-    out = np.zeros((batch, H_out, W_out, C_out), dtype=np.float64)
-    for b in range(batch):
-        for oy in range(H_out):
-            for ox in range(W_out):
-                acc = np.zeros(C_out, dtype=np.float64)
-                for ky in range(kh):
-                    for kx in range(kw):
-                        iy = oy * sh + ky * dh
-                        ix = ox * sw + kx * dw
-                        # (C_in,) . (C_in, C_out) -> (C_out,)
-                        acc += np.dot(padded[b, iy, ix, :], kernel[ky, kx, :, :])
-                if bias is not None:
-                    acc += np.asarray(bias, dtype=np.float64)
-                out[b, oy, ox, :] = acc
+    rank = kernel.ndim - 2
+    stride, pads, dilation = _geometry(rank, stride, pads, dilation)
+    if kernel.shape[-2] != x.shape[-1]:
+        raise ValueError(f"kernel expects {kernel.shape[-2]} input channels, x has {x.shape[-1]}")
+    padded = _padded(x, pads)
+    out_spatial = _out_spatial(x.shape[1:-1], kernel.shape[:-2], stride, pads, dilation)
+    out = np.zeros((x.shape[0], *out_spatial, kernel.shape[-1]), dtype=np.float64)
+    for b in range(x.shape[0]):
+        for position in np.ndindex(*out_spatial):
+            acc = np.zeros(kernel.shape[-1], dtype=np.float64)
+            for tap in np.ndindex(*kernel.shape[:-2]):
+                source = tuple(p * s + k * d for p, s, k, d in zip(position, stride, tap, dilation))
+                # (C_in,) . (C_in, C_out) -> (C_out,)
+                acc += np.dot(padded[(b, *source)], kernel[tap])
+            if bias is not None:
+                acc += np.asarray(bias, dtype=np.float64)
+            out[(b, *position)] = acc
     return out
 
 
-def conv2d_backward_reference(
+conv2d_reference = conv_reference  # the 2-D case, by the name the conv tests use
+
+
+def _geometry(rank, stride, pads, dilation):
+    ones = (1,) * rank
+    return (tuple(stride or ones), tuple(pads or ((0, 0),) * rank), tuple(dilation or ones))
+
+
+def _padded(x: np.ndarray, pads) -> np.ndarray:
+    return np.pad(x, ((0, 0), *pads, (0, 0)))
+
+
+def _out_spatial(spatial, window, stride, pads, dilation) -> tuple[int, ...]:
+    out = tuple((n + before + after - d * (k - 1) - 1) // s + 1
+                for n, k, s, (before, after), d in zip(spatial, window, stride, pads, dilation))
+    if min(out) <= 0:
+        raise ValueError(f"non-positive output size {out}")
+    return out
+
+
+def conv_backward_reference(
     x: np.ndarray,
     kernel: np.ndarray,
     d_out: np.ndarray,
-    stride: Pair = (1, 1),
-    pads: Pads2 = ((0, 0), (0, 0)),
-    dilation: Pair = (1, 1),
+    stride: tuple[int, ...] | None = None,
+    pads: tuple[tuple[int, int], ...] | None = None,
+    dilation: tuple[int, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients of :func:`conv2d_reference` for the input and the kernel (the bias gradient is
-    ``d_out`` summed over batch, height and width).
+    """Gradients of :func:`conv_reference` for the input and the kernel (the bias gradient is
+    ``d_out`` summed over batch and spatial axes).
 
     Args:
-        x: ``(batch, H, W, C_in)``; kernel: ``(kh, kw, C_in, C_out)``.
-        d_out: ``(batch, H', W', C_out)``, the gradient of the convolution's output.
+        x: ``(batch, *spatial, C_in)``; kernel: ``(*k, C_in, C_out)``.
+        d_out: ``(batch, *spatial', C_out)``, the gradient of the convolution's output.
 
     Returns:
         ``(d_x, d_kernel)``: float64, shaped like ``x`` and ``kernel``.
     """
     x = np.asarray(x, dtype=np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
-    batch, H, W, C_in = x.shape
-    kh, kw = kernel.shape[:2]
-    (top, bottom), (left, right) = pads
-    padded = np.zeros((batch, H + top + bottom, W + left + right, C_in), dtype=np.float64)
-    padded[:, top : top + H, left : left + W, :] = x
+    stride, pads, dilation = _geometry(kernel.ndim - 2, stride, pads, dilation)
+    padded = _padded(x, pads)
     d_padded = np.zeros_like(padded)
     d_kernel = np.zeros_like(kernel)
-    for b, oy, ox in np.ndindex(*d_out.shape[:3]):
-        for ky in range(kh):
-            for kx in range(kw):
-                iy = oy * stride[0] + ky * dilation[0]
-                ix = ox * stride[1] + kx * dilation[1]
-                # out[b, oy, ox] += padded[b, iy, ix] @ kernel[ky, kx]
-                d_padded[b, iy, ix, :] += kernel[ky, kx] @ d_out[b, oy, ox]
-                d_kernel[ky, kx] += np.outer(padded[b, iy, ix], d_out[b, oy, ox])
-    return d_padded[:, top : top + H, left : left + W, :], d_kernel
+    for b, *position in np.ndindex(*d_out.shape[:-1]):
+        for tap in np.ndindex(*kernel.shape[:-2]):
+            source = (b, *(p * s + k * d for p, s, k, d in zip(position, stride, tap, dilation)))
+            # out[b, position] += padded[source] @ kernel[tap]
+            d_padded[source] += kernel[tap] @ d_out[(b, *position)]
+            d_kernel[tap] += np.outer(padded[source], d_out[(b, *position)])
+    inside = (slice(None), *(slice(before, before + n) for (before, _), n in
+                             zip(pads, x.shape[1:-1])), slice(None))
+    return d_padded[inside], d_kernel
 
 
 DERIVATIVES: dict[Callable, Callable] = {
@@ -179,16 +181,17 @@ class ConvLSTMTape:
     min-char-rnn), so step 0 needs no special case.
     """
 
-    x: np.ndarray  # (batch, time, H, W, C_in), float64
+    x: np.ndarray  # (batch, time, *spatial, C_in), float64
     kernel: np.ndarray
     recurrent_kernel: np.ndarray
     order: list[int]  # time index of each processing step
-    z: list[np.ndarray] = field(default_factory=list)  # pre-activations (B, H', W', 4F), i f c o
+    z: list[np.ndarray] = field(default_factory=list)  # pre-activations (B, *S', 4F), i f c o
     h: dict[int, np.ndarray] = field(default_factory=dict)  # h after each step; h[-1] = h0
     c: dict[int, np.ndarray] = field(default_factory=dict)  # c after each step; c[-1] = c0
     keep: list[np.ndarray] = field(default_factory=list)  # (batch,) bool: who took the step
     geometry: dict = field(default_factory=dict)  # stride, pads, dilation, rec_pads
     activations: tuple = (np.tanh, sigmoid)  # activation, recurrent_activation
+    peephole: np.ndarray | None = None  # (3, F), rows i, f, o
 
 
 def convlstm_reference(
@@ -197,85 +200,86 @@ def convlstm_reference(
     recurrent_kernel: np.ndarray,
     bias: np.ndarray | None,
     *,
-    stride: Pair = (1, 1),
-    pads: Pads2 = ((0, 0), (0, 0)),
-    dilation: Pair = (1, 1),
+    stride: tuple[int, ...] | None = None,
+    pads: tuple[tuple[int, int], ...] | None = None,
+    dilation: tuple[int, ...] | None = None,
     activation: Activation = np.tanh,
     recurrent_activation: Activation = sigmoid,
     h0: np.ndarray | None = None,
     c0: np.ndarray | None = None,
     mask: np.ndarray | None = None,
     go_backwards: bool = False,
+    peephole: np.ndarray | None = None,
     tape: ConvLSTMTape | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One ConvLSTM2D layer with Keras 3 semantics, gates fused in order i, f, c, o.
+    """One ConvLSTM layer (any number of spatial axes) with Keras 3 semantics, gates fused in
+    order i, f, c, o; with ``peephole``, the paper's peepholes (Shi et al. 2015, eq. 3).
 
     Args:
-        x: Input of shape ``(batch, time, H, W, C_in)``.
-        kernel: Input weights of shape ``(kh, kw, C_in, 4F)``.
-        recurrent_kernel: Recurrent weights of shape ``(kh, kw, F, 4F)``.
+        x: Input of shape ``(batch, time, *spatial, C_in)``.
+        kernel: Input weights of shape ``(*k, C_in, 4F)``.
+        recurrent_kernel: Recurrent weights of shape ``(*k, F, 4F)``.
         bias: Bias of shape ``(4F,)`` or ``None``.
-        stride: Input-convolution stride ``(stride_h, stride_w)``.
-        pads: Input-convolution zero padding ``((top, bottom), (left, right))``.
-        dilation: Input-convolution dilation ``(dilation_h, dilation_w)``.
+        stride, pads, dilation: of the input convolution, one per spatial axis (default 1,
+            no padding, 1).
         activation: Cell/output activation.
         recurrent_activation: Gate activation.
-        h0: Initial hidden state ``(batch, H', W', F)``; zeros if ``None``.
-        c0: Initial cell state ``(batch, H', W', F)``; zeros if ``None``.
+        h0: Initial hidden state ``(batch, *spatial', F)``; zeros if ``None``.
+        c0: Initial cell state ``(batch, *spatial', F)``; zeros if ``None``.
         mask: Boolean ``(batch, time)``; a False step keeps that sample's state and
             repeats its previous output (zeros before any processed step).
         go_backwards: Process frames (and mask) in reversed time order.
+        peephole: ``(3, F)`` weights (rows i, f, o): i and f also see ``p * c_prev``, o sees
+            ``p * c_new``; or ``None``.
         tape: If given (``ConvLSTMTape(x, kernel, recurrent_kernel, [])``), filled with every
             step's values for :func:`convlstm_reference_backward`.
 
     Returns:
-        ``(outputs, h_final, c_final)``: outputs ``(batch, time, H', W', F)`` in
-        processing order, and final states ``(batch, H', W', F)``; all float64.
+        ``(outputs, h_final, c_final)``: outputs ``(batch, time, *spatial', F)`` in
+        processing order, and final states ``(batch, *spatial', F)``; all float64.
     """
     x = np.asarray(x, dtype=np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
     recurrent_kernel = np.asarray(recurrent_kernel, dtype=np.float64)
     batch, time = x.shape[0], x.shape[1]
-    rkh, rkw, F, four_f = recurrent_kernel.shape
-    if four_f != 4 * F or kernel.shape[3] != 4 * F:
+    F, four_f = recurrent_kernel.shape[-2:]
+    if four_f != 4 * F or kernel.shape[-1] != 4 * F:
         raise ValueError("kernel / recurrent_kernel last axis must be 4 * filters")
-
-    # Output spatial size of the input convolution.
-    H, W = x.shape[2], x.shape[3]
-    kh, kw = kernel.shape[0], kernel.shape[1]
-    (top, bottom), (left, right) = pads
-    H_out = (H + top + bottom - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    W_out = (W + left + right - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-
-    # Recurrent convolution: stride 1, dilation 1, "same" padding (keeps H', W').
-    rec_pads = (same_pads(H_out, rkh, 1, 1), same_pads(W_out, rkw, 1, 1))
+    stride, pads, dilation = _geometry(kernel.ndim - 2, stride, pads, dilation)
+    out_spatial = _out_spatial(x.shape[2:-1], kernel.shape[:-2], stride, pads, dilation)
+    # Recurrent convolution: stride 1, dilation 1, "same" padding (keeps the state's size).
+    rec_pads = tuple(same_pads(n, k, 1, 1)
+                     for n, k in zip(out_spatial, recurrent_kernel.shape[:-2]))
+    p_i, p_f, p_o = np.zeros((3, F)) if peephole is None else np.asarray(peephole, np.float64)
 
     order = list(range(time))
     if go_backwards:
         order = order[::-1]
 
-    h = np.zeros((batch, H_out, W_out, F)) if h0 is None else np.array(h0, dtype=np.float64)
-    c = np.zeros((batch, H_out, W_out, F)) if c0 is None else np.array(c0, dtype=np.float64)
-    prev_out = np.zeros((batch, H_out, W_out, F), dtype=np.float64)
-    outputs = np.zeros((batch, time, H_out, W_out, F), dtype=np.float64)
+    state_shape = (batch, *out_spatial, F)
+    h = np.zeros(state_shape) if h0 is None else np.array(h0, dtype=np.float64)
+    c = np.zeros(state_shape) if c0 is None else np.array(c0, dtype=np.float64)
+    prev_out = np.zeros(state_shape, dtype=np.float64)
+    outputs = np.zeros((batch, time, *out_spatial, F), dtype=np.float64)
     if tape is not None:
         tape.order = order
         tape.h[-1], tape.c[-1] = h.copy(), c.copy()
         tape.geometry = {"stride": stride, "pads": pads, "dilation": dilation,
                          "rec_pads": rec_pads}
         tape.activations = (activation, recurrent_activation)
+        tape.peephole = None if peephole is None else np.stack([p_i, p_f, p_o])
 
     for step, t in enumerate(order):
-        x_t = conv2d_reference(x[:, t], kernel, bias, stride, pads, dilation)
-        r_t = conv2d_reference(h, recurrent_kernel, None, (1, 1), rec_pads, (1, 1))
+        x_t = conv_reference(x[:, t], kernel, bias, stride, pads, dilation)
+        r_t = conv_reference(h, recurrent_kernel, None, None, rec_pads, None)
         z = x_t + r_t
-        zi = z[..., 0 * F : 1 * F]
-        zf = z[..., 1 * F : 2 * F]
+        zi = z[..., 0 * F : 1 * F] + p_i * c
+        zf = z[..., 1 * F : 2 * F] + p_f * c
         zc = z[..., 2 * F : 3 * F]
-        zo = z[..., 3 * F : 4 * F]
         i = recurrent_activation(zi)
         f = recurrent_activation(zf)
         c_new = f * c + i * activation(zc)
+        zo = z[..., 3 * F : 4 * F] + p_o * c_new
         o = recurrent_activation(zo)
         h_new = o * activation(c_new)
 
@@ -288,7 +292,7 @@ def convlstm_reference(
             # else: state and previous output carry over unchanged
             outputs[b, step] = prev_out[b]
         if tape is not None:
-            tape.z.append(z)
+            tape.z.append(np.concatenate([zi, zf, zc, zo], axis=-1))
             tape.h[step], tape.c[step] = h.copy(), c.copy()
             tape.keep.append(keep)
 
@@ -304,35 +308,41 @@ def convlstm_reference_backward(
     """Backpropagation through time for :func:`convlstm_reference`, one plain reversed loop that
     carries ``dh_next`` and ``dc_next`` (as min-char-rnn does), in Keras' gate order i, f, c, o.
 
-    For one step (``'`` a derivative as a function of the activation's input)::
+    For one step (``'`` a derivative as a function of the activation's input; ``z`` includes
+    the peephole terms, zero without peepholes)::
 
         i = ra(z_i)   f = ra(z_f)   g = a(z_c)   o = ra(z_o)
         c = f c_prev + i g            h = o a(c)
-        dc     = dc_next + dh o a'(c)
+        dz_o   = dh a(c) ra'(z_o)
+        dc     = dc_next + dh o a'(c) + dz_o p_o
         dz_i   = dc g ra'(z_i)        dz_f = dc c_prev ra'(z_f)
-        dz_c   = dc i a'(z_c)         dz_o = dh a(c) ra'(z_o)
-        dc_prev = dc f                dh_prev = U^T * dz (the recurrent convolution's adjoint)
+        dz_c   = dc i a'(z_c)
+        dc_prev = dc f + dz_i p_i + dz_f p_f
+        dh_prev = U^T * dz (the recurrent convolution's adjoint)
 
     A masked sample skips the step: its state gradients pass through unchanged, and the
     gradient of an output that repeated an earlier one goes to that earlier output.
 
     Args:
         tape: filled by the forward.
-        d_outputs: ``(batch, time, H', W', F)``, in processing order as the outputs are.
+        d_outputs: ``(batch, time, *spatial', F)``, in processing order as the outputs are.
         d_h_final, d_c_final: gradients for the final states, or None for zeros.
 
     Returns:
-        ``x``, ``kernel``, ``recurrent_kernel``, ``bias``, ``h0``, ``c0``: the gradient of each,
-        float64, shaped like it.
+        ``x``, ``kernel``, ``recurrent_kernel``, ``bias``, ``h0``, ``c0`` (and ``peephole``
+        when the forward had one): the gradient of each, float64, shaped like it.
     """
     activation, recurrent_activation = tape.activations
     d_act, d_ract = DERIVATIVES[activation], DERIVATIVES[recurrent_activation]
     geometry = tape.geometry
-    F = tape.recurrent_kernel.shape[2]
+    F = tape.recurrent_kernel.shape[-2]
+    p_i, p_f, p_o = np.zeros((3, F)) if tape.peephole is None else tape.peephole
+    spatial_axes = tuple(range(tape.x.ndim - 2))
     d_x = np.zeros_like(tape.x)
     d_kernel = np.zeros_like(tape.kernel)
     d_recurrent_kernel = np.zeros_like(tape.recurrent_kernel)
     d_bias = np.zeros(4 * F)
+    d_peephole = np.zeros((3, F))
     dh_next = np.zeros_like(tape.h[-1]) if d_h_final is None else np.array(d_h_final, np.float64)
     dc_next = np.zeros_like(tape.c[-1]) if d_c_final is None else np.array(d_c_final, np.float64)
     d_repeated = np.zeros_like(dh_next)  # for the output a later masked step repeated
@@ -359,27 +369,199 @@ def convlstm_reference_backward(
                 dh_prev[b] = dh_next[b]
                 dc_prev[b] = dc_next[b]
                 d_repeated[b] = d_output[b]
-        dc = dc + dh * o * d_act(c_new)
-        dz = np.concatenate(
-            [dc * g * d_ract(zi), dc * c_prev * d_ract(zf), dc * i * d_act(zc),
-             dh * activation(c_new) * d_ract(zo)],
-            axis=-1,
-        )
-        dc_prev += dc * f
-        d_frame, d_w = conv2d_backward_reference(
+        dz_o = dh * activation(c_new) * d_ract(zo)
+        dc = dc + dh * o * d_act(c_new) + dz_o * p_o
+        dz_i, dz_f = dc * g * d_ract(zi), dc * c_prev * d_ract(zf)
+        dz = np.concatenate([dz_i, dz_f, dc * i * d_act(zc), dz_o], axis=-1)
+        dc_prev += dc * f + dz_i * p_i + dz_f * p_f
+        d_peephole += np.stack([(dz_i * c_prev).sum(axis=spatial_axes),
+                                (dz_f * c_prev).sum(axis=spatial_axes),
+                                (dz_o * c_new).sum(axis=spatial_axes)])
+        d_frame, d_w = conv_backward_reference(
             tape.x[:, t], tape.kernel, dz, geometry["stride"], geometry["pads"],
             geometry["dilation"])
-        d_h_rec, d_u = conv2d_backward_reference(
-            h_prev, tape.recurrent_kernel, dz, (1, 1), geometry["rec_pads"], (1, 1))
+        d_h_rec, d_u = conv_backward_reference(
+            h_prev, tape.recurrent_kernel, dz, None, geometry["rec_pads"], None)
         d_x[:, t] += d_frame
         d_kernel += d_w
         d_recurrent_kernel += d_u
-        d_bias += dz.sum(axis=(0, 1, 2))
+        d_bias += dz.sum(axis=spatial_axes)
         dh_prev += d_h_rec
         dh_next, dc_next = dh_prev, dc_prev
 
-    return {"x": d_x, "kernel": d_kernel, "recurrent_kernel": d_recurrent_kernel,
-            "bias": d_bias, "h0": dh_next, "c0": dc_next}
+    grads = {"x": d_x, "kernel": d_kernel, "recurrent_kernel": d_recurrent_kernel,
+             "bias": d_bias, "h0": dh_next, "c0": dc_next}
+    if tape.peephole is not None:
+        grads["peephole"] = d_peephole
+    return grads
+
+
+@dataclass
+class ConvGRUTape:
+    """What :func:`convgru_reference` kept of every step, for :func:`convgru_reference_backward`
+    (indexed by processing step; ``h[-1]`` is the initial state)."""
+
+    x: np.ndarray
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    options: dict = field(default_factory=dict)  # geometry, activations, reset_after, biases
+    order: list[int] = field(default_factory=list)
+    pre: list[dict] = field(default_factory=list)  # per step: x_part, h_part, z/r/h~ inputs
+    h: dict[int, np.ndarray] = field(default_factory=dict)
+    keep: list[np.ndarray] = field(default_factory=list)
+
+
+def convgru_reference(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    reset_after: bool = True,
+    stride: tuple[int, ...] | None = None,
+    pads: tuple[tuple[int, int], ...] | None = None,
+    dilation: tuple[int, ...] | None = None,
+    activation: Activation = np.tanh,
+    recurrent_activation: Activation = sigmoid,
+    h0: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    go_backwards: bool = False,
+    tape: ConvGRUTape | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One ConvGRU layer: Keras 3's GRU with convolutions, gates fused in order z, r, h::
+
+        z = ra(W_z x + b_z + U_z h + b'_z)        r = ra(W_r x + b_r + U_r h + b'_r)
+        reset_after:      h~ = a(W_h x + b_h + r (U_h h + b'_h))
+        not reset_after:  h~ = a(W_h x + U_h (r h) + b_h)
+        h = z h_prev + (1 - z) h~
+
+    Args:
+        x: ``(batch, time, *spatial, C_in)``; kernel ``(*k, C_in, 3F)``; recurrent_kernel
+            ``(*k, F, 3F)``; bias ``(2, 3F)`` (reset_after) or ``(3F,)`` or None.
+        Others as :func:`convlstm_reference`.
+
+    Returns:
+        ``(outputs, h_final)``, float64, outputs in processing order.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    F = recurrent_kernel.shape[-2]
+    stride, pads, dilation = _geometry(kernel.ndim - 2, stride, pads, dilation)
+    out_spatial = _out_spatial(x.shape[2:-1], kernel.shape[:-2], stride, pads, dilation)
+    rec_pads = tuple(same_pads(n, k, 1, 1)
+                     for n, k in zip(out_spatial, recurrent_kernel.shape[:-2]))
+    b = np.zeros(3 * F) if bias is None else np.asarray(bias, np.float64)
+    b_input, b_recurrent = (b[0], b[1]) if b.ndim == 2 else (b, np.zeros(3 * F))
+    batch, time = x.shape[:2]
+    order = list(range(time))[::-1] if go_backwards else list(range(time))
+    h = np.zeros((batch, *out_spatial, F)) if h0 is None else np.array(h0, np.float64)
+    prev_out = np.zeros_like(h)
+    outputs = np.zeros((batch, time, *out_spatial, F))
+    U = np.asarray(recurrent_kernel, np.float64)
+    if tape is not None:
+        tape.order, tape.h[-1] = order, h.copy()
+        tape.options = {"stride": stride, "pads": pads, "dilation": dilation,
+                        "rec_pads": rec_pads, "activations": (activation, recurrent_activation),
+                        "reset_after": reset_after, "bias_ndim": None if bias is None else b.ndim}
+    for step, t in enumerate(order):
+        x_part = conv_reference(x[:, t], kernel, b_input, stride, pads, dilation)
+        h_part = conv_reference(h, U, b_recurrent, None, rec_pads, None)
+        z_in = x_part[..., :F] + h_part[..., :F]
+        r_in = x_part[..., F : 2 * F] + h_part[..., F : 2 * F]
+        z, r = recurrent_activation(z_in), recurrent_activation(r_in)
+        if reset_after:
+            candidate_in = x_part[..., 2 * F :] + r * h_part[..., 2 * F :]
+        else:
+            candidate_in = x_part[..., 2 * F :] + conv_reference(
+                r * h, U[..., 2 * F :], None, None, rec_pads, None)
+        h_new = z * h + (1 - z) * activation(candidate_in)
+        keep = np.ones(batch, bool) if mask is None else np.asarray(mask[:, t], bool)
+        if tape is not None:
+            tape.pre.append({"x_part": x_part, "h_part": h_part, "z": z_in, "r": r_in,
+                             "candidate": candidate_in, "h_prev": h.copy()})
+        for sample in range(batch):
+            if keep[sample]:
+                h[sample] = h_new[sample]
+                prev_out[sample] = h_new[sample]
+            outputs[sample, step] = prev_out[sample]
+        if tape is not None:
+            tape.h[step] = h.copy()
+            tape.keep.append(keep)
+    return outputs, h
+
+
+def convgru_reference_backward(
+    tape: ConvGRUTape, d_outputs: np.ndarray, d_h_final: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """BPTT for :func:`convgru_reference`, one plain reversed loop carrying ``dh_next``::
+
+        dz_in = dh (h_prev - h~) ra'(z_in)        dc_in = dh (1 - z) a'(c_in)
+        reset_after:      dr_in = dc_in (U_h h + b'_h) ra'(r_in); the recurrent convolution's
+                          output gradient is [dz_in, dr_in, r dc_in]
+        not reset_after:  d(r h) = U_h^T * dc_in; dr_in = d(r h) h_prev ra'(r_in);
+                          dh_prev += d(r h) r
+        dh_prev += dh z + U^T * [dz_in, dr_in, ...]
+
+    Returns:
+        ``x``, ``kernel``, ``recurrent_kernel``, ``bias`` (when the forward had one) and
+        ``h0``: the gradient of each, float64, shaped like it.
+    """
+    options = tape.options
+    activation, recurrent_activation = options["activations"]
+    d_act, d_ract = DERIVATIVES[activation], DERIVATIVES[recurrent_activation]
+    reset_after = options["reset_after"]
+    F = tape.recurrent_kernel.shape[-2]
+    U = np.asarray(tape.recurrent_kernel, np.float64)
+    spatial_axes = tuple(range(tape.x.ndim - 2))
+    d_x, d_kernel, d_u = np.zeros_like(tape.x), np.zeros_like(tape.kernel), np.zeros_like(U)
+    d_b_input, d_b_recurrent = np.zeros(3 * F), np.zeros(3 * F)
+    dh_next = np.zeros_like(tape.h[-1]) if d_h_final is None else np.array(d_h_final)
+    d_repeated = np.zeros_like(dh_next)
+    for step in reversed(range(len(tape.order))):
+        t, keep, pre = tape.order[step], tape.keep[step], tape.pre[step]
+        d_output = d_outputs[:, step] + d_repeated
+        dh = np.zeros_like(dh_next)
+        dh_prev = np.zeros_like(dh_next)
+        for sample in range(len(keep)):
+            if keep[sample]:
+                dh[sample] = d_output[sample] + dh_next[sample]
+                d_repeated[sample] = 0.0
+            else:
+                dh_prev[sample] = dh_next[sample]
+                d_repeated[sample] = d_output[sample]
+        h_prev = pre["h_prev"]
+        z, r = recurrent_activation(pre["z"]), recurrent_activation(pre["r"])
+        candidate = activation(pre["candidate"])
+        dz_in = dh * (h_prev - candidate) * d_ract(pre["z"])
+        dc_in = dh * (1 - z) * d_act(pre["candidate"])
+        dh_prev += dh * z
+        if reset_after:
+            dr_in = dc_in * pre["h_part"][..., 2 * F :] * d_ract(pre["r"])
+            d_h_part = np.concatenate([dz_in, dr_in, r * dc_in], axis=-1)
+        else:
+            d_rh, d_uh = conv_backward_reference(r * h_prev, U[..., 2 * F :], dc_in, None,
+                                                 options["rec_pads"], None)
+            d_u[..., 2 * F :] += d_uh
+            dr_in = d_rh * h_prev * d_ract(pre["r"])
+            dh_prev += d_rh * r
+            d_h_part = np.concatenate([dz_in, dr_in, np.zeros_like(dc_in)], axis=-1)
+        d_x_part = np.concatenate([dz_in, dr_in, dc_in], axis=-1)
+        d_frame, d_w = conv_backward_reference(tape.x[:, t], tape.kernel, d_x_part,
+                                               options["stride"], options["pads"],
+                                               options["dilation"])
+        d_hh, d_uu = conv_backward_reference(h_prev, U, d_h_part, None, options["rec_pads"],
+                                             None)
+        d_x[:, t] += d_frame
+        d_kernel += d_w
+        d_u += d_uu
+        d_b_input += d_x_part.sum(axis=spatial_axes)
+        d_b_recurrent += d_h_part.sum(axis=spatial_axes)
+        dh_next = dh_prev + d_hh
+    grads = {"x": d_x, "kernel": d_kernel, "recurrent_kernel": d_u, "h0": dh_next}
+    if options["bias_ndim"] == 2:
+        grads["bias"] = np.stack([d_b_input, d_b_recurrent])
+    elif options["bias_ndim"] == 1:
+        grads["bias"] = d_b_input
+    return grads
 
 
 def maxpool3d_reference(

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convlstm import ConvLSTM2D, MaxPooling3D
+from convlstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, MaxPooling1D, MaxPooling3D
 
 from reference import (
     ConvLSTMTape,
@@ -25,12 +25,15 @@ def _reference_pads(padding, size, kernel, stride, dilation):
     if padding == "same":
         return tuple(map(same_pads, size, kernel, stride, dilation))
     if padding == "valid":
-        return ((0, 0), (0, 0))
+        return ((0, 0),) * len(size)
     return tuple((p, p) for p in padding)
 
 
-def _random_layer(rng, in_channels, filters, **kwargs):
-    layer = ConvLSTM2D(in_channels, filters, dtype="float64", **kwargs)
+CLASSES = {1: ConvLSTM1D, 2: ConvLSTM2D, 3: ConvLSTM3D}
+
+
+def _random_layer(rng, in_channels, filters, rank=2, **kwargs):
+    layer = CLASSES[rank](in_channels, filters, dtype="float64", **kwargs)
     layer.set_weights([rng.uniform(-0.6, 0.6, w.shape) for w in layer.get_weights()])
     return layer
 
@@ -53,6 +56,7 @@ def _check_single_layer(
         rng,
         in_channels,
         filters,
+        len(size),
         kernel_size=kernel,
         padding=padding,
         stride=stride,
@@ -101,23 +105,27 @@ def _check_single_layer_backward(
     """The fast BPTT against the reference loop backward: d_x, every weight's gradient and the
     initial states' gradients, from nonzero initial states and final-state gradients."""
     batch, time, in_channels, filters = 3, 4, 2, 3
-    layer = _random_layer(rng, in_channels, filters, kernel_size=kernel, padding=padding,
+    layer = _random_layer(rng, in_channels, filters, len(size), kernel_size=kernel,
+                          padding=padding,
                           stride=stride, dilation=dilation, go_backwards=go_backwards,
                           return_state=True, **options)
     x = rng.normal(size=(batch, time, *size, in_channels))
-    out_size = layer.cells[0].output_hw(*size)
+    out_size = layer.cells[0].options.output_spatial(size)
     h0, c0 = (rng.normal(size=(batch, *out_size, filters)) for _ in range(2))
     output, h, c = layer.forward(x, initial_state=[h0, c0], mask=mask, training=True)
     d_output, d_h, d_c = (rng.normal(size=a.shape) for a in (output, h, c))
     d_x = layer.backward(d_output, d_h, d_c)
     (d_h0, d_c0), = layer.state_grads
 
-    kernel_w, recurrent_w, bias = layer.get_weights()
+    kernel_w, recurrent_w, bias, *peephole = layer.get_weights()
     tape = ConvLSTMTape(x, kernel_w, recurrent_w, [])
     pads = _reference_pads(layer.padding, size, layer.kernel_size, layer.stride, layer.dilation)
-    convlstm_reference(x, kernel_w, recurrent_w, bias, stride=layer.stride, pads=pads,
-                       dilation=layer.dilation, h0=h0, c0=c0, mask=mask,
-                       go_backwards=go_backwards, tape=tape, **_reference_activations(options))
+    forward = convlstm_reference(
+        x, kernel_w, recurrent_w, bias, stride=layer.stride, pads=pads, dilation=layer.dilation,
+        h0=h0, c0=c0, mask=mask, go_backwards=go_backwards,
+        peephole=peephole[0] if peephole else None, tape=tape, **_reference_activations(options))
+    for actual, expected in zip((output, h, c), forward):
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-10)
     expected = convlstm_reference_backward(tape, d_output, d_h, d_c)
     actual = {"x": d_x, "h0": d_h0, "c0": d_c0, **layer.cells[0].grads}
     assert set(actual) == set(expected)
@@ -164,6 +172,47 @@ def test_backward_hard_sigmoid_against_reference():
     rng = np.random.default_rng(RNG_SEED)
     _check_single_layer_backward(rng, (5, 5), 3, "same", 1, 1, mask=MASK,
                                  recurrent_activation="hard_sigmoid")
+
+
+RANKED = [  # (size, kernel, padding, stride, dilation) over one and three spatial axes
+    ((7,), 3, "same", 1, 1),
+    ((7,), 2, "valid", 2, 1),
+    ((8,), 3, "same", 1, 2),
+    ((6,), 3, 2, 3, 1),
+    ((3, 4, 5), 3, "same", 1, 1),
+    ((4, 5, 3), (2, 3, 1), "valid", (1, 2, 1), 1),
+    ((3, 5, 4), (1, 2, 3), (0, 1, 1), 1, (1, 2, 1)),
+    ((5, 4, 4), 2, "same", 2, 1),
+]
+
+
+@pytest.mark.parametrize(("size", "kernel", "padding", "stride", "dilation"), RANKED)
+def test_one_and_three_spatial_axes_forward(size, kernel, padding, stride, dilation):
+    rng = np.random.default_rng(RNG_SEED)
+    _check_single_layer(rng, 2, 3, size, 2, 3, kernel, padding, stride, dilation, mask=MASK[:2, :3],
+                        go_backwards=True)
+
+
+@pytest.mark.parametrize(("size", "kernel", "padding", "stride", "dilation"), RANKED)
+def test_one_and_three_spatial_axes_backward(size, kernel, padding, stride, dilation):
+    rng = np.random.default_rng(RNG_SEED)
+    _check_single_layer_backward(rng, size, kernel, padding, stride, dilation, mask=MASK)
+
+
+PEEPHOLE_CASES = {
+    "2d": ((5, 4), {}),
+    "2d_masked_backwards": ((5, 4), {"mask": MASK, "go_backwards": True}),
+    "2d_hard_sigmoid": ((4, 4), {"recurrent_activation": "hard_sigmoid"}),
+    "1d_masked": ((7,), {"mask": MASK}),
+    "3d": ((3, 4, 3), {}),
+}
+
+
+@pytest.mark.parametrize(("size", "options"), PEEPHOLE_CASES.values(), ids=PEEPHOLE_CASES.keys())
+def test_peephole_against_reference(size, options):
+    # Random (nonzero) peepholes: forward through the states, backward through every path.
+    rng = np.random.default_rng(RNG_SEED)
+    _check_single_layer_backward(rng, size, 3, "same", 1, 1, peephole=True, **options)
 
 
 @pytest.mark.parametrize(("batch", "time"), [(1, 1), (1, 5), (3, 2), (4, 1)])
@@ -246,6 +295,21 @@ def test_max_pooling_against_reference(pool_size, stride, padding):
         pads = ((0, 0),) * 3
     expected = maxpool3d_reference(x, layer.pool_size, layer.stride, pads)
     np.testing.assert_array_equal(layer.forward(x), expected)
+
+
+@pytest.mark.parametrize(("pool_size", "stride", "padding"),
+                         [(2, None, "valid"), (3, 2, "same"), (3, 1, "valid"), (2, 3, "same")])
+def test_max_pooling_1d_against_reference(pool_size, stride, padding):
+    # A 1-D window is a 3-D one of depth and height 1.
+    rng = np.random.default_rng(RNG_SEED)
+    layer = MaxPooling1D(pool_size, stride, padding)
+    x = rng.normal(size=(2, 7, 3))
+    pads = ((0, 0),) * 3
+    if padding == "same":
+        pads = ((0, 0), (0, 0), same_pads(7, pool_size, layer.stride[0], 1))
+    expected = maxpool3d_reference(x[:, None, None], (1, 1, pool_size), (1, 1, *layer.stride),
+                                   pads)
+    np.testing.assert_array_equal(layer.forward(x), expected[:, 0, 0])
 
 
 @pytest.mark.parametrize("form", ["exp", "tanh"])

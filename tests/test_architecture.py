@@ -112,6 +112,7 @@ ROWS = {
     "convlstm.forecasting": 6,
     "convlstm.pretrained": 6,
     "convlstm.console": 6,
+    "convlstm.distributed": 6,
     "convlstm.cli": 7,
     "convlstm.__main__": 7,
 }

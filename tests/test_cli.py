@@ -74,6 +74,20 @@ def test_quick_moving_mnist_demo_scores_the_model_and_both_baselines(tmp_path):
         assert gif.n_frames == 10
 
 
+def test_pretrained_demo_scores_the_shipped_model_without_training(tmp_path):
+    result = run("demo", "--pretrained", "--test-sequences", 12, "--examples", 1, "--out",
+                 tmp_path / "demo")
+    assert result.returncode == 0, result.stderr
+    assert "the pretrained forecaster" in result.stdout and "convlstm train" in result.stdout
+    report = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert report["loss"] == [] and report["settings"]["pretrained"] is True
+    model = report["methods"]["model"]
+    assert all(m < r for m, r in zip(model["mse_frame"],
+                                     report["methods"]["repeat_last_frame"]["mse_frame"]))
+    refused = run("demo", "--pretrained", "--dataset", "shapes", "--out", tmp_path / "shapes")
+    assert refused.returncode == 2 and "--pretrained" in refused.stderr
+
+
 def test_train_moving_mnist_refuses_a_used_folder_and_resumes_with_the_optimizer(tmp_path):
     from convlstm import saving
 
@@ -192,3 +206,25 @@ def test_info_and_predict_read_keras_files(tmp_path):
     assert np.load(tmp_path / "out.npy").shape == (2, 6, 6, 1)
     refused = run("info", KERAS_FILES / "unsupported_gru.keras")
     assert refused.returncode == 2 and "(GRU) is not supported" in refused.stderr
+
+
+def test_info_describes_the_convrnn_layers(tmp_path):
+    from convlstm import ConvGRU2D, ConvLSTM1D, Flatten, Sequential
+
+    model = Sequential([ConvLSTM1D(2, 3, peephole=True, num_layers=2), Flatten()],
+                       input_shape=(4, 6, 2))
+    info = run("info", model.save(tmp_path / "peephole.npz"))
+    assert info.returncode == 0, info.stderr
+    # cell 1: kernel 3*2*12, recurrent 3*3*12, bias 12, peephole 3*3; cell 2: kernel 3*3*12
+    assert "ConvLSTM1D  (None, 4, 6, 3)  438" in info.stdout
+    volume = run("info", Path(__file__).parent / "fixtures" / "convrnn_files" / "conv_lstm3d.h5")
+    assert volume.returncode == 0, volume.stderr
+    assert "ConvLSTM3D" in volume.stdout and "(None, 3, 2, 4, 5, 2)" in volume.stdout
+    gru = Sequential([ConvGRU2D(1, 2, reset_after=False), Flatten()], input_shape=(3, 4, 4, 1))
+    described = run("info", gru.save(tmp_path / "gru.npz"))
+    assert described.returncode == 0, described.stderr
+    # kernel 3*3*1*6 + recurrent 3*3*2*6 + bias 6
+    assert "ConvGRU2D  (None, 3, 4, 4, 2)  168" in described.stdout
+    both = run("info", Path(__file__).parent / "fixtures" / "convrnn_files" / "bidirectional.keras")
+    assert both.returncode == 0, both.stderr
+    assert "Bidirectional  (None, 3, 4, 5, 4)" in both.stdout

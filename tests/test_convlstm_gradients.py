@@ -6,7 +6,8 @@ from gradcheck import TOLERANCE, check_gradients, numerical_gradient, relative_e
 
 from convlstm import ConvLSTM2D
 from convlstm.functional.activations import ACTIVATIONS
-from convlstm.functional.convlstm import convlstm_backward, convlstm_forward, dropout_masks
+from convlstm.functional.convlstm import convlstm_backward, convlstm_forward
+from convlstm.functional.recurrence import dropout_masks
 
 
 def _layer(in_channels=2, filters=2, scale=0.5, seed=0, **options):
@@ -205,7 +206,7 @@ def test_dropout_masks_are_per_call_seeded_and_training_only():
 )
 def test_backward_in_sample_chunks_matches_whole_batch(monkeypatch, options, pixels):
     # Chunks of 2 samples (6 = 2+2+2) against the whole batch at once: same gradients.
-    import convlstm.functional.convlstm as kernel
+    import convlstm.functional.recurrence as kernel
 
     def gradients():
         layer = _layer(seed=4, **options)

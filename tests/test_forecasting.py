@@ -150,3 +150,17 @@ def test_sequential_reset_states_clears_every_stateful_layer():
     assert not np.allclose(model.predict(x), first)  # carried on from the first call
     model.reset_states()
     np.testing.assert_array_equal(model.predict(x), first)
+
+
+def test_the_pretrained_forecaster_carries_its_recipe_and_forecasts_digits():
+    from convlstm import datasets, pretrained
+
+    model = pretrained("moving-mnist")
+    assert model.metadata["forecast"] == "direct"
+    assert model.metadata["command"].startswith("convlstm train --dataset moving-mnist")
+    test = datasets.moving_mnist(8, split="test", seed=7)
+    future = forecasting.forecast(model, test[:, :10], 10)
+    repeat = np.repeat(test[:, 9:10], 10, axis=1)
+    assert metrics.mse(test[:, 10:], future)[0] < metrics.mse(test[:, 10:], repeat)[0] / 2
+    with pytest.raises(ValueError, match="expected name to be one of 'moving-mnist'"):
+        pretrained("kth")

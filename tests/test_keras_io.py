@@ -393,7 +393,8 @@ def test_keras2_functional_config_and_a_single_layer():
 def test_layer_we_lack_is_named_with_the_supported_ones():
     with pytest.raises(ValueError, match=r"unsupported_gru.keras': layer 'gru' \(GRU\) is not "
                                          r"supported by this library; supported layers: "
-                                         r"Activation, BatchNormalization, Conv2D, .*, "
+                                         r"Activation, BatchNormalization, Bidirectional, "
+                                         r"Conv2D, .*, "
                                          r"ZeroPadding3D"):
         load_keras(FIXTURES / "unsupported_gru.keras")
 

@@ -20,10 +20,14 @@ import convlstm.onnx  # noqa: E402
 from convlstm import (  # noqa: E402
     Activation,
     BatchNormalization,
+    Bidirectional,
     Conv2D,
     Conv3D,
+    ConvGRU2D,
+    ConvLSTM1D,
     ConvLSTM2D,
     ConvLSTM2DCell,
+    ConvLSTM3D,
     Dense,
     DepthToSpace,
     Dropout,
@@ -114,6 +118,10 @@ CONVLSTM_OPTIONS = {
                        leaky_relu_slope=0.1, data_format="channels_first", use_bias=False),
     "hard-sigmoid-keras3": dict(recurrent_activation="hard_sigmoid"),
     "hard-sigmoid-keras2": dict(recurrent_activation="hard_sigmoid_keras2"),
+    "peephole": dict(peephole=True),
+    "peephole-everything": dict(peephole=True, num_layers=2, go_backwards=True,
+                                data_format="channels_first", use_bias=False,
+                                recurrent_activation="hard_sigmoid"),
 }
 
 
@@ -132,6 +140,53 @@ def convlstm_model(dtype="float32", in_channels=2, size=(7, 9), scale=0.3, **opt
 def test_convlstm_options(case, dtype, tmp_path):
     model, frame = convlstm_model(dtype, **CONVLSTM_OPTIONS[case])
     export_and_check(model, tmp_path, sequences(frame), dtype)
+
+
+CONV_LSTM_1D_OPTIONS = {
+    "same": dict(),
+    "valid-stride-2": dict(padding="valid", stride=2),
+    "explicit-dilation": dict(padding=2, dilation=2),
+    "channels-first-stack-backwards": dict(data_format="channels_first", num_layers=2,
+                                           go_backwards=True),
+    "last-step-peephole-leaky": dict(return_sequences=False, peephole=True,
+                                     leaky_relu_slope=0.1),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(CONV_LSTM_1D_OPTIONS))
+def test_conv_lstm_1d(case, dtype, tmp_path):
+    layer = ConvLSTM1D(2, 3, dtype=dtype, seed=0, **CONV_LSTM_1D_OPTIONS[case])
+    frame = (2, 9) if layer.data_format == "channels_first" else (9, 2)
+    model = perturbed(Sequential([layer], input_shape=(None, *frame)))
+    export_and_check(model, tmp_path, sequences(frame), dtype)
+    wrapped = perturbed(Sequential([Bidirectional(layer, "sum")], input_shape=(None, *frame)))
+    export_and_check(wrapped, tmp_path, sequences(frame), dtype)
+
+
+def test_conv_lstm_1d_states_are_refused(tmp_path):
+    model = Sequential([ConvLSTM1D(1, 2)], input_shape=(3, 5, 1))
+    with pytest.raises(ValueError, match=r"layer 0 \(ConvLSTM1D\): states=True exports the "
+                                         r"states of ConvLSTM2D layers only"):
+        convlstm.onnx.export(model, tmp_path / "m.onnx", states=True)
+
+
+BIDIRECTIONAL_OPTIONS = {
+    "concat": ("concat", dict()),
+    "sum-last-step": ("sum", dict(return_sequences=False, stride=2)),
+    "ave-channels-first-stack": ("ave", dict(data_format="channels_first", num_layers=2)),
+    "mul-peephole-leaky": ("mul", dict(peephole=True, leaky_relu_slope=0.2)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(BIDIRECTIONAL_OPTIONS))
+def test_bidirectional(case, dtype, tmp_path):
+    merge_mode, options = BIDIRECTIONAL_OPTIONS[case]
+    model, frame = convlstm_model(dtype, **options)
+    wrapped = Sequential([Bidirectional(model.layers[0], merge_mode)],
+                         input_shape=model.input_shape)
+    export_and_check(perturbed(wrapped), tmp_path, sequences(frame), dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -185,6 +240,7 @@ MASK_OPTIONS = {
     "backwards-stack-leaky": dict(go_backwards=True, num_layers=2, leaky_relu_slope=0.2),
     "backwards-last-step": dict(go_backwards=True, return_sequences=False, stride=2),
     "channels-first": dict(data_format="channels_first", num_layers=2),
+    "peephole-backwards": dict(peephole=True, go_backwards=True),
 }
 
 
@@ -334,19 +390,21 @@ def layer_cases(dtype="float32"):
 
 
 LAYER_CASES = layer_cases()
+# float64 runs only where it changes the export: a model without weights exports as float32,
+# and float64 "same" padding with stride over a dynamic time is refused (tested on its own).
+FLOAT64_CASES = [case for case, (layers, sample) in LAYER_CASES.items()
+                 if Sequential(layers, input_shape=sample).get_weights()
+                 and case != "conv3d-same-stride-time"]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+@pytest.mark.parametrize(("case", "dtype"), [
+    *((case, "float32") for case in sorted(LAYER_CASES)),
+    *((case, "float64") for case in sorted(FLOAT64_CASES)),
+])
 def test_layers(case, dtype, tmp_path):
     layers, sample = layer_cases(dtype)[case]
-    if dtype == "float64" and case == "conv3d-same-stride-time":
-        pytest.skip("refused in float64: see test_float64_same_stride_over_dynamic_time")
     model = Sequential(layers, input_shape=sample)
-    if not model.get_weights():
-        if dtype == "float64":
-            pytest.skip("a model without weighted layers exports as float32")
-    else:
+    if model.get_weights():
         perturbed(model)
     rng = np.random.default_rng(2)
     inputs = [rng.standard_normal((3, *(n or 4 for n in sample)))]
@@ -492,12 +550,23 @@ class Doubler(Layer):  # a user's own layer
     ([TimeDistributed(Doubler())], ValueError,
      r"layer 0 \(TimeDistributed\) > Doubler: cannot export a Doubler"),
     ([Softmax(axis=(1, 2))], ValueError, r"axis=\(1, 2\) spans several axes"),
+    ([ConvGRU2D(1, 2)], ValueError, r"layer 0 \(ConvGRU2D\): cannot export a ConvGRU2D"),
+    ([Bidirectional(ConvGRU2D(1, 2))], ValueError,
+     r"layer 0 \(Bidirectional\): only a Bidirectional of ConvLSTM1D/2D layers with a "
+     r"merge_mode exports \(got \['ConvGRU2D', 'ConvGRU2D'\], merge_mode='concat'\)"),
+    ([Bidirectional(ConvLSTM2D(1, 2), None)], ValueError, r"merge_mode=None\)"),
 ])
 def test_refused_before_anything_is_written(layers, error, message, tmp_path):
     model = Sequential(layers, input_shape=(None, 4, 4, 1))
     with pytest.raises(error, match=message):
         convlstm.onnx.export(model, tmp_path / "m.onnx")
     assert not os.listdir(tmp_path)
+
+
+def test_conv_lstm_1d_3d_are_refused_by_name(tmp_path):
+    model = Sequential([ConvLSTM3D(1, 2)], input_shape=(3, 2, 4, 4, 1))
+    with pytest.raises(ValueError, match=r"layer 0 \(ConvLSTM3D\): cannot export a ConvLSTM3D"):
+        convlstm.onnx.export(model, tmp_path / "m.onnx")
 
 
 def test_cell_is_refused_by_name(tmp_path):

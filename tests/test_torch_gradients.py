@@ -1,5 +1,5 @@
-"""ConvLSTM2D's backward equals PyTorch autograd on the same weights (fixtures made by
-``scripts/make_torch_gradient_fixtures.py``, float64)."""
+"""ConvLSTM2D's backward, peepholes included, equals PyTorch autograd on the same weights
+(fixtures made by ``scripts/make_torch_gradient_fixtures.py``, float64)."""
 
 import json
 from pathlib import Path
@@ -14,7 +14,8 @@ CASES = sorted(FIXTURES.glob("convlstm_grad_*.npz"))
 
 
 def test_fixtures_exist():
-    assert len(CASES) >= 9
+    assert len(CASES) >= 12
+    assert sum("peephole" in path.stem for path in CASES) == 3
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem.removeprefix("convlstm_grad_"))
@@ -26,9 +27,11 @@ def test_gradients_match_torch_autograd(path):
         config["in_channels"], config["out_channels"], config["kernel_size"], config["padding"],
         config["stride"], config["leaky_relu_slope"], dilation=config["dilation"],
         activation=config["activation"], recurrent_activation=config["recurrent_activation"],
-        go_backwards=config["go_backwards"], return_state=True, dtype="float64",
+        go_backwards=config["go_backwards"], peephole=config.get("peephole", False),
+        return_state=True, dtype="float64",
     )
-    layer.set_weights([data["kernel"], data["recurrent_kernel"], data["bias"]])
+    weights = ["kernel", "recurrent_kernel", "bias", *(["peephole"] if layer.peephole else [])]
+    layer.set_weights([data[name] for name in weights])
     output, h, c = layer.forward(data["x"], initial_state=[data["h0"], data["c0"]],
                                  mask=data.get("mask"), training=True)
     for actual, name in [(output, "output"), (h, "h"), (c, "c")]:
@@ -38,5 +41,6 @@ def test_gradients_match_torch_autograd(path):
     grads = layer.cells[0].grads
     for actual, name in [(d_x, "grad_x"), (grads["kernel"], "grad_kernel"),
                          (grads["recurrent_kernel"], "grad_recurrent_kernel"),
-                         (grads["bias"], "grad_bias"), (d_h0, "grad_h0"), (d_c0, "grad_c0")]:
+                         (grads["bias"], "grad_bias"), (d_h0, "grad_h0"), (d_c0, "grad_c0"),
+                         *([(grads["peephole"], "grad_peephole")] if layer.peephole else [])]:
         np.testing.assert_allclose(actual, data[name], rtol=0, atol=1e-11, err_msg=name)

@@ -6,11 +6,21 @@ from convlstm._version import __version__
 from convlstm.forecasting import forecast
 from convlstm.keras import load_keras, save_keras
 from convlstm.layers.activation import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from convlstm.layers.bidirectional import Bidirectional
 from convlstm.layers.conv import Conv2D, Conv3D
+from convlstm.layers.convgru import (
+    ConvGRU1D,
+    ConvGRU1DCell,
+    ConvGRU2D,
+    ConvGRU2DCell,
+    ConvGRU3D,
+    ConvGRU3DCell,
+)
 from convlstm.layers.convlstm import ConvLSTM2D, ConvLSTM2DCell
+from convlstm.layers.convlstm_ranks import ConvLSTM1D, ConvLSTM1DCell, ConvLSTM3D, ConvLSTM3DCell
 from convlstm.layers.core import Dense, Dropout, Flatten
 from convlstm.layers.normalization import BatchNormalization
-from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
+from convlstm.layers.pooling import MaxPooling1D, MaxPooling2D, MaxPooling3D
 from convlstm.layers.space_to_depth import DepthToSpace, SpaceToDepth
 from convlstm.layers.wrappers import TimeDistributed
 from convlstm.models import History, Sequential
@@ -20,16 +30,28 @@ from convlstm.saving import load
 __all__ = [
     "Activation",
     "BatchNormalization",
+    "Bidirectional",
     "Conv2D",
     "Conv3D",
+    "ConvGRU1D",
+    "ConvGRU1DCell",
+    "ConvGRU2D",
+    "ConvGRU2DCell",
+    "ConvGRU3D",
+    "ConvGRU3DCell",
+    "ConvLSTM1D",
+    "ConvLSTM1DCell",
     "ConvLSTM2D",
     "ConvLSTM2DCell",
+    "ConvLSTM3D",
+    "ConvLSTM3DCell",
     "Dense",
     "DepthToSpace",
     "Dropout",
     "Flatten",
     "History",
     "LeakyReLU",
+    "MaxPooling1D",
     "MaxPooling2D",
     "MaxPooling3D",
     "ReLU",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import itertools
 import json
 import os
@@ -15,7 +17,7 @@ import numpy as np
 
 from convlstm import __version__, datasets, demo, forecasting, saving
 from convlstm.callbacks import Callback, ModelCheckpoint, StepLimit, TimeLimit
-from convlstm.console import ProgressBar, UsageError
+from convlstm.console import ProgressBar, UsageError, duration
 from convlstm.optimizers import Adam, ExponentialDecay
 
 EXIT_USAGE = 2
@@ -75,6 +77,8 @@ def _load_sequences(path: str, key: str | None, time_axis: int) -> np.ndarray:
 
 def _train(args: argparse.Namespace) -> int:
     if args.dataset == "moving-mnist":
+        if args.workers or args.scheduler:
+            raise UsageError("--workers/--scheduler: distributed training takes --data")
         return _train_moving_mnist(args)
     if args.data is None:
         raise UsageError("--data: give a .npy/.npz file of sequences, or --dataset moving-mnist")
@@ -113,10 +117,13 @@ def _train(args: argparse.Namespace) -> int:
     batches = -(-round(len(x) * (1 - validation)) // args.batch_size)
     progress = ProgressBar(remaining * batches, loss_name="bce")
     try:
-        model.fit(x, y, epochs=remaining, batch_size=args.batch_size,
-                  validation_split=validation, verbose=0, seed=args.seed,
-                  callbacks=[progress, ModelCheckpoint(str(checkpoint), monitor="loss"),
-                             SaveState()])
+        with _dask_client(args) as client:
+            fit = model.fit if client is None else functools.partial(
+                _distributed().fit, model, client=client)
+            fit(x, y, epochs=remaining, batch_size=args.batch_size,
+                validation_split=validation, verbose=0, seed=args.seed,
+                callbacks=[progress, ModelCheckpoint(str(checkpoint), monitor="loss"),
+                           SaveState()])
     except KeyboardInterrupt:
         progress.close()
         saved = f"; the last checkpoint is {checkpoint}" if checkpoint.exists() else ""
@@ -230,7 +237,77 @@ def _restore_optimizer(optimizer: Adam, path: Path) -> None:
 
 # ------------------------------------------------------------------------------ predict, info
 
+def _distributed():
+    try:
+        from convlstm import distributed
+    except ImportError:
+        raise UsageError("--workers/--scheduler need Dask: pip install "
+                         "'numpy-convlstm[distributed]'") from None
+    return distributed
+
+
+@contextlib.contextmanager
+def _dask_client(args: argparse.Namespace):
+    """None without --workers/--scheduler; else a client, closed (its local cluster too) after."""
+    if not (args.workers or args.scheduler):
+        yield None
+        return
+    distributed = _distributed()
+    try:
+        client = distributed.connect(args.scheduler, workers=args.workers)
+    except ConnectionError as error:
+        raise UsageError(f"--scheduler: {str(error).split(': ', 1)[1]}") from None
+    with client:
+        yield client
+
+
+def _predict_distributed(args: argparse.Namespace) -> int:
+    """The predict command over a Dask cluster: .npy/zarr in, .npy/zarr out, chunk by chunk."""
+    distributed = _distributed()
+    model = _read_model(args.model)
+    frame_shape = tuple(model.input_shape[1:])  # (H, W, C)
+    if not os.path.exists(args.input):
+        raise UsageError(f"--input: no such file or store: {args.input}")
+    sequences = distributed.samples(args.input, batch_size=args.batch_size)
+    if sequences.ndim == 4:
+        sequences = sequences[..., None]
+    if sequences.ndim != 5 or sequences.shape[2:] != frame_shape:
+        raise UsageError(f"--input: expected sequences (N, T, H, W[, C]) of frames "
+                         f"{frame_shape}; got {sequences.shape}")
+    if sequences.dtype.kind not in "biuf":
+        raise UsageError(f"--input: expected numeric frames; got dtype {sequences.dtype}")
+    sequences = sequences.map_blocks(_unit_block, args.input, dtype=np.float32)
+    with _dask_client(args) as client:
+        future = distributed.forecast(model, sequences, args.frames, client=client,
+                                      batch_size=args.batch_size)
+        started = time.perf_counter()
+
+        def progress(done: int, total: int) -> None:  # a line every tenth of the way
+            if done % max(1, total // 10) and done < total:
+                return
+            left = (time.perf_counter() - started) / done * (total - done)
+            filled = round(20 * done / total)
+            print(f"chunk {done}/{total} [{'#' * filled}{'.' * (20 - filled)}]  "
+                  f"{duration(left)} left", file=sys.stderr, flush=True)
+
+        distributed.write(future, args.output, client=client, progress=progress)
+    print(f"wrote {args.frames} predicted frames of {len(future)} sequences to {args.output}")
+    return 0
+
+
+def _unit_block(block: np.ndarray, path: str) -> np.ndarray:
+    """One chunk of frames as float32 in [0, 1] (uint8 divided by 255), checked as it is read."""
+    try:
+        return _as_unit_interval(block, path)
+    except UsageError as error:
+        raise ValueError(str(error)) from None
+
+
 def _predict(args: argparse.Namespace) -> int:
+    if args.workers or args.scheduler:
+        return _predict_distributed(args)
+    if args.input.endswith(".zarr") or args.output.endswith(".zarr"):
+        raise UsageError("--input/--output: zarr stores need --workers or --scheduler")
     model = _read_model(args.model)
     frame_shape = tuple(model.input_shape[1:])  # (H, W, C)
     array = _read_array(args.input)
@@ -244,7 +321,8 @@ def _predict(args: argparse.Namespace) -> int:
     if sequences.shape[2:] != frame_shape:
         raise UsageError(f"{args.input}: frames of shape {sequences.shape[2:]} do not fit the "
                          f"model's {frame_shape}")
-    future = forecasting.forecast(model, _as_unit_interval(sequences, args.input), args.frames)
+    future = forecasting.forecast(model, _as_unit_interval(sequences, args.input), args.frames,
+                                  batch_size=args.batch_size)
     np.save(args.output, future[0] if single else future)
     print(f"wrote {args.frames} predicted frames to {args.output}")
     return 0
@@ -374,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue from the checkpoint in --out")
     train.add_argument("--overwrite", action="store_true",
                        help="--dataset: start again even if --out holds a model")
+    _add_cluster_flags(train)
     train.set_defaults(run=_train)
 
     predict = commands.add_parser(
@@ -382,9 +461,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True,
                          help="a model.npz written by train or demo, or a Keras .keras/.h5 file")
     predict.add_argument("--input", required=True,
-                         help=".npy of one sequence (T, H, W[, C]) or many (N, T, H, W[, C])")
-    predict.add_argument("--output", required=True, help=".npy to write the predictions to")
+                         help=".npy of one sequence (T, H, W[, C]) or many (N, T, H, W[, C]); "
+                              "with a cluster, many, in a .npy or a zarr store")
+    predict.add_argument("--output", required=True,
+                         help=".npy to write the predictions to (with a cluster: or .zarr)")
     predict.add_argument("--frames", type=_positive, default=10, help="frames to predict")
+    predict.add_argument("--batch-size", type=_positive, default=32,
+                         help="sequences per forward pass (and per chunk with a cluster)")
+    _add_cluster_flags(predict)
     predict.set_defaults(run=_predict)
 
     info = commands.add_parser("info", help="describe a model file",
@@ -409,6 +493,16 @@ def build_parser() -> argparse.ArgumentParser:
                              help="fix the time axis to the model's input shape's")
     onnx_export.set_defaults(run=_export)
     return parser
+
+
+def _add_cluster_flags(command: argparse.ArgumentParser) -> None:
+    cluster = command.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=_positive,
+                         help="run on a local Dask cluster of this many worker processes "
+                              "(pip install 'numpy-convlstm[distributed]')")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run on the Dask cluster whose scheduler is at ADDRESS, e.g. "
+                              "tcp://10.0.0.5:8786")
 
 
 def _integer_at_least(minimum: int):

@@ -209,10 +209,23 @@ class Sequential(Layer):
 
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward, loss, backward and update; the loss and the prediction before the update."""
+        loss, prediction = self.compute_gradients(x, y)
+        self.optimizer.apply(*self.trainable_weights())
+        return loss, prediction
+
+    def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward, loss and backward of one batch, without an update: fills every layer's
+        ``grads`` (read them with :meth:`trainable_weights`).
+
+        Returns:
+            The batch's loss and the prediction, (B, ...) as ``y``.
+        """
+        if self.loss is None:
+            raise RuntimeError(
+                "Sequential.compute_gradients: call compile(optimizer=..., loss=...) first.")
         prediction = self.forward(x, training=True)
         loss, d_prediction = self.loss.value_and_gradient(y, prediction)
         self.backward(d_prediction)
-        self.optimizer.apply(*self.trainable_weights())
         return loss, prediction
 
     def predict(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -288,39 +301,18 @@ class Sequential(Layer):
             x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
         if validation_data is not None:
             validation_data = _checked_pair("fit", *validation_data)
-        callbacks = list(callbacks) + ([ProgressLogger()] if verbose else [])
-        for callback in callbacks:
-            callback.model = self
-        rng = np.random.default_rng(seed)
-        history = History()
-        self.stop_training = False
-        _notify(callbacks, "on_train_begin", {"epochs": epochs})
-        for epoch in range(epochs):
-            _notify(callbacks, "on_epoch_begin", epoch, {})
-            started = time.perf_counter()
-            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            total, seen = 0.0, 0
+        def step(rows: np.ndarray) -> float:
+            loss, prediction = self._train_step(x[rows], y[rows])
             for metric in self.metrics:
-                metric.reset()
-            for batch, start in enumerate(range(0, len(x), batch_size)):
-                chosen = order[start : start + batch_size]
-                loss, prediction = self._train_step(x[chosen], y[chosen])
-                total, seen = total + loss * len(chosen), seen + len(chosen)
-                running = _scores(self.metrics, y[chosen], prediction, reset=False)
-                _notify(callbacks, "on_batch_end", batch, {"loss": loss, **running})
-                if self.stop_training:  # as Keras: a callback may stop within an epoch
-                    break
-            logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
-            if validation_data is not None:
-                scores = self.evaluate(*validation_data, batch_size=batch_size, return_dict=True)
-                logs.update({f"val_{name}": value for name, value in scores.items()})
-            logs["seconds"] = time.perf_counter() - started
-            history.append(epoch, logs)
-            _notify(callbacks, "on_epoch_end", epoch, logs)
-            if self.stop_training:
-                break
-        _notify(callbacks, "on_train_end", {})
-        return history
+                metric.update(y[rows], prediction)
+            return loss
+
+        return run_epochs(
+            self, len(x), step,
+            None if validation_data is None else (lambda: self.evaluate(
+                *validation_data, batch_size=batch_size, return_dict=True)),
+            epochs=epochs, batch_size=batch_size, shuffle=shuffle, callbacks=callbacks,
+            verbose=verbose, seed=seed)
 
     # ------------------------------------------------------------------- files
 
@@ -354,6 +346,69 @@ class Sequential(Layer):
 
     def __repr__(self) -> str:
         return f"Sequential({self.layers!r})"
+
+
+def run_epochs(
+    model: Sequential,
+    samples: int,
+    step: Callable[[np.ndarray], float],
+    evaluate: Callable[[], dict[str, float]] | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    shuffle: bool,
+    callbacks: Sequence[Callback],
+    verbose: int,
+    seed: int | None,
+) -> History:
+    """The epochs of :meth:`Sequential.fit`, shared with :func:`convlstm.distributed.fit` so
+    that both make the same batches and report the same logs.
+
+    Args:
+        model: the model trained: its ``metrics`` are reset every epoch and reported,
+            ``stop_training`` is read, callbacks see it.
+        samples: how many training samples; every epoch shuffles ``range(samples)`` from
+            ``seed`` (one generator for the whole run).
+        step: trains on the samples at the given indices, updates ``model.metrics`` with
+            them, and returns the batch's loss.
+        evaluate: returns the validation loss and metrics by name after each epoch, or None.
+        epochs, batch_size, shuffle, callbacks, verbose, seed: as :meth:`Sequential.fit`.
+
+    Returns:
+        The :class:`History`.
+    """
+    callbacks = list(callbacks) + ([ProgressLogger()] if verbose else [])
+    for callback in callbacks:
+        callback.model = model
+    rng = np.random.default_rng(seed)
+    history = History()
+    model.stop_training = False
+    _notify(callbacks, "on_train_begin", {"epochs": epochs})
+    for epoch in range(epochs):
+        _notify(callbacks, "on_epoch_begin", epoch, {})
+        started = time.perf_counter()
+        order = rng.permutation(samples) if shuffle else np.arange(samples)
+        total, seen = 0.0, 0
+        for metric in model.metrics:
+            metric.reset()
+        for batch, start in enumerate(range(0, samples, batch_size)):
+            chosen = order[start : start + batch_size]
+            loss = step(chosen)
+            total, seen = total + loss * len(chosen), seen + len(chosen)
+            running = {metric.name: metric.result() for metric in model.metrics}
+            _notify(callbacks, "on_batch_end", batch, {"loss": loss, **running})
+            if model.stop_training:  # as Keras: a callback may stop within an epoch
+                break
+        logs = {"loss": total / seen, **{m.name: m.result() for m in model.metrics}}
+        if evaluate is not None:
+            logs.update({f"val_{name}": value for name, value in evaluate().items()})
+        logs["seconds"] = time.perf_counter() - started
+        history.append(epoch, logs)
+        _notify(callbacks, "on_epoch_end", epoch, logs)
+        if model.stop_training:
+            break
+    _notify(callbacks, "on_train_end", {})
+    return history
 
 
 def _scores(

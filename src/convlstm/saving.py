@@ -4,7 +4,7 @@ Loading reads it with ``allow_pickle=False`` and rebuilds layers from a fixed re
 classes, so a file can never run code. Entries: ``format`` ("numpy-convlstm"), ``version``,
 ``config`` (the JSON of ``serialize(model)``) and ``weight_0000``, ``weight_0001``, ... in
 ``model.get_weights()`` order; optionally ``state_<layer>_<cell>_h`` / ``_c``, the carried states
-of stateful ConvLSTM2D layers (numbered in the order :func:`_stateful_layers` walks them);
+of stateful recurrent layers (numbered in the order :func:`_stateful_layers` walks them);
 optionally ``metadata``, the JSON of a model's ``metadata`` dict.
 """
 
@@ -26,8 +26,10 @@ VERSION = 1
 
 
 def _stateful_layers(layer: Any) -> list[Any]:
-    """Every stateful layer inside ``layer`` (itself included), depth first."""
-    found = [layer] if getattr(layer, "stateful", False) else []
+    """Every stateful recurrent layer inside ``layer`` (itself included), depth first (a
+    Bidirectional is found through its two layers)."""
+    recurrent = hasattr(layer, "state_names")
+    found = [layer] if recurrent and getattr(layer, "stateful", False) else []
     for sublayer in layer.sublayers():
         found += _stateful_layers(sublayer)
     return found
@@ -37,7 +39,7 @@ def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> s
     """Write ``model`` (any registered layer, a Sequential included) to ``path``; returns the
     path written (``.npz`` is appended when missing, as ``np.savez`` does).
 
-    With ``include_states``, the carried states of stateful ConvLSTM2D layers are saved too,
+    With ``include_states``, the carried states of stateful recurrent layers are saved too,
     and :func:`load` puts them back.
     """
     path = os.fspath(path)
@@ -54,9 +56,9 @@ def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> s
         entries[f"weight_{index:04d}"] = weight
     if include_states:
         for index, layer in enumerate(_stateful_layers(model)):
-            for cell, (h, c) in enumerate(layer.states or []):
-                entries[f"state_{index:04d}_{cell:02d}_h"] = h
-                entries[f"state_{index:04d}_{cell:02d}_c"] = c
+            for cell, states in enumerate(layer.states or []):
+                for name, state in zip(layer.state_names, states):
+                    entries[f"state_{index:04d}_{cell:02d}_{name}"] = state
     partial = f"{path}.partial"  # written whole, then renamed: a crash never leaves half a file
     try:
         with open(partial, "wb") as file:
@@ -127,8 +129,8 @@ def load(path: str | os.PathLike) -> Any:
                         if name.startswith(prefix)})
         if cells:
             try:
-                layer.reset_states([[entries[f"{prefix}{cell}_h"], entries[f"{prefix}{cell}_c"]]
-                                    for cell in cells])
+                layer.reset_states([[entries[f"{prefix}{cell}_{name}"]
+                                     for name in layer.state_names] for cell in cells])
             except (KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"load: {path!r} has invalid carried states: {error}") from None
     return model

@@ -13,14 +13,16 @@ from convlstm.keras.mapping import (
     SUPPORTED_LAYERS,
     Arg,
     KerasLayer,
+    keras_layer_of,
     major_version,
     sequential_class,
     shape_text,
     snake_case,
-    weight_slots,
 )
 from convlstm.layers.base import Layer
-from convlstm.layers.convlstm import ConvLSTM2D
+from convlstm.layers.bidirectional import Bidirectional
+from convlstm.layers.convlstm import ConvLSTM
+from convlstm.layers.layout import Layout
 from convlstm.layers.wrappers import TimeDistributed
 
 
@@ -86,14 +88,15 @@ def _import_value(label: str, arg: Arg, value: object, version: str) -> object:
     return value
 
 
-def _channels(label: str, shape: tuple, data_format: str) -> int:
-    axis = 2 if data_format == "channels_first" else -1
-    if len(shape) != 5 or shape[axis] is None:
+def _channels(label: str, shape: tuple, layout: Layout) -> int:
+    _, _, channels = layout.split(shape) if len(shape) == layout.rank + 3 else (0, 0, None)
+    if channels is None:
+        expected = ", ".join(map(str, layout.names("channels", "batch", "time")))
         raise ValueError(
-            f"{label}: expected an input of shape (batch, time, height, width, channels) "
-            f"({data_format}) with known channels; the input shape here is {shape_text(shape)}."
+            f"{label}: expected an input of shape ({expected}) ({layout.data_format}) with "
+            f"known channels; the input shape here is {shape_text(shape)}."
         )
-    return int(shape[axis])
+    return int(channels)
 
 
 def _convert(
@@ -128,10 +131,15 @@ def _convert(
             kwargs[arg.ours] = value
     if mapping.has_dtype:
         kwargs["dtype"] = _dtype(label, config.get("dtype"))
-    if mapping.ours is ConvLSTM2D:
-        kwargs["in_channels"] = _channels(label, shape, kwargs.get("data_format", "channels_last"))
+    if issubclass(mapping.ours, ConvLSTM):
+        layout = Layout(kwargs.get("data_format", "channels_last"), mapping.ours.options_class.rank)
+        kwargs["in_channels"] = _channels(label, shape, layout)
         if padding is not None:
             kwargs["padding"] = padding
+    if mapping.ours is Bidirectional:
+        kwargs["layer"] = _convert(where, config.get("layer"), shape, version)[0]
+        if config.get("backward_layer") is not None:
+            kwargs["backward_layer"] = _convert(where, config["backward_layer"], shape, version)[0]
     if mapping.ours is TimeDistributed:
         if len(shape) < 3:
             raise ValueError(
@@ -356,7 +364,7 @@ def _import_layers(where: str, spec: object, version: str) -> tuple[Layer, list[
                 f"input shape {shape_text(shape)}."
             )
         shape = output_shape
-        keras_layers.append(KerasLayer(spec_i["class_name"], name, weight_slots(layer)))
+        keras_layers.append(keras_layer_of(layer, spec_i["class_name"], name))
         index += 1
     if model.layers:
         model.build(input_shape)  # records input_shape (None sizes too); weights exist already

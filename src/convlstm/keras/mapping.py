@@ -14,11 +14,13 @@ from convlstm.functional import activations
 from convlstm.layers.activation import Activation as ActivationLayer
 from convlstm.layers.activation import LeakyReLU, ReLU, Softmax
 from convlstm.layers.base import Layer
+from convlstm.layers.bidirectional import Bidirectional
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D
+from convlstm.layers.convlstm_ranks import ConvLSTM1D, ConvLSTM3D
 from convlstm.layers.core import Dense, Dropout, Flatten
 from convlstm.layers.normalization import BatchNormalization
-from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
+from convlstm.layers.pooling import MaxPooling1D, MaxPooling2D, MaxPooling3D
 from convlstm.layers.wrappers import TimeDistributed
 from convlstm.registry import layer_class
 
@@ -84,30 +86,34 @@ _CONV_ARGS = (
     *_same("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate"),
     *_KERNEL_ARGS,
 )
+_CONVLSTM_ARGS = (
+    Arg("filters", "out_channels"),
+    *_same("kernel_size", "padding"),
+    Arg("strides", "stride"),
+    Arg("dilation_rate", "dilation"),
+    Arg("activation", "activation", "activation"),
+    Arg("recurrent_activation", "recurrent_activation", "activation"),
+    *_same("use_bias", "unit_forget_bias"),
+    *_inits("kernel_initializer", "recurrent_initializer", "bias_initializer"),
+    *_same("return_sequences", "return_state", "go_backwards", "stateful"),
+    *_same("dropout", "recurrent_dropout", "data_format"),
+)
 _POOL_ARGS = (*_same("pool_size"), Arg("strides", "stride"), *_same("padding", "data_format"))
 _NO_LORA = (("lora_rank", None),)
 
 LAYER_MAPS: dict[str, LayerMap] = {
     mapping.keras: mapping
     for mapping in (
-        LayerMap(
-            "ConvLSTM2D",
-            ConvLSTM2D,
-            (
-                Arg("filters", "out_channels"),
-                *_same("kernel_size", "padding"),
-                Arg("strides", "stride"),
-                Arg("dilation_rate", "dilation"),
-                Arg("activation", "activation", "activation"),
-                Arg("recurrent_activation", "recurrent_activation", "activation"),
-                *_same("use_bias", "unit_forget_bias"),
-                *_inits("kernel_initializer", "recurrent_initializer", "bias_initializer"),
-                *_same("return_sequences", "return_state", "go_backwards", "stateful"),
-                *_same("dropout", "recurrent_dropout", "data_format"),
-            ),
-            has_dtype=True,
-            defaults=(("padding", "valid"), ("return_sequences", False)),
-            keras2_defaults=(("recurrent_activation", "hard_sigmoid"),),
+        *(
+            LayerMap(
+                cls.__name__,
+                cls,
+                _CONVLSTM_ARGS,
+                has_dtype=True,
+                defaults=(("padding", "valid"), ("return_sequences", False)),
+                keras2_defaults=(("recurrent_activation", "hard_sigmoid"),),
+            )
+            for cls in (ConvLSTM1D, ConvLSTM2D, ConvLSTM3D)
         ),
         LayerMap("Conv2D", Conv2D, _CONV_ARGS, (("groups", 1), *_NO_LORA), has_dtype=True),
         LayerMap("Conv3D", Conv3D, _CONV_ARGS, (("groups", 1), *_NO_LORA), has_dtype=True),
@@ -124,6 +130,7 @@ LAYER_MAPS: dict[str, LayerMap] = {
             (("renorm", False), ("virtual_batch_size", None), ("adjustment", None)),
             has_dtype=True,
         ),
+        LayerMap("MaxPooling1D", MaxPooling1D, _POOL_ARGS),
         LayerMap("MaxPooling2D", MaxPooling2D, _POOL_ARGS),
         LayerMap("MaxPooling3D", MaxPooling3D, _POOL_ARGS),
         LayerMap("Flatten", Flatten, _same("data_format")),
@@ -137,6 +144,7 @@ LAYER_MAPS: dict[str, LayerMap] = {
         ),
         LayerMap("Softmax", Softmax, _same("axis")),
         LayerMap("TimeDistributed", TimeDistributed),  # its "layer" converts recursively
+        LayerMap("Bidirectional", Bidirectional, _same("merge_mode")),  # "layer" too
     )
 }
 """Keras class name -> our class and argument renames; InputLayer and ZeroPadding3D are
@@ -202,13 +210,17 @@ class KerasLayer:
 
     ``slots``: ``(owner, key)`` of our params, in Keras' variable order. ``children``: Keras'
     sub-objects holding the weights instead (``("cell", ...)`` of a ConvLSTM2D,
-    ``("layer", ...)`` of a TimeDistributed); only :func:`save_keras` needs them.
+    ``("layer", ...)`` of a TimeDistributed, ``("backward_layer", ...)`` and
+    ``("forward_layer", ...)`` of a Bidirectional), in the order a ``.keras`` file's groups are
+    read (by attribute name). ``legacy_slots``: the slots in a legacy ``.h5`` file's
+    ``weight_names`` order where that differs (a Bidirectional's: forward first).
     """
 
     class_name: str
     name: str
     slots: list[tuple[Layer, str]] = field(default_factory=list)
     children: list[tuple[str, KerasLayer]] = field(default_factory=list)
+    legacy_slots: list[tuple[Layer, str]] | None = None
 
     def all_slots(self) -> list[tuple[Layer, str]]:
         slots = list(self.slots)
@@ -219,3 +231,16 @@ class KerasLayer:
 
 def weight_slots(layer: Layer) -> list[tuple[Layer, str]]:
     return [(owner, key) for _, owner, key in layer.named_params()]
+
+
+def keras_layer_of(layer: Layer, class_name: str, name: str) -> KerasLayer:
+    """The Keras layer an imported layer of ours is read from: its weight slots, or for a
+    Bidirectional its two directions (a ``.keras`` file stores backward_layer first)."""
+    if not isinstance(layer, Bidirectional):
+        return KerasLayer(class_name, name, weight_slots(layer))
+    directions = [
+        (attribute, KerasLayer(type(inner).__name__, attribute, weight_slots(inner)))
+        for attribute, inner in (("backward_layer", layer.backward_layer),
+                                 ("forward_layer", layer.forward_layer))
+    ]
+    return KerasLayer(class_name, name, children=directions, legacy_slots=weight_slots(layer))

@@ -19,7 +19,8 @@ from convlstm.keras.mapping import (
 )
 from convlstm.layers.activation import Activation as ActivationLayer
 from convlstm.layers.base import Layer
-from convlstm.layers.convlstm import ConvLSTM2D
+from convlstm.layers.bidirectional import Bidirectional
+from convlstm.layers.convlstm import ConvLSTM
 from convlstm.layers.wrappers import TimeDistributed
 
 
@@ -97,7 +98,7 @@ class _Exporter:
                 config["activation"] = layer.activation.name
             return "Activation", config, KerasLayer("Activation", self.name("Activation"))
         mapping = EXPORT_MAPS.get(type(layer))
-        if mapping is None or mapping.ours is ConvLSTM2D:
+        if mapping is None or issubclass(mapping.ours, (ConvLSTM, Bidirectional)):
             raise ValueError(
                 f"save_keras: {type(layer).__name__} has no Keras counterpart here; the layers "
                 f"that export are {', '.join(sorted(c.__name__ for c in EXPORT_MAPS))}."
@@ -118,58 +119,111 @@ class _Exporter:
             config = self.config(layer, mapping, _our_config(layer))
         return class_name, config, keras_layer
 
-    def convlstm(self, layer: ConvLSTM2D, shape: tuple, dtype: str) -> tuple:
-        """Keras layers of our ConvLSTM2D stack: per cell an optional ZeroPadding3D, a
-        ConvLSTM2D and, with leaky_relu_slope, a LeakyReLU. Returns the output shape."""
-        if self.with_config and layer.stateful:
-            raise ValueError(
-                "save_keras: ConvLSTM2D with stateful=True does not export (a stateful Keras "
-                "layer needs a fixed batch size); export a copy with stateful=False."
-            )
-        our_config = _our_config(layer) if self.with_config else {}
-        channels_first = layer.data_format == "channels_first"
-        B, T, *rest = shape
-        hw = tuple(rest[1:] if channels_first else rest[:2])
-        last = layer.num_layers - 1
+    def convlstm(self, layer: ConvLSTM, shape: tuple, dtype: str) -> tuple:
+        """Keras layers of our ConvLSTM1D/2D/3D stack: per cell an optional ZeroPadding3D
+        (2-D only), a ConvLSTM{rank}D and, with leaky_relu_slope, a LeakyReLU. Returns the
+        output shape."""
+        layout = layer.options.layout
+        (B, T), spatial, _ = layout.split(shape)
         for k, cell in enumerate(layer.cells):
-            H, W = hw
             padding = cell.padding
             if isinstance(padding, tuple):
                 if any(padding):
-                    ph, pw = padding
-                    pads = {
-                        "padding": [[0, 0], [ph, ph], [pw, pw]],
-                        "data_format": layer.data_format,
-                    }
-                    zero_padding = KerasLayer("ZeroPadding3D", self.name("ZeroPadding3D"))
-                    self.add(zero_padding, pads, dtype, None)
-                    H, W = H + 2 * ph, W + 2 * pw
+                    spatial = self.zero_padding(type(layer).__name__, padding, layer.data_format,
+                                                spatial, dtype)
                 padding = "valid"
-            C = cell.in_channels
-            in_shape = (B, T, C, H, W) if channels_first else (B, T, H, W, C)
-            cell_layer = KerasLayer("ConvLSTMCell", "conv_lstm_cell", weight_slots(cell))
-            keras_layer = KerasLayer("ConvLSTM2D", self.name("ConvLSTM2D"))
-            keras_layer.children = [("cell", cell_layer)]
-            config = {}
-            if self.with_config:
-                cell_config = {
-                    **our_config,
-                    "padding": padding,
-                    "return_sequences": layer.return_sequences if k == last else True,
-                    "go_backwards": layer.go_backwards and k == 0,
-                }
-                config = self.config(cell, LAYER_MAPS["ConvLSTM2D"], cell_config)
+            in_shape = layout.shape((B, T), spatial, cell.in_channels)
+            keras_layer, config = self.recurrent(layer, k, padding, self.name)
             self.add(keras_layer, config, dtype, in_shape)
-            hw = cell.options.output_spatial(hw)
+            spatial = cell.options.output_spatial(tuple(spatial))
             if layer.leaky_relu_slope is not None:
                 leaky = KerasLayer("LeakyReLU", self.name("LeakyReLU"))
                 self.add(leaky, {"negative_slope": layer.leaky_relu_slope}, dtype, None)
         return tuple(layer.compute_output_shape(shape))
 
+    def recurrent(self, layer: ConvLSTM, k: int, padding: str, name: Any) -> tuple:
+        """The Keras layer (with its cell's weights) and config of cell ``k`` of ``layer``;
+        ``name(class_name)`` names it."""
+        class_name = type(layer).__name__
+        if self.with_config and layer.stateful:
+            raise ValueError(
+                f"save_keras: {class_name} with stateful=True does not export (a stateful Keras "
+                "layer needs a fixed batch size); export a copy with stateful=False."
+            )
+        if layer.peephole:
+            raise ValueError(
+                f"save_keras: {class_name} with peephole=True has no Keras counterpart (Keras' "
+                "ConvLSTM has no peephole connections); keep it in the native format "
+                "(model.save) or export a ConvLSTM2D to ONNX."
+            )
+        cell = layer.cells[k]
+        cell_layer = KerasLayer("ConvLSTMCell", "conv_lstm_cell", weight_slots(cell))
+        keras_layer = KerasLayer(class_name, name(class_name))
+        keras_layer.children = [("cell", cell_layer)]
+        if not self.with_config:
+            return keras_layer, {}
+        last = k == layer.num_layers - 1
+        cell_config = {
+            **_our_config(layer),
+            "padding": padding,
+            "return_sequences": layer.return_sequences if last else True,
+            "go_backwards": layer.go_backwards and k == 0,
+        }
+        return keras_layer, self.config(cell, LAYER_MAPS[class_name], cell_config)
+
+    def bidirectional(self, layer: Bidirectional, shape: tuple, dtype: str) -> tuple:
+        """A Keras Bidirectional of two single ConvLSTM layers."""
+        keras_layer = KerasLayer("Bidirectional", self.name("Bidirectional"))
+        config: dict[str, Any] = {"merge_mode": layer.merge_mode}
+        for attribute, inner in (("backward_layer", layer.backward_layer),
+                                 ("forward_layer", layer.forward_layer)):
+            if inner.num_layers > 1 or inner.leaky_relu_slope is not None:
+                raise ValueError(
+                    f"save_keras: a Bidirectional around a ConvLSTM stack or one with "
+                    f"leaky_relu_slope ({attribute}: num_layers={inner.num_layers}, "
+                    f"leaky_relu_slope={inner.leaky_relu_slope}) has no one Keras layer; "
+                    "wrap single layers."
+                )
+            padding = "valid" if isinstance(inner.padding, tuple) else inner.padding
+            if isinstance(inner.padding, tuple) and any(inner.padding):
+                raise ValueError(
+                    f"save_keras: {type(inner).__name__} inside Bidirectional with padding="
+                    f"{inner.padding} does not export; use 'same' or 'valid'."
+                )
+            prefix = attribute.removesuffix("_layer")
+            inner_layer, inner_config = self.recurrent(
+                inner, 0, padding, lambda class_name, p=prefix: f"{p}_{snake_case(class_name)}")
+            keras_layer.children.append((attribute, inner_layer))
+            if self.with_config and (attribute == "forward_layer" or layer.get_config().get(
+                    "backward_layer")):
+                full = {"name": inner_layer.name, "trainable": True, "dtype": _policy(dtype),
+                        **inner_config}
+                key = "layer" if attribute == "forward_layer" else attribute
+                config[key] = _layer_spec(inner_layer.class_name, full, None)
+        self.add(keras_layer, config if self.with_config else {}, dtype, shape)
+        return tuple(layer.compute_output_shape(shape))
+
+    def zero_padding(self, class_name: str, padding: tuple, data_format: str, spatial: tuple,
+                     dtype: str) -> tuple:
+        """The ZeroPadding3D (over time, height, width) before a ConvLSTM2D with int padding;
+        returns the padded frame size. Other ranks have no such Keras layer to load back."""
+        if class_name != "ConvLSTM2D":
+            raise ValueError(
+                f"save_keras: {class_name} with padding={padding} does not export (Keras "
+                f"pads only 'same' or 'valid' there); export a copy with padding='same' or "
+                "'valid'."
+            )
+        ph, pw = padding
+        pads = {"padding": [[0, 0], [ph, ph], [pw, pw]], "data_format": data_format}
+        self.add(KerasLayer("ZeroPadding3D", self.name("ZeroPadding3D")), pads, dtype, None)
+        return tuple(n + 2 * p for n, p in zip(spatial, padding))
+
     def layer(self, layer: Layer, shape: tuple, dtype: str) -> tuple:
         """Export one of our layers; returns its output shape."""
-        if isinstance(layer, ConvLSTM2D):
+        if isinstance(layer, ConvLSTM):
             return self.convlstm(layer, shape, dtype)
+        if isinstance(layer, Bidirectional):
+            return self.bidirectional(layer, shape, dtype)
         _, config, keras_layer = self.mapped(layer, shape, dtype)
         self.add(keras_layer, config, dtype, shape if keras_layer.all_slots() else None)
         return tuple(layer.compute_output_shape(shape))

@@ -26,10 +26,12 @@ def _attr_list(group: Any, name: str) -> list[str]:
 
 
 def _checked(
-    where: str, keras_layer: KerasLayer, arrays: list[tuple[str, np.ndarray]]
+    where: str, keras_layer: KerasLayer, arrays: list[tuple[str, np.ndarray]],
+    slots: list[tuple[Layer, str]] | None = None,
 ) -> list[tuple[Layer, str, np.ndarray]]:
-    """Pair a layer's file arrays with its slots, checking the count, kind and every shape."""
-    slots = keras_layer.all_slots()
+    """Pair a layer's file arrays with its slots (default: ``all_slots()``), checking the count,
+    kind and every shape."""
+    slots = keras_layer.all_slots() if slots is None else slots
     label = f"{where}: layer {keras_layer.name!r} ({keras_layer.class_name})"
     if len(arrays) != len(slots):
         raise ValueError(
@@ -118,7 +120,7 @@ def read_legacy(where: str, group: Any, layers: list[KerasLayer]) -> list:
                     "such dataset; missing weights."
                 )
             arrays.append((weight_name, np.asarray(group[name][weight_name][()])))
-        assignments += _checked(where, keras_layer, arrays)
+        assignments += _checked(where, keras_layer, arrays, keras_layer.legacy_slots)
     return assignments
 
 

@@ -1,18 +1,21 @@
-"""The options of the ConvLSTM family: frozen dataclasses, validated once, whose fields are the
-config.
+"""The options of the ConvRNN family (ConvLSTM and ConvGRU): frozen dataclasses, validated
+once, whose fields are the config.
 
-:class:`ConvLSTMCellOptions` is what one step needs (a cell); :class:`ConvLSTMOptions` adds what
-a layer over a sequence needs. The dataclass ``__init__`` is the layer's signature (positional
-arguments first, then keyword-only ones), ``get_config`` is :meth:`ConvLSTMCellOptions.config`
-and ``from_config`` feeds the config back to it. A layer exposes every field as a read-only
+:class:`ConvRNNCellOptions` holds what every cell shares; :class:`ConvLSTMCellOptions` and
+:class:`ConvGRUCellOptions` add their own, and :class:`ConvLSTMOptions` and
+:class:`ConvGRUOptions` add what a layer over a sequence needs (``_SequenceFields``, written
+once for both). The dataclass ``__init__`` is the layer's signature (positional arguments
+first, then keyword-only ones), ``get_config`` is :meth:`ConvRNNCellOptions.config` and
+``from_config`` feeds the config back to it. A layer exposes every field as a read-only
 attribute (:func:`expose_options`), so ``layer.kernel_size`` is ``layer.options.kernel_size``.
 
-The geometry is written for ``rank`` spatial axes: ConvLSTM1D/3D are subclasses that set
-``rank`` and ``owner``.
+The geometry is written for ``rank`` spatial axes: the 1-D and 3-D options are subclasses that
+set ``rank`` and ``owner`` (:func:`_ranked`).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, fields
 from operator import attrgetter
@@ -30,13 +33,14 @@ T = TypeVar("T", bound=type)
 
 
 @dataclass(frozen=True)
-class ConvLSTMCellOptions:
-    """The options of one ConvLSTM step (the arguments of ``ConvLSTM2DCell``; documented in
-    ``ConvLSTM2D``). Values are normalised: tuples for sizes, an ``Activation`` for each
-    activation, a NumPy dtype."""
+class ConvRNNCellOptions:
+    """The options every convolutional recurrent cell shares (ConvLSTM's and ConvGRU's;
+    documented in ``ConvLSTM2D``). Values are normalised: tuples for sizes, an ``Activation``
+    for each activation, a NumPy dtype."""
 
-    owner: ClassVar[str] = "ConvLSTM2DCell"  # the name that starts every error message
+    owner: ClassVar[str] = "ConvRNNCell"  # the name that starts every error message
     rank: ClassVar[int] = 2  # spatial axes
+    gates: ClassVar[int] = 4  # fused gates: the kernels' last axis is gates * out_channels
 
     in_channels: int
     out_channels: int
@@ -51,7 +55,6 @@ class ConvLSTMCellOptions:
     kernel_initializer: str = "glorot_uniform"
     recurrent_initializer: str = "orthogonal"
     bias_initializer: str = "zeros"
-    unit_forget_bias: bool = True
     data_format: str = "channels_last"
     dtype: str | np.dtype = "float32"
     seed: int | None = None
@@ -84,7 +87,6 @@ class ConvLSTMCellOptions:
                 owner, "recurrent_initializer", self.recurrent_initializer
             ),
             bias_initializer=initializers.check(owner, "bias_initializer", self.bias_initializer),
-            unit_forget_bias=check.boolean(owner, "unit_forget_bias", self.unit_forget_bias),
             data_format=check.choice(owner, "data_format", self.data_format, DATA_FORMATS),
             dtype=check.float_dtype(owner, self.dtype),
             seed=check.seed_arg(owner, self.seed),
@@ -115,12 +117,6 @@ class ConvLSTMCellOptions:
             return value.name
         return list(value) if isinstance(value, tuple) else value
 
-    def cell_options(self, in_channels: int, seed: int | None) -> ConvLSTMCellOptions:
-        """The options of one cell of this layer: these values with its own ``in_channels``
-        and ``seed``."""
-        shared = {item.name: getattr(self, item.name) for item in fields(ConvLSTMCellOptions)}
-        return ConvLSTMCellOptions(**{**shared, "in_channels": in_channels, "seed": seed})
-
     # ---------------------------------------------------------------- geometry
 
     @property
@@ -150,27 +146,64 @@ class ConvLSTMCellOptions:
     # ----------------------------------------------------------------- weights
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Keras layout: kernel (*k, C, 4F), recurrent_kernel (*k, F, 4F), bias (4F,)."""
-        F = self.out_channels
+        """Keras layout: kernel (*k, C, gates*F), recurrent_kernel (*k, F, gates*F), bias
+        (gates*F,)."""
+        width = self.gates * self.out_channels
         shapes = {
-            "kernel": (*self.kernel_size, self.in_channels, 4 * F),
-            "recurrent_kernel": (*self.kernel_size, F, 4 * F),
-            "bias": (4 * F,),
+            "kernel": (*self.kernel_size, self.in_channels, width),
+            "recurrent_kernel": (*self.kernel_size, self.out_channels, width),
         }
-        return {name: shape for name, shape in shapes.items() if self.use_bias or name != "bias"}
+        return {**shapes, "bias": (width,)} if self.use_bias else shapes
+
+    def initializers(self) -> dict[str, str]:
+        """The initializer of each weight."""
+        return {"kernel": self.kernel_initializer, "recurrent_kernel": self.recurrent_initializer,
+                "bias": self.bias_initializer}
 
     def initial_weights(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Fresh weights from the initializers, drawn from ``rng`` in the order kernel,
-        recurrent_kernel, bias."""
-        initializer = {
-            "kernel": self.kernel_initializer,
-            "recurrent_kernel": self.recurrent_initializer,
-            "bias": self.bias_initializer,
-        }
-        params = {
+        """Fresh weights from the initializers, drawn from ``rng`` in the order of
+        :meth:`weight_shapes`."""
+        initializer = self.initializers()
+        return {
             name: initializers.initialize(initializer[name], shape, rng, self.dtype)
             for name, shape in self.weight_shapes().items()
         }
+
+
+@dataclass(frozen=True)
+class ConvLSTMCellOptions(ConvRNNCellOptions):
+    """The options of one ConvLSTM step (the arguments of ``ConvLSTM2DCell``)."""
+
+    owner: ClassVar[str] = "ConvLSTM2DCell"
+    gates: ClassVar[int] = 4
+
+    _: KW_ONLY
+    unit_forget_bias: bool = True
+    peephole: bool = False
+    peephole_initializer: str = "zeros"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        owner = self.owner
+        self._set(
+            unit_forget_bias=check.boolean(owner, "unit_forget_bias", self.unit_forget_bias),
+            peephole=check.boolean(owner, "peephole", self.peephole),
+            peephole_initializer=initializers.check(
+                owner, "peephole_initializer", self.peephole_initializer
+            ),
+        )
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """kernel (*k, C, 4F), recurrent_kernel (*k, F, 4F), bias (4F,); with ``peephole``,
+        then peephole (3, F) (rows i, f, o)."""
+        shapes = super().weight_shapes()
+        return {**shapes, "peephole": (3, self.out_channels)} if self.peephole else shapes
+
+    def initializers(self) -> dict[str, str]:
+        return {**super().initializers(), "peephole": self.peephole_initializer}
+
+    def initial_weights(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        params = super().initial_weights(rng)
         if self.use_bias and self.unit_forget_bias:
             F = self.out_channels
             # Jozefowicz et al.: a forget gate open at the start lets gradients flow.
@@ -179,11 +212,32 @@ class ConvLSTMCellOptions:
 
 
 @dataclass(frozen=True)
-class ConvLSTMOptions(ConvLSTMCellOptions):
-    """The options of a ConvLSTM layer over a sequence (the arguments of ``ConvLSTM2D``): the
-    cell's, then the stack and sequence options."""
+class ConvGRUCellOptions(ConvRNNCellOptions):
+    """The options of one ConvGRU step (the arguments of ``ConvGRU2DCell``): the shared ones
+    and Keras' ``reset_after``."""
 
-    owner: ClassVar[str] = "ConvLSTM2D"
+    owner: ClassVar[str] = "ConvGRU2DCell"
+    gates: ClassVar[int] = 3
+
+    _: KW_ONLY
+    reset_after: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._set(reset_after=check.boolean(self.owner, "reset_after", self.reset_after))
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """kernel (*k, C, 3F), recurrent_kernel (*k, F, 3F), bias (2, 3F) ``[b; b']`` with
+        ``reset_after``, else (3F,); gates z, r, h."""
+        shapes = super().weight_shapes()
+        if self.use_bias and self.reset_after:
+            shapes["bias"] = (2, 3 * self.out_channels)
+        return shapes
+
+
+@dataclass(frozen=True)
+class _SequenceFields:
+    """The options of a layer over a sequence (a stack of cells), after its cell's."""
 
     leaky_relu_slope: float | None = None
     num_layers: int = 1
@@ -195,19 +249,64 @@ class ConvLSTMOptions(ConvLSTMCellOptions):
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
 
+    def _check_sequence(self, owner: str) -> None:
+        object.__setattr__(self, "leaky_relu_slope", _slope(owner, self.leaky_relu_slope))
+        for name in ("return_sequences", "return_state", "go_backwards", "stateful"):
+            object.__setattr__(self, name, check.boolean(owner, name, getattr(self, name)))
+        object.__setattr__(self, "num_layers",
+                           check.positive_int(owner, "num_layers", self.num_layers))
+        for name in ("dropout", "recurrent_dropout"):
+            object.__setattr__(self, name, check.rate(owner, name, getattr(self, name)))
+
+    def cell_options(self, in_channels: int, seed: int | None) -> ConvRNNCellOptions:
+        """The options of one cell of this layer: these values with its own ``in_channels``
+        and ``seed``."""
+        cell_class = self.cell_options_class  # type: ignore[attr-defined]
+        shared = {item.name: getattr(self, item.name) for item in fields(cell_class)}
+        return cell_class(**{**shared, "in_channels": in_channels, "seed": seed})
+
+
+@dataclass(frozen=True)
+class ConvLSTMOptions(_SequenceFields, ConvLSTMCellOptions):
+    """The options of a ConvLSTM layer over a sequence (the arguments of ``ConvLSTM2D``): the
+    cell's, then the stack and sequence options."""
+
+    owner: ClassVar[str] = "ConvLSTM2D"
+    cell_options_class: ClassVar[type[ConvRNNCellOptions]] = ConvLSTMCellOptions
+
     def __post_init__(self) -> None:
         super().__post_init__()
-        owner = self.owner
-        self._set(
-            leaky_relu_slope=_slope(owner, self.leaky_relu_slope),
-            num_layers=check.positive_int(owner, "num_layers", self.num_layers),
-            return_sequences=check.boolean(owner, "return_sequences", self.return_sequences),
-            return_state=check.boolean(owner, "return_state", self.return_state),
-            go_backwards=check.boolean(owner, "go_backwards", self.go_backwards),
-            stateful=check.boolean(owner, "stateful", self.stateful),
-            dropout=check.rate(owner, "dropout", self.dropout),
-            recurrent_dropout=check.rate(owner, "recurrent_dropout", self.recurrent_dropout),
-        )
+        self._check_sequence(self.owner)
+
+
+@dataclass(frozen=True)
+class ConvGRUOptions(_SequenceFields, ConvGRUCellOptions):
+    """The options of a ConvGRU layer over a sequence (the arguments of ``ConvGRU2D``)."""
+
+    owner: ClassVar[str] = "ConvGRU2D"
+    cell_options_class: ClassVar[type[ConvRNNCellOptions]] = ConvGRUCellOptions
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_sequence(self.owner)
+
+
+def _ranked(base: type, rank: int, owner: str, **class_values: Any) -> Any:
+    """``base`` over ``rank`` spatial axes, its errors starting with ``owner``."""
+    return type(f"{owner}Options", (base,), {"owner": owner, "rank": rank, **class_values,
+                                             "__doc__": f":class:`{base.__name__}` of {owner}."})
+
+
+ConvLSTM1DCellOptions = _ranked(ConvLSTMCellOptions, 1, "ConvLSTM1DCell")
+ConvLSTM3DCellOptions = _ranked(ConvLSTMCellOptions, 3, "ConvLSTM3DCell")
+ConvLSTM1DOptions = _ranked(ConvLSTMOptions, 1, "ConvLSTM1D",
+                            cell_options_class=ConvLSTM1DCellOptions)
+ConvLSTM3DOptions = _ranked(ConvLSTMOptions, 3, "ConvLSTM3D",
+                            cell_options_class=ConvLSTM3DCellOptions)
+ConvGRU1DCellOptions = _ranked(ConvGRUCellOptions, 1, "ConvGRU1DCell")
+ConvGRU3DCellOptions = _ranked(ConvGRUCellOptions, 3, "ConvGRU3DCell")
+ConvGRU1DOptions = _ranked(ConvGRUOptions, 1, "ConvGRU1D", cell_options_class=ConvGRU1DCellOptions)
+ConvGRU3DOptions = _ranked(ConvGRUOptions, 3, "ConvGRU3D", cell_options_class=ConvGRU3DCellOptions)
 
 
 def _slope(owner: str, value: object) -> float | None:
@@ -223,6 +322,12 @@ def _slope(owner: str, value: object) -> float | None:
             f"LeakyReLU); got {value!r}."
         )
     return float(value)
+
+
+def signature_of(options_class: type) -> inspect.Signature:
+    """The options dataclass's signature, the layer's ``__signature__`` (no return annotation,
+    so ``help()`` reads like a constructor)."""
+    return inspect.signature(options_class).replace(return_annotation=inspect.Signature.empty)
 
 
 def expose_options(options_class: type) -> Callable[[T], T]:

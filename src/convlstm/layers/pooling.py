@@ -1,5 +1,5 @@
-"""Max pooling layers: MaxPooling3D (with the seed's positional pool_size, stride) and
-MaxPooling2D, one implementation for both."""
+"""Max pooling layers: MaxPooling3D (with the seed's positional pool_size, stride),
+MaxPooling2D and MaxPooling1D, one implementation for all three."""
 
 from __future__ import annotations
 
@@ -134,6 +134,23 @@ class MaxPooling2D(_MaxPooling):
     def __init__(
         self,
         pool_size: int | Sequence[int] = (2, 2),
+        stride: int | Sequence[int] | None = None,
+        padding: str = "valid",
+        data_format: str = "channels_last",
+    ) -> None:
+        super().__init__(pool_size, stride, padding, data_format)
+
+
+@register
+class MaxPooling1D(_MaxPooling):
+    """Max pooling over one axis, as Keras' ``MaxPooling1D``; arguments as :class:`MaxPooling3D`
+    with one int: (B, W, C) (channels_first: (B, C, W)). Keras' default ``pool_size`` is 2."""
+
+    rank = 1
+
+    def __init__(
+        self,
+        pool_size: int | Sequence[int] = 2,
         stride: int | Sequence[int] | None = None,
         padding: str = "valid",
         data_format: str = "channels_last",

@@ -135,10 +135,14 @@ def _checked_model(model: object, input_shape: object) -> tuple[list[Layer], tup
 
 def _time_axis(layers: Sequence[Layer], sample: tuple) -> int | None:
     """The time axis of a batch of 5-D inputs: 1, or 2 (depth) for a channels_first Conv3D or
-    MaxPooling3D first; None for other inputs."""
+    MaxPooling3D first; of 4-D inputs to a ConvLSTM1D (or a Bidirectional of one): 1; None
+    for other inputs."""
+    first = layers[0]
+    if len(sample) == 3:
+        inner = first.sublayers()[0] if type(first).__name__ == "Bidirectional" else first
+        return 1 if type(inner).__name__ == "ConvLSTM1D" else None
     if len(sample) != 4:
         return None
-    first = layers[0]
     volume = type(first).__name__ in ("Conv3D", "MaxPooling3D")
     return 2 if volume and getattr(first, "data_format", None) == "channels_first" else 1
 

@@ -20,8 +20,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from convlstm.layers.activation import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from convlstm.layers.base import Layer
+from convlstm.layers.bidirectional import Bidirectional
 from convlstm.layers.conv import Conv2D, Conv3D
 from convlstm.layers.convlstm import ConvLSTM2D
+from convlstm.layers.convlstm_ranks import ConvLSTM1D
 from convlstm.layers.core import Dense, Dropout, Flatten
 from convlstm.layers.normalization import BatchNormalization
 from convlstm.layers.pooling import MaxPooling2D, MaxPooling3D
@@ -36,6 +38,7 @@ from convlstm.onnx._graph import (
     is_static,
     value_info,
 )
+from convlstm.onnx._states import initial_state, state_output, state_to_user
 
 _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
@@ -336,9 +339,10 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, config: dict, x: Tensor,
     window, strides = tuple(config["kernel_size"]), tuple(config["stride"])
     dilation, slope = tuple(config["dilation"]), config["leaky_relu_slope"]
     backwards, num_layers = config["go_backwards"], config["num_layers"]
-    # get_weights: kernel, recurrent_kernel[, bias] for each stacked cell, in order.
+    # get_weights: kernel, recurrent_kernel[, bias][, peephole] for each stacked cell, in order.
     weights = layer.get_weights()
-    per_cell = 3 if config["use_bias"] else 2
+    peepholes = config.get("peephole", False)
+    per_cell = 2 + config["use_bias"] + peepholes
     cells = [weights[k : k + per_cell] for k in range(0, len(weights), per_cell)]
     x = b.cast(x, dtype)
     if x.rank != 5:
@@ -370,7 +374,9 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, config: dict, x: Tensor,
             mask = b.op("Slice", [mask, b.ints([-1]), b.ints([-INT64_MAX]), b.ints([0]),
                                   b.ints([-1])])
 
-    for k, (kernel, recurrent_kernel, *bias) in enumerate(cells):
+    for k, (kernel, recurrent_kernel, *rest) in enumerate(cells):
+        bias = rest[:1] if config["use_bias"] else []
+        peephole = rest[-1] if peepholes else None
         pads = explicit_pads(config["padding"], (H, W), window, strides, dilation)
         Ho, Wo = (conv_out_size(n, pads, kk, s, d, axis) for axis, (n, kk, s, d) in
                   enumerate(zip((H, W), window, strides, dilation)))
@@ -379,10 +385,10 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, config: dict, x: Tensor,
                    (H, W))
         z = b.reshape(z, [time_batch, *frame(4 * F, Ho, Wo)])  # (T, B, *frame(4F))
         state_shape = frame(F, Ho, Wo)
-        h0, c0 = (_initial_state(ctx, f"{kind}0_{index}_{k}", batch, state_shape, dtype,
+        h0, c0 = (initial_state(ctx, f"{kind}0_{index}_{k}", batch, state_shape, dtype,
                                  user_cf, f32) for kind in ("h", "c"))
-        body = _cell_body(b.opset, f"scan{index}_{k}/", recurrent_kernel, act, ract, dtype,
-                          state_shape, gate_axis, masked=mask is not None,
+        body = _cell_body(b.opset, f"scan{index}_{k}/", recurrent_kernel, peephole, act, ract,
+                          dtype, state_shape, gate_axis, masked=mask is not None,
                           sequence_out=k < last or config["return_sequences"])
         reverse = 1 if backwards and k == 0 else 0
         if mask is None:
@@ -397,7 +403,7 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, config: dict, x: Tensor,
         last_output = h_final if mask is None else outputs[2]
         if ctx.states:
             for kind, value in (("h", h_final), ("c", c_final)):
-                _state_output(ctx, f"{kind}_{index}_{k}", value, state_shape, dtype, user_cf,
+                state_output(ctx, f"{kind}_{index}_{k}", value, state_shape, dtype, user_cf,
                               f32)
         if len(outputs) == (4 if mask is not None else 3):
             sequence = outputs[-1]
@@ -416,60 +422,17 @@ def convert_convlstm(ctx: Context, layer: ConvLSTM2D, config: dict, x: Tensor,
         y = last_output
         if slope is not None:
             y = _leaky_relu(b, y, slope, dtype)
-        y = _state_to_user(b, y, user_cf, f32)
+        y = state_to_user(b, y, user_cf, f32)
         shape = (x.shape[0], *((F, H, W) if user_cf else (H, W, F)))
     return Tensor(y, shape, dtype)
 
 
-def _state_to_user(b: Builder, state: str, user_cf: bool, f32: bool) -> str:
-    """A (B, *frame) state from the internal layout to the layer's data_format."""
-    if f32 and not user_cf:
-        return b.transpose(state, (0, 2, 3, 1))
-    if not f32 and user_cf:
-        return b.transpose(state, (0, 3, 1, 2))
-    return state
-
-
-def _user_state_shape(state_shape: tuple, user_cf: bool, f32: bool) -> tuple:
-    F, H, W = state_shape if f32 else (state_shape[2], *state_shape[:2])
-    return (F, H, W) if user_cf else (H, W, F)
-
-
-def _initial_state(ctx: Context, name: str, batch: str, state_shape: tuple, dtype: np.dtype,
-                   user_cf: bool, f32: bool) -> str:
-    """Zeros (B, *state) in the internal layout; with ``states``, an optional graph input in
-    the layer's data_format (default zeros, broadcast over the batch)."""
-    b = ctx.b
-    shape = b.op("Concat", [batch, b.ints(state_shape)], axis=0)
-    if not ctx.states:
-        zero = numpy_helper.from_array(np.zeros(1, dtype))
-        return b.op("ConstantOfShape", [shape], value=zero)
-    user_shape = _user_state_shape(state_shape, user_cf, f32)
-    ctx.inputs.append(value_info(name, ("state_batch", *user_shape), dtype))
-    # An input with an initializer of the same name is optional: the initializer is its default.
-    b.initializers.append(numpy_helper.from_array(np.zeros((1, *user_shape), dtype), name))
-    state = name
-    if f32 and not user_cf:
-        state = b.transpose(state, (0, 3, 1, 2))
-    elif not f32 and user_cf:
-        state = b.transpose(state, (0, 2, 3, 1))
-    return b.op("Expand", [state, shape])
-
-
-def _state_output(ctx: Context, name: str, state: str, state_shape: tuple, dtype: np.dtype,
-                  user_cf: bool, f32: bool) -> None:
-    b = ctx.b
-    b.op("Identity", [_state_to_user(b, state, user_cf, f32)], outputs=[name])
-    user_shape = _user_state_shape(state_shape, user_cf, f32)
-    ctx.outputs.append(value_info(name, ("batch", *user_shape), dtype))
-
-
-def _cell_body(opset: int, prefix: str, kernel: np.ndarray, act: str, ract: str,
-               dtype: np.dtype, state_shape: tuple, gate_axis: int, sequence_out: bool,
-               masked: bool):
+def _cell_body(opset: int, prefix: str, kernel: np.ndarray, peephole: np.ndarray | None,
+               act: str, ract: str, dtype: np.dtype, state_shape: tuple, gate_axis: int,
+               sequence_out: bool, masked: bool):
     """The Scan body of one cell: (h, c, z_t) -> (h', c'[, h']); masked:
     (h, c, y, z_t, m_t) -> (h', c', y'[, y']) where a False ``m_t`` keeps h and c and repeats
-    the last output y."""
+    the last output y. ``peephole`` (3, F), rows i, f, o: i and f also see c, o sees c'."""
     b = Builder(opset, prefix)
     h, c, y, z_t, m_t = (f"{prefix}{name}" for name in ("h", "c", "y", "z", "m"))
     gate_shape = list(state_shape)
@@ -480,10 +443,19 @@ def _cell_body(opset: int, prefix: str, kernel: np.ndarray, act: str, ract: str,
     recurrent = b.conv(h, kernel, None, ones, pads, ones, dtype, sizes)
     z = b.op("Add", [z_t, recurrent])
     i, f, g, o = b.split(z, gate_axis, 4)  # Keras' gate order i, f, c, o
-    i, f, o = (activation(b, ract, gate, dtype) for gate in (i, f, o))
+    weights = None
+    if peephole is not None:  # per channel, broadcast over the frame's other axes
+        axes = (-1, 1, 1) if gate_axis == 1 else (-1,)
+        weights = [b.const(row.astype(dtype).reshape(axes), hint="peephole") for row in peephole]
+        i, f = (b.op("Add", [gate, b.op("Mul", [p, c])]) for gate, p in ((i, weights[0]),
+                                                                         (f, weights[1])))
+    i, f = (activation(b, ract, gate, dtype) for gate in (i, f))
     g = activation(b, act, g, dtype)
     named = 1 if masked else [f"{prefix}c_out"]
     c_new = b.op("Add", [b.op("Mul", [f, c]), b.op("Mul", [i, g])], outputs=named)
+    if weights is not None:
+        o = b.op("Add", [o, b.op("Mul", [weights[2], c_new])])
+    o = activation(b, ract, o, dtype)
     named = 1 if masked else [f"{prefix}h_out"]
     h_new = b.op("Mul", [o, activation(b, act, c_new, dtype)], outputs=named)
     state = (None, *state_shape)
@@ -506,10 +478,58 @@ def _cell_body(opset: int, prefix: str, kernel: np.ndarray, act: str, ract: str,
     return helper.make_graph(b.nodes, prefix.rstrip("/"), inputs, outputs, b.initializers)
 
 
+def convert_conv_lstm_1d(ctx: Context, layer: ConvLSTM1D, config: dict, x: Tensor,
+                         where: str) -> Tensor:
+    """A ConvLSTM1D is a ConvLSTM2D over frames of height 1 (kernels with a unit first axis):
+    the input gets that axis, the twin's graph runs, the output loses it."""
+    if ctx.states:
+        ctx.refuse(where, "states=True exports the states of ConvLSTM2D layers only.")
+    padding = config["padding"]
+    twin = ConvLSTM2D(**{**config, "kernel_size": (1, *config["kernel_size"]),
+                         "stride": (1, *config["stride"]), "dilation": (1, *config["dilation"]),
+                         "padding": padding if isinstance(padding, str) else (0, *padding)})
+    twin.set_weights([w[None] if w.ndim == 3 else w for w in layer.get_weights()])
+    height = x.rank - 1 if config["data_format"] == "channels_first" else x.rank - 2
+    frames = ctx.b.op("Unsqueeze", [x.name, ctx.b.ints([height])])
+    y = convert_convlstm(ctx, twin, twin.get_config(),
+                         Tensor(frames, (*x.shape[:height], 1, *x.shape[height:]), x.dtype), where)
+    height = y.rank - 2 if config["data_format"] == "channels_first" else y.rank - 3
+    return Tensor(ctx.b.op("Squeeze", [y.name, ctx.b.ints([height])]),
+                  (*y.shape[:height], *y.shape[height + 1 :]), y.dtype)
+
+
+def convert_bidirectional(ctx: Context, layer: Bidirectional, config: dict, x: Tensor,
+                          where: str) -> Tensor:
+    """Both directions' ConvLSTM2D graphs on ``x``; the backward outputs flipped back into
+    time order (with ``return_sequences``), then merged as Keras merges them."""
+    directions = layer.sublayers()
+    exporting = (ConvLSTM1D, ConvLSTM2D)
+    if not all(type(inner) in exporting for inner in directions) or config["merge_mode"] is None:
+        ctx.refuse(where, "only a Bidirectional of ConvLSTM1D/2D layers with a merge_mode exports "
+                          f"(got {[type(inner).__name__ for inner in directions]}, merge_mode="
+                          f"{config['merge_mode']!r}).")
+    y, y_reversed = (convert_layer(ctx, inner, x, f"{where} > {name}")
+                     for inner, name in zip(directions, ("forward_layer", "backward_layer")))
+    b, reversed_name = ctx.b, y_reversed.name
+    if layer.return_sequences:
+        reversed_name = b.op("Slice", [reversed_name, b.ints([-1]), b.ints([-INT64_MAX]),
+                                       b.ints([1]), b.ints([-1])])
+    mode, shape = config["merge_mode"], y.shape
+    if mode == "concat":
+        merged = b.op("Concat", [y.name, reversed_name], axis=-1)
+        shape = (*y.shape[:-1], y.shape[-1] + y_reversed.shape[-1])
+    else:
+        merged = b.op({"sum": "Add", "ave": "Add", "mul": "Mul"}[mode], [y.name, reversed_name])
+        if mode == "ave":
+            merged = b.op("Div", [merged, b.scalar(2.0, y.dtype)])
+    return Tensor(merged, shape, y.dtype)
+
+
 # -------------------------------------------------------------------------------- dispatch
 
 CONVERTERS: list[tuple[type, Callable]] = [
     (ConvLSTM2D, convert_convlstm),
+    (ConvLSTM1D, convert_conv_lstm_1d),
     (Conv2D, convert_conv),
     (Conv3D, convert_conv),
     (MaxPooling2D, convert_pooling),
@@ -525,6 +545,7 @@ CONVERTERS: list[tuple[type, Callable]] = [
     (SpaceToDepth, convert_block),
     (DepthToSpace, convert_block),
     (TimeDistributed, convert_time_distributed),
+    (Bidirectional, convert_bidirectional),
 ]
 
 SUPPORTED = sorted({cls.__name__ for cls, _ in CONVERTERS} | {"Sigmoid", "Tanh"})

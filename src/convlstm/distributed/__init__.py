@@ -1,0 +1,183 @@
+"""Beyond one machine: batch inference and synchronous data-parallel training on Dask.
+
+The same code runs on a laptop and on a cluster; only the client differs::
+
+    client = connect()                       # a local cluster, one worker process per core
+    client = connect("tcp://10.0.0.5:8786")  # the scheduler of a real cluster
+
+- :func:`predict` and :func:`forecast` map a model over the samples of an array too large for
+  one machine and return a lazy dask array chunked by samples. The model travels to each worker
+  once per call (scattered to every worker, or one task of the graph without a client) and is
+  built there once, then reused for every chunk. Files (``.npy``, zarr) are read by the workers.
+- :func:`fit` trains synchronously: every global batch is cut into one shard per worker; each
+  worker computes the loss and the gradients of its shard with the current weights; the client
+  adds them up weighted by shard size, applies the model's compiled optimizer once and
+  broadcasts the new weights. Without BatchNormalization the weights equal ``model.fit``'s for
+  the same seed to float rounding, for any number of workers. BatchNormalization uses each
+  shard's own batch statistics (as PyTorch's DDP without SyncBatchNorm); its moving statistics
+  are averaged over the shards, weighted by their sizes.
+
+A worker that dies costs a retry of its task, not the run: Dask reschedules it, and the result
+is the same because a shard's gradients depend only on the weights and rows it is given.
+
+Needs Dask (``pip install 'numpy-convlstm[distributed]'``); the rest of the package does not.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    from distributed import Client
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "convlstm.distributed needs Dask: pip install 'numpy-convlstm[distributed]' "
+        f"({error})."
+    ) from None
+
+from convlstm.callbacks import Callback
+from convlstm.distributed.inference import forecast, predict
+from convlstm.distributed.sources import check_model, pair, positive_int, samples, write
+from convlstm.distributed.training import train
+from convlstm.models import History, Sequential
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds :func:`connect` (and :func:`fit` given an address) waits for a scheduler, and
+:func:`fit` waits for its first worker, before raising."""
+
+__all__ = ["CONNECT_TIMEOUT", "connect", "fit", "forecast", "predict", "samples", "write"]
+
+
+def connect(
+    scheduler: str | None = None,
+    *,
+    workers: int | None = None,
+    timeout: float | None = None,
+) -> Client:
+    """A Dask client for the scheduler at ``scheduler``, else for a new local cluster.
+
+    Args:
+        scheduler: an address such as ``"tcp://10.0.0.5:8786"``; None starts a local cluster of
+            ``workers`` processes with one thread each, closed when the client closes.
+        workers: local worker processes (default: one per core); only without ``scheduler``.
+        timeout: seconds to wait for the scheduler (default :data:`CONNECT_TIMEOUT`).
+
+    Returns:
+        A connected ``distributed.Client`` (use it as a context manager, or ``close()`` it).
+
+    Raises:
+        ConnectionError: the scheduler cannot be reached within ``timeout`` seconds.
+    """
+    if scheduler is not None and workers is not None:
+        raise ValueError("distributed.connect: give either scheduler or workers, not both.")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ValueError(f"distributed.connect: expected workers to be a positive int; got "
+                         f"{workers!r}.")
+    if scheduler is None:
+        return Client(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                      processes=True, dashboard_address=":0")
+    if not isinstance(scheduler, str):
+        raise TypeError(f"distributed.connect: expected scheduler to be an address such as "
+                        f"'tcp://host:8786'; got {type(scheduler).__name__}.")
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    try:
+        return Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError) as error:
+        raise ConnectionError(
+            f"distributed.connect: cannot reach the Dask scheduler at {scheduler} within "
+            f"{timeout:g} s ({error})."
+        ) from None
+
+
+def _client(owner: str, client: object) -> Client:
+    if isinstance(client, Client):
+        return client
+    if isinstance(client, str):
+        return connect(client)
+    raise TypeError(f"{owner}: expected client to be a distributed.Client or a scheduler "
+                    f"address; got {type(client).__name__}.")
+
+
+def fit(
+    model: Sequential,
+    x: Any,
+    y: Any,
+    *,
+    client: Client | str,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation_data: tuple[Any, Any] | None = None,
+    validation_split: float = 0.0,
+    shuffle: bool = True,
+    seed: int | None = None,
+    callbacks: Sequence[Callback] | None = None,
+    verbose: int = 1,
+) -> History:
+    """``model.fit`` with synchronous data parallelism over the workers of ``client``.
+
+    Every global batch (the batches ``model.fit`` would make: the same shuffling from
+    ``seed``) is cut into one shard per worker. Each worker computes its shard's loss and
+    gradients with the current weights; the client adds them up weighted by shard size, applies
+    the compiled optimizer once and broadcasts the new weights.
+
+    Args:
+        model: a compiled Sequential; it is trained in place, on the client.
+        x, y: inputs and targets with the same number of samples: NumPy arrays (each step's
+            rows are sent with its tasks), memory-mapped ``.npy`` files, zarr arrays, or paths
+            of ``.npy`` files or zarr stores (read by the workers from a path they share).
+        client: a ``distributed.Client``, or a scheduler address to connect to.
+        epochs, batch_size, validation_data, validation_split, shuffle, seed, callbacks,
+        verbose: as :meth:`Sequential.fit`; validation batches are evaluated on the workers.
+
+    Returns:
+        A :class:`convlstm.History`, as ``model.fit`` returns.
+
+    Raises:
+        RuntimeError: the model is not compiled.
+        ConnectionError: ``client`` is an address that cannot be reached.
+        TimeoutError: the cluster has no worker after :data:`CONNECT_TIMEOUT` seconds.
+    """
+    owner = "distributed.fit"
+    check_model(owner, model)
+    if model.optimizer is None or model.loss is None:
+        raise RuntimeError(f"{owner}: call model.compile(optimizer=..., loss=...) first.")
+    epochs = positive_int(owner, "epochs", epochs)
+    batch_size = positive_int(owner, "batch_size", batch_size)
+    x_source, y_source = pair(owner, x, y)
+    train_rows = np.arange(x_source.shape[0])
+    validation = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError(f"{owner}: expected validation_data to be a pair (x_val, y_val); "
+                            f"got {type(validation_data).__name__}.")
+        x_val, y_val = pair(owner, *validation_data)
+        validation = (x_val, y_val, np.arange(x_val.shape[0]))
+    elif validation_split:
+        if not 0.0 < validation_split < 1.0:
+            raise ValueError(f"{owner}: expected validation_split in (0, 1); got "
+                             f"{validation_split}.")
+        split = math.floor(len(train_rows) * (1.0 - validation_split))
+        train_rows, held_out = train_rows[:split], train_rows[split:]
+        validation = (x_source, y_source, held_out)
+    owned = isinstance(client, str)  # connected here, so closed here
+    client = _client(owner, client)
+    try:
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except TimeoutError:
+            raise TimeoutError(f"{owner}: the cluster has no worker after "
+                               f"{CONNECT_TIMEOUT:g} s.") from None
+        return train(model, client, x_source, y_source, train_rows, validation, epochs=epochs,
+                     batch_size=batch_size, shuffle=shuffle, seed=seed, callbacks=callbacks,
+                     verbose=verbose)
+    finally:
+        if owned:
+            client.close()
+
+
