@@ -48,13 +48,13 @@ def scaled(base: bench.ConvLSTMShape, sweep: str, factor: int) -> bench.ConvLSTM
     return replace(base, height=side, width=base.height * base.width * factor // side)
 
 
-def measure(repeats: int, quick: bool) -> dict[str, Any]:
+def measure(repeats: int, quick: bool, factors: tuple[int, ...] = FACTORS) -> dict[str, Any]:
     """Median seconds of ours and of PyTorch's faster design for every sweep point."""
     import run as bench_run
     import torch_convlstm
 
     base = bench.QUICK_SHAPES["d"] if quick else BASE
-    factors = FACTORS[:2] if quick else FACTORS
+    factors = factors[:2] if quick else factors
     points = []
     for sweep in SWEEPS:
         for factor in factors:
@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny shapes: a smoke test")
+    parser.add_argument("--factors", default=",".join(map(str, FACTORS)),
+                        help="the multiples of the base shape (default 1,2,4,8)")
     parser.add_argument("--out", default=str(HERE / "scaling"), help="path stem of .json/.png")
     args = parser.parse_args(argv)
     if not bench.threads_are_set(args.threads):
@@ -133,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     results = {"machine": {**bench.machine_info(), "torch": torch.__version__},
                "blas": bench.blas_record(), "threads": args.threads, "repeats": args.repeats,
-               **measure(args.repeats, args.quick)}
+               **measure(args.repeats, args.quick,
+                         tuple(int(f) for f in args.factors.split(",")))}
     stem = Path(args.out)
     bench.write_json(stem.with_suffix(".json"), results)
     plot(results, stem.with_suffix(".png"))
