@@ -8,7 +8,13 @@ Workloads (float32, channels-last, ``ConvLSTM2D(C, F, 3, "same")``, shapes
 c (4, 10, 64, 64, 64 -> 64), d (1, 10, 16, 16, 8 -> 16). Each gives ``<shape>/forward``
 (inference) and ``<shape>/train`` (forward with ``training=True``, mean-squared-error loss against
 a fixed target, backward to the input and every weight). ``pool/forward`` and ``pool/backward``
-are MaxPooling3D((2, 2, 2)) on (8, 10, 64, 64, 64).
+are MaxPooling3D((2, 2, 2)) on (8, 10, 64, 64, 64). ``m32/train`` and ``m64/train`` (``--only m``
+selects both) are workload m, the model users train: the Moving MNIST forecaster
+(``convlstm.forecasting.forecaster``, 4x4 space-to-depth, 2 ConvLSTM2D of 32 or 64 filters, a 1x1
+sigmoid head) at batch 8 and 16, T=19, timed as one whole ``train_on_batch`` with binary
+cross-entropy and Adam (its FLOPs: both ConvLSTM2D layers' training FLOPs, the head not counted).
+``ed/stream`` and ``ea/stream`` (``--only e``) are workload e, streaming: d's and a's layer,
+stateful, fed 100 frames one call each (inference); the time is the whole 100 calls.
 
 Method:
 
@@ -104,10 +110,46 @@ QUICK_SHAPES = {
     "c": ConvLSTMShape(1, 3, 8, 8, 4, 4),
     "d": ConvLSTMShape(1, 3, 6, 6, 2, 3),
 }
+@dataclass(frozen=True)
+class ForecasterShape:
+    """Workload m: the Moving MNIST forecaster (``convlstm.forecasting.forecaster``) on
+    (batch, time, 64, 64, 1) frames: 4x4 space-to-depth to 16x16x16, ``layers`` ConvLSTM2D of
+    ``filters`` with ``kernel`` x ``kernel`` kernels, a 1x1 sigmoid head, binary
+    cross-entropy, Adam."""
+
+    batch: int
+    time: int
+    filters: int
+    frame: int = 64
+    kernel: int = KERNEL
+    layers: int = 2
+    block: int = 4
+
+    def text(self) -> str:
+        """``(B, T, 64, 64, 1), 2x ConvLSTM2D F=32``."""
+        return (f"({self.batch}, {self.time}, {self.frame}, {self.frame}, 1), "
+                f"{self.layers}x F={self.filters}")
+
+    def convlstm_shapes(self) -> list[ConvLSTMShape]:
+        """The ConvLSTM2D layers' shapes, after space-to-depth."""
+        side, depth = self.frame // self.block, self.block**2
+        return [ConvLSTMShape(self.batch, self.time, side, side, depth if k == 0 else
+                              self.filters, self.filters) for k in range(self.layers)]
+
+
+STREAM_SHAPES = {"ed": ConvLSTMShape(1, 100, 16, 16, 8, 16),
+                 "ea": ConvLSTMShape(1, 100, 32, 32, 1, 32)}
+QUICK_STREAM_SHAPES = {"ed": ConvLSTMShape(1, 5, 6, 6, 2, 3),
+                       "ea": ConvLSTMShape(1, 5, 8, 8, 1, 4)}
+MODEL_SHAPES = {"m32": ForecasterShape(8, 19, 32), "m64": ForecasterShape(16, 19, 64)}
+QUICK_MODEL_SHAPES = {"m32": ForecasterShape(2, 3, 4, frame=16),
+                      "m64": ForecasterShape(2, 3, 8, frame=16)}
+LEARNING_RATE = 1e-3
 POOL_SHAPE = (8, 10, 64, 64, 64)  # (B, D, H, W, C)
 QUICK_POOL_SHAPE = (2, 4, 8, 8, 4)
 POOL_SIZE = (2, 2, 2)
-GROUPS = (*SHAPES, "pool")
+GROUPS = (*SHAPES, *STREAM_SHAPES, *MODEL_SHAPES, "pool")
+ALIASES = {"m": tuple(MODEL_SHAPES), "e": tuple(STREAM_SHAPES)}  # --only m: both m sizes
 
 
 def convlstm_flops(shape: ConvLSTMShape, kernel: int = KERNEL) -> int:
@@ -152,16 +194,24 @@ def workloads(quick: bool = False, only: Sequence[str] | None = None) -> list[Wo
         fields = tuple(asdict(shape).values())
         result.append(Workload(group, "forward", fields, shape.text(), convlstm_flops(shape)))
         result.append(Workload(group, "train", fields, shape.text(), training_flops(shape)))
+    for group, shape in (QUICK_STREAM_SHAPES if quick else STREAM_SHAPES).items():
+        fields = tuple(asdict(shape).values())
+        result.append(Workload(group, "stream", fields, shape.text(), convlstm_flops(shape)))
+    for group, model in (QUICK_MODEL_SHAPES if quick else MODEL_SHAPES).items():
+        flops = sum(training_flops(shape, model.kernel) for shape in model.convlstm_shapes())
+        result.append(Workload(group, "train", tuple(asdict(model).values()), model.text(),
+                               flops))
     pool = QUICK_POOL_SHAPE if quick else POOL_SHAPE
     for kind in ("forward", "backward"):
         result.append(Workload("pool", kind, pool, str(pool), None))
     if not only:
         return result
+    only = [group for item in only for group in ALIASES.get(item, (item,))]
     known = set(GROUPS) | {w.name for w in result}
     unknown = [item for item in only if item not in known]
     if unknown:
         raise ValueError(
-            f"benchmark: expected --only to list groups {list(GROUPS)} or workloads such as "
+            f"benchmark: expected --only to list groups {['m', *GROUPS]} or workloads such as "
             f"'b/train'; got {unknown}."
         )
     return [w for w in result if w.group in only or w.name in only]
@@ -205,10 +255,48 @@ def pool_problem(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.
     return x, d_output
 
 
+@dataclass
+class ForecasterProblem:
+    """Workload m's frames, target and the initial weights both libraries start from.
+
+    Shapes: x and target (B, T, 64, 64, 1) in [0, 1]; ``weights`` is ``Sequential.get_weights``
+    of ``forecaster(filters=F)``: per ConvLSTM2D kernel (3, 3, C, 4F), recurrent kernel
+    (3, 3, F, 4F), bias (4F,); then the head's kernel (1, 1, 1, F, 16) and bias (16,).
+    """
+
+    shape: ForecasterShape
+    x: np.ndarray
+    target: np.ndarray
+    weights: list[np.ndarray]
+
+
+def forecaster_model(shape: ForecasterShape, seed: int = 0):
+    """Our Moving MNIST forecaster at ``shape``, compiled with Adam and binary cross-entropy."""
+    from convlstm.forecasting import forecaster
+    from convlstm.optimizers import Adam
+
+    model = forecaster((shape.frame, shape.frame, 1), filters=shape.filters, layers=shape.layers,
+                       kernel_size=shape.kernel, block_size=shape.block, seed=seed)
+    model.compile(Adam(LEARNING_RATE), "binary_crossentropy")
+    return model
+
+
+def forecaster_problem(shape: ForecasterShape, seed: int = 0) -> ForecasterProblem:
+    """Seeded sparse frames (as Moving MNIST: mostly black), their targets and the weights."""
+    rng = np.random.default_rng(seed)
+    frames = (shape.batch, shape.time, shape.frame, shape.frame, 1)
+    x = (rng.random(frames, dtype=np.float32) ** 8).astype(np.float32)
+    target = (rng.random(frames, dtype=np.float32) ** 8).astype(np.float32)
+    return ForecasterProblem(shape, x, target, forecaster_model(shape, seed).get_weights())
+
+
 def problem_for(workload: Workload, seed: int = 0) -> Any:
-    """The problem of ``workload``: a :class:`ConvLSTMProblem` or pooling's (x, d_output)."""
+    """The problem of ``workload``: a :class:`ConvLSTMProblem`, a :class:`ForecasterProblem`
+    or pooling's (x, d_output)."""
     if workload.group == "pool":
         return pool_problem(workload.shape, seed)
+    if workload.group in MODEL_SHAPES:
+        return forecaster_problem(ForecasterShape(*workload.shape), seed)
     return convlstm_problem(ConvLSTMShape(*workload.shape), seed)
 
 
@@ -253,8 +341,40 @@ def training_step(
     return {"loss": np.asarray(value, np.float32), "d_x": d_x, **grads}
 
 
+def forecaster_runner(problem: ForecasterProblem) -> Runner:
+    """Our whole ``train_on_batch`` of workload m (forward, loss, backward, Adam's update);
+    ``collect`` gives the loss and every weight's gradient of that step, by weight index."""
+    model = forecaster_model(problem.shape)
+    model.set_weights(problem.weights)
+
+    def collect(loss: float) -> dict[str, np.ndarray]:
+        _, grads = model.trainable_weights()
+        return {"loss": np.asarray(loss, np.float32),
+                **{f"d_{k}": grad for k, grad in enumerate(grads.values())}}
+
+    return Runner(run=lambda: model.train_on_batch(problem.x, problem.target), collect=collect)
+
+
+def stream_runner(problem: ConvLSTMProblem) -> Runner:
+    """Workload e: a stateful layer fed one frame per call, T calls (inference), as a live
+    video or radar feed runs; the states are reset before each run (untimed)."""
+    s = problem.shape
+    layer = ConvLSTM2D(s.in_channels, s.filters, KERNEL, "same", stateful=True)
+    layer.set_weights([problem.kernel, problem.recurrent_kernel, problem.bias])
+    frames = [np.ascontiguousarray(problem.x[:, t : t + 1]) for t in range(s.time)]
+
+    def stream() -> dict[str, np.ndarray]:
+        return {"output": np.concatenate([layer.forward(frame) for frame in frames], axis=1)}
+
+    return Runner(run=stream, prepare=layer.reset_states)
+
+
 def our_runner(workload: Workload, problem: Any) -> Runner:
     """This library's :class:`Runner` for ``workload`` on ``problem``."""
+    if workload.group in MODEL_SHAPES:
+        return forecaster_runner(problem)
+    if workload.kind == "stream":
+        return stream_runner(problem)
     if workload.group == "pool":
         x, d_output = problem
         pool = MaxPooling3D(POOL_SIZE)
@@ -452,6 +572,58 @@ def reexecute(command: Sequence[str], threads: int) -> int:
 # ----------------------------------------------------------------------------------- reports
 
 
+def blas_info() -> list[dict[str, Any]]:
+    """The BLAS libraries NumPy has loaded, as threadpoolctl reports them: library, version,
+    kernel (``architecture``, OpenBLAS's name for the CPU kernel it runs) and thread count; an
+    empty list when threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    keys = ("internal_api", "version", "architecture", "num_threads", "threading_layer",
+            "filepath")
+    return [{key: entry.get(key) for key in keys}
+            for entry in threadpool_info() if entry.get("user_api") == "blas"]
+
+
+def blas_text(blas: Sequence[dict[str, Any]]) -> str:
+    """One line naming each BLAS, its kernel and threads, e.g. ``openblas 0.3.31 (kernel
+    SkylakeX, 2 threads)``."""
+    if not blas:
+        return "BLAS unknown (pip install threadpoolctl to name it)"
+    return "; ".join(
+        f"{entry['internal_api']} {entry['version']} (kernel {entry['architecture']}, "
+        f"{entry['num_threads']} threads)" for entry in blas)
+
+
+PINNING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def blas_warning() -> str | None:
+    """A loud warning when the environment pins OpenBLAS's kernel (``OPENBLAS_CORETYPE``) or
+    tunes it (``OPENBLAS_L2_SIZE``): NumPy then does not run the kernel it picks on a user's
+    machine, while PyTorch (oneDNN) is not affected, so the comparison is skewed."""
+    pinned = {name: os.environ[name] for name in PINNING_VARIABLES if name in os.environ}
+    if not pinned:
+        return None
+    settings = " ".join(f"{name}={value}" for name, value in pinned.items())
+    unset = " ".join(f"-u {name}" for name in pinned)
+    return (
+        f"WARNING: {settings} is set: NumPy's OpenBLAS runs a pinned kernel, not the one it "
+        f"picks for this CPU on a user's machine (PyTorch is not affected). These numbers do "
+        f"not describe what users get. Rerun with: env {unset} python benchmarks/run.py"
+    )
+
+
+def blas_record() -> dict[str, Any]:
+    """The JSON record of the BLAS in use and of the variables that pin or tune it."""
+    return {
+        "libraries": blas_info(),
+        "pinning_variables": {name: os.environ.get(name) for name in PINNING_VARIABLES},
+        "warning": blas_warning(),
+    }
+
+
 def machine_info() -> dict[str, Any]:
     """Python, NumPy, OS and CPU model, for the JSON record."""
     cpu = platform.processor()
@@ -577,6 +749,7 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
         "warmup": 1,
         "flop_count": FLOP_COUNT,
         "memory_method": MEMORY_METHOD,
+        "blas": blas_record(),
         "matmul_peak_gflops": peak,
         "matmul_size": matmul_size(args.quick),
         "workloads": records,
@@ -604,6 +777,8 @@ def our_table(results: dict[str, Any]) -> str:
     lines = [
         f"convlstm {results['machine']['convlstm']} benchmark, NumPy {np.__version__}, "
         f"{results['threads']} threads, {results['machine']['cpu']}",
+        f"BLAS: {blas_text(results['blas']['libraries'])}",
+        *([results["blas"]["warning"]] if results["blas"]["warning"] else []),
         f"float32 matmul peak: {results['matmul_peak_gflops']:.1f} GFLOP/s (best of 5 "
         f"{results['matmul_size']}^3 products); "
         f"median of {results['repeats']} runs after 1 warm-up; FLOPs: {FLOP_COUNT}",

@@ -13,11 +13,11 @@ writes JSON only where ``--json`` says).
 
 For each workload (see ``harness.py`` beside this file for the shapes, the FLOP count and the memory
 method) the run first checks that both libraries compute the same result on the same weights
-and input (forward outputs within 1e-4; for a training step the loss, the input gradient and
-every weight gradient within 1e-3 of their largest magnitude; pooling exactly) and refuses to
-time a workload where they differ. That checking run is each side's warm-up. Then it times
-``--repeats`` rounds, interleaved: each round runs ours and each PyTorch design once, in an order
-that rotates, so drift on a shared machine hits every side alike, with an untimed 0.25 s pause
+and input (forward and streaming outputs within 1e-4; for a training step the loss, the input
+gradient and every weight gradient within 1e-3 of their largest magnitude; pooling exactly) and
+refuses to time a workload where they differ. That checking run is each side's warm-up. Then it
+times ``--repeats`` rounds, interleaved: each round runs ours and each PyTorch design once, in an
+order that rotates, so drift on a shared machine hits every side alike, with an untimed 0.25 s pause
 before each run so the other library's thread pool has gone idle. The table gives, per workload,
 our median (min-max), PyTorch's faster design with its median (min-max), GFLOP/s, ours/theirs
 (below 1: we are faster) and each side's share of the float32 matrix-product peak measured at
@@ -79,7 +79,8 @@ def compare(
             continue
         error = float(np.max(np.abs(value - reference))) if value.size else 0.0
         scale = float(np.max(np.abs(reference))) if reference.size else 0.0
-        limit = {"train": GRADIENT_RTOL * scale, "forward": FORWARD_ATOL}.get(kind, 0.0)
+        limit = {"train": GRADIENT_RTOL * scale, "forward": FORWARD_ATOL,
+                 "stream": FORWARD_ATOL}.get(kind, 0.0)
         errors[key] = {
             "max_abs_error": error,
             "max_abs_value": scale,
@@ -226,6 +227,8 @@ def table(results: dict[str, Any]) -> str:
         f"convlstm {machine['convlstm']} (NumPy {machine['numpy']}) vs PyTorch "
         f"{machine['torch']} CPU; {results['threads']} threads; {machine['cpu']} "
         f"({machine['cpu_count']} cores); Python {machine['python']}",
+        f"NumPy's BLAS: {bench.blas_text(results['blas']['libraries'])}",
+        *([results["blas"]["warning"]] if results["blas"]["warning"] else []),
         f"float32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s (best of 5 "
         f"{results['matmul_size']}^3 "
         f"products); median of {results['repeats']} interleaved runs after a checked warm-up",
@@ -271,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.checked_options(parser, args)
     if not bench.threads_are_set(args.threads):
         return bench.reexecute([sys.executable, str(Path(__file__).resolve()), *argv], args.threads)
+    warning = bench.blas_warning()
+    if warning:
+        print(f"\n{'!' * 100}\n{warning}\n{'!' * 100}\n", file=sys.stderr, flush=True)
     try:
         import torch
 
@@ -310,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             "gradient_rtol": GRADIENT_RTOL,
             "pool": "exact",
         },
+        "blas": bench.blas_record(),
         "matmul_peak_gflops": peak,
         "matmul_size": bench.matmul_size(args.quick),
         "workloads": records,

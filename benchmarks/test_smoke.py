@@ -39,6 +39,7 @@ def test_main_quick_writes_json(tmp_path, capsys, threads_set):
     } <= set(results)
     assert results["threads"] == 2 and results["quick"] is True
     assert results["matmul_peak_gflops"] > 0
+    assert {"libraries", "pinning_variables", "warning"} <= set(results["blas"])
     assert [w["name"] for w in results["workloads"]] == ["d/forward", "d/train"]
     for record in results["workloads"]:
         ours = record["ours"]
@@ -83,3 +84,14 @@ def test_quick_run_writes_no_json_unless_asked(tmp_path, monkeypatch, threads_se
     assert bench_run.main(["--quick", "--only", "d/forward"]) == 0
     assert bench_run.DEFAULT_JSON.read_bytes() == before
     assert list(tmp_path.iterdir()) == []
+
+
+def test_scaling_quick_writes_json_and_png(tmp_path, threads_set):
+    import scaling
+
+    stem = tmp_path / "scaling"
+    assert scaling.main(["--quick", "--repeats", "1", "--out", str(stem)]) == 0
+    results = json.loads(stem.with_suffix(".json").read_text())
+    assert {p["sweep"] for p in results["points"]} == set(scaling.SWEEPS)
+    assert all(p["checked"] and p["ours_s"] > 0 and p["torch_s"] > 0 for p in results["points"])
+    assert stem.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"

@@ -310,3 +310,13 @@ def test_max_pooling_1d_against_reference(pool_size, stride, padding):
     expected = maxpool3d_reference(x[:, None, None], (1, 1, pool_size), (1, 1, *layer.stride),
                                    pads)
     np.testing.assert_array_equal(layer.forward(x), expected[:, 0, 0])
+
+
+@pytest.mark.parametrize("form", ["exp", "tanh"])
+def test_both_sigmoid_forms_against_reference(monkeypatch, form):
+    # The machine picks the faster sigmoid form once (activations.sigmoid_form); both must
+    # match the reference loop forward and backward (exp: the kernel negates the gate rows).
+    monkeypatch.setenv("CONVLSTM_SIGMOID", form)
+    rng = np.random.default_rng(RNG_SEED)
+    _check_single_layer(rng, 2, 3, (7, 6), 2, 3, 3, "same", 1, 1)
+    _check_single_layer_backward(rng, (5, 4), 3, "same", 1, 1)

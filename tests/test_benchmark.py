@@ -43,6 +43,10 @@ def test_issue_shapes_and_flops():
     assert bench.convlstm_flops(bench.SHAPES["c"]) == 2 * 163840 * 9 * 128 * 256
     names = [w.name for w in bench.workloads()]
     assert names == [f"{g}/{k}" for g in "abcd" for k in ("forward", "train")] + [
+        "ed/stream",
+        "ea/stream",
+        "m32/train",
+        "m64/train",
         "pool/forward",
         "pool/backward",
     ]
@@ -56,8 +60,8 @@ def test_only_filters_by_group_or_name():
         "pool/forward",
         "pool/backward",
     ]
-    with pytest.raises(ValueError, match=r"benchmark: expected --only .*got \['e'\]"):
-        bench.workloads(True, ["e"])
+    with pytest.raises(ValueError, match=r"benchmark: expected --only .*got \['z'\]"):
+        bench.workloads(True, ["z"])
 
 
 def test_training_step_gradients_are_nonzero_and_finite():
@@ -120,3 +124,62 @@ def test_timing_summary():
     assert timing.to_dict(flops=None, peak=20.0)["gflops"] is None
 
 
+
+
+def test_blas_warning_names_the_pinning_variables(monkeypatch):
+    for name in bench.PINNING_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert bench.blas_warning() is None
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    warning = bench.blas_warning()
+    assert warning.startswith("WARNING: OPENBLAS_CORETYPE=Haswell is set")
+    assert "env -u OPENBLAS_CORETYPE python benchmarks/run.py" in warning
+    record = bench.blas_record()
+    assert record["pinning_variables"]["OPENBLAS_CORETYPE"] == "Haswell"
+    assert record["warning"] == warning
+
+
+def test_blas_text_names_library_kernel_and_threads():
+    entry = {"internal_api": "openblas", "version": "0.3.31", "architecture": "SkylakeX",
+             "num_threads": 2}
+    assert bench.blas_text([entry]) == "openblas 0.3.31 (kernel SkylakeX, 2 threads)"
+    assert bench.blas_text([]).startswith("BLAS unknown")
+
+
+def test_workload_m_selects_both_sizes_and_counts_both_layers():
+    names = [w.name for w in bench.workloads(only=["m"])]
+    assert names == ["m32/train", "m64/train"]
+    (m32,) = bench.workloads(only=["m32/train"])
+    model = bench.ForecasterShape(*m32.shape)
+    assert (model.batch, model.time, model.filters) == (8, 19, 32)
+    first, second = model.convlstm_shapes()
+    assert first == bench.ConvLSTMShape(8, 19, 16, 16, 16, 32)
+    assert second == bench.ConvLSTMShape(8, 19, 16, 16, 32, 32)
+    assert m32.flops == bench.training_flops(first) + bench.training_flops(second)
+
+
+def test_workload_m_runner_is_one_train_on_batch():
+    (workload,) = bench.workloads(quick=True, only=["m32"])
+    problem = bench.problem_for(workload)
+    runner = bench.our_runner(workload, problem)
+    result = runner.collect(runner.run())
+    model = bench.forecaster_model(problem.shape)
+    model.set_weights(problem.weights)
+    expected = model.train_on_batch(problem.x, problem.target)
+    assert float(result["loss"]) == pytest.approx(expected, rel=1e-6)
+    assert len(result) == 1 + len(problem.weights)
+    for k, weight in enumerate(problem.weights):
+        assert result[f"d_{k}"].shape == weight.shape
+        assert np.abs(result[f"d_{k}"]).max() > 0
+
+
+def test_workload_e_streams_one_frame_per_call_as_one_sequence():
+    assert [w.name for w in bench.workloads(only=["e"])] == ["ed/stream", "ea/stream"]
+    (workload,) = bench.workloads(quick=True, only=["ed"])
+    problem = bench.problem_for(workload)
+    runner = bench.our_runner(workload, problem)
+    for _ in range(2):  # states reset between runs
+        runner.prepare()
+        streamed = runner.collect(runner.run())["output"]
+        np.testing.assert_allclose(streamed, bench.build_layer(problem).forward(problem.x),
+                                   rtol=1e-6, atol=1e-6)

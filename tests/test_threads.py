@@ -122,3 +122,61 @@ def test_a_forked_child_makes_its_own_threads(split_everything):
     child.join(timeout=30)
     assert child.exitcode == 0, "the child hung or failed splitting work"
     assert queue.get(timeout=5) == [1, 1, 1, 1]
+
+
+def test_split_products_match_numpy_and_each_other(split_everything, monkeypatch):
+    # Inside recurrence() BLAS runs on one thread and the products are split by column blocks.
+    monkeypatch.setenv("CONVLSTM_BLAS_THREADS", "1")
+    monkeypatch.setattr(threads, "MIN_PRODUCT_COLUMNS", 7)
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(6, 5)), rng.normal(size=(5, 40))
+    c = rng.normal(size=(3, 40))
+    results = []
+    for count in (1, 3):
+        split_everything(count)
+        with threads.recurrence():
+            out = threads.split_matmul(a, b, np.empty((6, 40)))
+            results.append((out, threads.split_matmul_transposed(b, c)))
+    assert len(threads._column_parts(40)) == 5
+    np.testing.assert_allclose(results[0][0], a @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][1], b @ c.T, rtol=1e-12, atol=1e-12)
+    for one, three in zip(*results):
+        np.testing.assert_array_equal(one, three)  # blocks fixed by the shape, not the threads
+
+
+def test_train_step_split_into_product_blocks_matches_on_any_thread_count(
+        split_everything, monkeypatch):
+    monkeypatch.setenv("CONVLSTM_BLAS_THREADS", "1")
+    monkeypatch.setattr(threads, "MIN_PRODUCT_COLUMNS", 16)
+    split_everything(1)
+    expected = _train_step({}, MASK)
+    split_everything(3)
+    actual = _train_step({}, MASK)
+    for got, want in zip(actual, expected):
+        np.testing.assert_array_equal(got, want)
+    monkeypatch.setenv("CONVLSTM_BLAS_THREADS", "0")  # BLAS left alone: one product per step
+    unsplit = _train_step({}, MASK)
+    for got, want in zip(actual, unsplit):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_recurrence_runs_blas_on_one_thread_and_restores_it(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    monkeypatch.delenv("CONVLSTM_BLAS_THREADS", raising=False)
+    assert threads.recurrence_blas_threads() == 1
+    with threads.recurrence():
+        assert set(blas_threads()) <= {1}
+        assert threads._single_blas[0] == 1
+    assert blas_threads() == before and threads._single_blas[0] == 0
+    monkeypatch.setenv("CONVLSTM_BLAS_THREADS", "0")
+    assert threads.recurrence_blas_threads() is None
+    with threads.recurrence():
+        assert blas_threads() == before and threads._single_blas[0] == 0
+    monkeypatch.setenv("CONVLSTM_BLAS_THREADS", "2")
+    assert threads.recurrence_blas_threads() == 2

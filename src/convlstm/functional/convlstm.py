@@ -11,9 +11,10 @@ no (4F, T*pixels) buffer either. It therefore consumes its cache.
 Inside, arrays are channels-first planes (C, ..., H, W) (any number of spatial axes; ConvLSTM2D
 has two): each kernel tap then copies whole image rows, and each gate is a contiguous block of
 rows of the product. The gates are kept in the order i, f, o, c (Keras stores i, f, c, o) so
-the three sigmoid gates form one block; with the default sigmoid gates, the sigmoid rows of the
+the three sigmoid gates form one block; with the default sigmoid gates, where this machine's
+``exp`` beats its ``tanh`` (``activations.sigmoid_form``, measured once), the sigmoid rows of the
 weights are negated so that the product holds -x and sigmoid(x) = 1 / (1 + exp(-x)) takes three
-passes (exp, add, reciprocal): measured, that is cheaper than NumPy's tanh-based form.
+passes (exp, add, reciprocal); elsewhere the sigmoid goes through tanh.
 
 With Keras' dropout, each gate convolves its own masked copy of the input (or state), so the
 product splits into four, one per gate.
@@ -36,7 +37,7 @@ from functools import partial
 
 import numpy as np
 
-from convlstm.functional.activations import ACTIVATIONS, Activation
+from convlstm.functional.activations import ACTIVATIONS, Activation, sigmoid_form
 from convlstm.functional.planes import Windows
 from convlstm.functional.recurrence import (
     ConvolutionBackward,
@@ -49,7 +50,7 @@ from convlstm.functional.recurrence import (
     recurrent_geometry,
     store_channels_last,
 )
-from convlstm.functional.threads import split_run
+from convlstm.functional.threads import split_matmul, split_run
 from convlstm.functional.windows import Pads, output_size
 
 
@@ -239,7 +240,7 @@ def convlstm_forward(
         recurrent_kernel.reshape(recurrent_rows, F4).T[order],
         (np.zeros(F4, x.dtype) if bias is None else bias[order])[:, None],
     ], axis=1)
-    negated_gates = recurrent_activation is ACTIVATIONS["sigmoid"]
+    negated_gates = recurrent_activation is ACTIVATIONS["sigmoid"] and sigmoid_form() == "exp"
     if negated_gates:
         weights[: 3 * F] *= -1.0  # see _negated_sigmoid
 
@@ -261,7 +262,7 @@ def convlstm_forward(
         for rows, input_mask, recurrent_mask in gate_groups(F, input_masks, recurrent_masks):
             input_windows.columns(frames[:, t], input_mask)
             recurrent_windows.columns(h.reshape(F, B, *out_spatial), recurrent_mask)
-            np.matmul(weights[rows], cols, out=z[rows])
+            split_matmul(weights[rows], cols, z[rows])
         keep = skips.keep(t)
         cell_update(z, c, next_c, next_h, outputs[:, t] if keep is None else None)
         skips.after_step(keep, h, c, next_h, next_c, outputs[:, t])

@@ -11,7 +11,7 @@ from functools import partial
 import numpy as np
 
 from convlstm.functional.planes import Windows
-from convlstm.functional.threads import split_run
+from convlstm.functional.threads import split_matmul, split_matmul_transposed, split_run
 from convlstm.functional.windows import Pads, output_size, same_pads
 
 
@@ -176,8 +176,8 @@ class ConvolutionBackward:
                 chunk_mask = None if mask is None else mask[:, samples]
                 d_z_chunk = d_z[rows, first * self.pixels : (first + self.chunk) * self.pixels]
                 columns = self.windows.columns(source[:, samples], chunk_mask)
-                self.d_weights[:, rows] += columns @ d_z_chunk.T
-                np.matmul(self.weights[:, rows], d_z_chunk, out=self.d_columns)
+                self.d_weights[:, rows] += split_matmul_transposed(columns, d_z_chunk)
+                split_matmul(self.weights[:, rows], d_z_chunk, self.d_columns)
                 d_chunk = self.windows.scatter(self.d_columns)
                 if chunk_mask is not None:
                     d_chunk *= chunk_mask

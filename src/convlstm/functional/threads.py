@@ -1,22 +1,38 @@
-"""Elementwise work split over threads.
+"""Elementwise work split over threads, and BLAS's threads kept out of its way.
 
 NumPy runs each ufunc call on one thread but releases the GIL inside its loops, so independent
 slices of a step's elementwise work (gate activations, the cell update, writing the output) can
 run at once on the cores that the BLAS matrix products already use. The thread count is
 ``CONVLSTM_NUM_THREADS``, else ``OMP_NUM_THREADS`` (which BLAS follows too), else the number of
 CPUs this process may run on.
+
+A recurrence alternates short matrix products with that elementwise work, and OpenBLAS's
+threads keep spinning on their cores for a while after each product: there they fight the
+elementwise threads (measured: see README, Design for speed). :func:`recurrence` therefore runs a
+layer's time loop with BLAS on one thread when threadpoolctl is importable (it is optional; without
+it the environment decides), unless ``CONVLSTM_BLAS_THREADS`` says otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
 
 MIN_ELEMENTS_PER_THREAD = 1 << 18
 """Below about this many elements of work per thread, handing work to a thread costs more than
 running it here."""
+
+MIN_PRODUCT_COLUMNS = 512
+MAX_PRODUCT_PARTS = 8
+PRODUCT_WORK = 16
+"""Multiply-adds of a matrix product that count as one element of elementwise work (a product
+runs them about this much faster than an elementwise pass touches memory)."""
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (process id, threads): a forked
 # child inherits the parent's pools without their threads, so it must make its own.
@@ -53,3 +69,99 @@ def split_run(function: Callable[[slice], None], count: int, elements_per_item: 
         _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="convlstm")
     for _ in _pools[key].map(function, slices):  # re-raises a worker's exception here
         pass
+
+
+BLAS_THREADS_VARIABLE = "CONVLSTM_BLAS_THREADS"
+_single_blas = [0]  # > 0 inside recurrence() while BLAS runs on one thread: split products
+_controllers: dict[int, Any] = {}  # threadpoolctl's controller, by process id (see _pools)
+
+
+def _blas_controller() -> Any | None:
+    """threadpoolctl's controller of the loaded BLAS libraries, or None without threadpoolctl."""
+    pid = os.getpid()
+    if pid not in _controllers:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controllers[pid] = None
+        else:
+            _controllers[pid] = ThreadpoolController().select(user_api="blas")
+    return _controllers[pid]
+
+
+def recurrence_blas_threads() -> int | None:
+    """BLAS threads inside a recurrence: ``CONVLSTM_BLAS_THREADS`` if set (0: leave BLAS as
+    the environment set it), else 1; None means leave BLAS alone."""
+    value = os.environ.get(BLAS_THREADS_VARIABLE, "").strip()
+    if value.isdigit():
+        return int(value) or None
+    return 1
+
+
+@contextlib.contextmanager
+def recurrence() -> Iterator[None]:
+    """Run a recurrence's time loop with BLAS on :func:`recurrence_blas_threads` threads
+    (through threadpoolctl, when importable), restoring BLAS's threads afterwards."""
+    threads, controller = recurrence_blas_threads(), _blas_controller()
+    if threads is None or controller is None or not controller.lib_controllers:
+        yield
+        return
+    with controller.limit(limits=threads):
+        _single_blas[0] += threads == 1
+        try:
+            yield
+        finally:
+            _single_blas[0] -= threads == 1
+
+
+def _column_parts(columns: int) -> list[slice]:
+    """The column blocks a split product works on: set by the shape alone (at most
+    ``MAX_PRODUCT_PARTS`` blocks of at least ``MIN_PRODUCT_COLUMNS``), never by the thread
+    count, so any number of threads computes the same bits."""
+    parts = max(1, min(MAX_PRODUCT_PARTS, columns // MIN_PRODUCT_COLUMNS))
+    bounds = [columns * k // parts for k in range(parts + 1)]
+    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
+
+
+def split_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = a @ b``, the columns of ``b`` and ``out`` cut into blocks (:func:`_column_parts`)
+    split over the elementwise threads while BLAS runs on one thread (inside
+    :func:`recurrence`); elsewhere one ``np.matmul`` with BLAS's own threads.
+
+    Args:
+        a: (M, K). b: (K, N). out: (M, N).
+    """
+    if not _single_blas[0]:
+        return np.matmul(a, b, out=out)
+    parts = _column_parts(b.shape[1])
+
+    def work(items: slice) -> None:
+        for columns in parts[items]:
+            np.matmul(a, b[:, columns], out=out[:, columns])
+
+    split_run(work, len(parts), a.shape[0] * a.shape[1] * parts[0].stop // PRODUCT_WORK)
+    return out
+
+
+def split_matmul_transposed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b.T``, a sum over the columns of both: one partial product per column block
+    (:func:`_column_parts`), the blocks split over the threads as in :func:`split_matmul`, the
+    partial sums added in block order.
+
+    Args:
+        a: (M, N). b: (K, N). Returns (M, K).
+    """
+    if not _single_blas[0]:
+        return a @ b.T
+    parts = _column_parts(a.shape[1])
+    partial: list[np.ndarray | None] = [None] * len(parts)
+
+    def work(items: slice) -> None:
+        for k in range(items.start, items.stop):
+            partial[k] = a[:, parts[k]] @ b[:, parts[k]].T
+
+    split_run(work, len(parts), a.shape[0] * b.shape[0] * parts[0].stop // PRODUCT_WORK)
+    total = partial[0]
+    for other in partial[1:]:
+        total += other
+    return total

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from convlstm.functional import threads
 from convlstm.functional.convlstm import ConvLSTMCache, convlstm_backward, convlstm_forward
 from convlstm.layers.convlstm_options import (
     ConvLSTMCellOptions,
@@ -35,22 +36,23 @@ class ConvLSTMCell(ConvRNNCell):
         (``kwargs``: its dropout masks and ``training``)."""
         options, params = self.options, self.params
         h0, c0 = states
-        outputs, h, c, cache = convlstm_forward(
-            x,
-            params["kernel"],
-            params["recurrent_kernel"],
-            params.get("bias"),
-            h0,
-            c0,
-            stride=options.stride,
-            pads=options.pads(x.shape[2:-1]),
-            dilation=options.dilation,
-            activation=options.activation,
-            recurrent_activation=options.recurrent_activation,
-            mask=mask,
-            peephole=params.get("peephole"),
-            **kwargs,
-        )
+        with threads.recurrence():  # BLAS on one thread, products split over ours
+            outputs, h, c, cache = convlstm_forward(
+                x,
+                params["kernel"],
+                params["recurrent_kernel"],
+                params.get("bias"),
+                h0,
+                c0,
+                stride=options.stride,
+                pads=options.pads(x.shape[2:-1]),
+                dilation=options.dilation,
+                activation=options.activation,
+                recurrent_activation=options.recurrent_activation,
+                mask=mask,
+                peephole=params.get("peephole"),
+                **kwargs,
+            )
         return outputs, (h, c), cache
 
     def backprop(self, owner: str, d_outputs: np.ndarray,
@@ -58,17 +60,18 @@ class ConvLSTMCell(ConvRNNCell):
                  ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """BPTT for :meth:`run`: fills ``grads``; returns d_x and (d_h0, d_c0)."""
         options = self.options
-        d_x, d_h0, d_c0, self.grads = convlstm_backward(
-            d_outputs,
-            *d_states,
-            cache,
-            self.params["kernel"],
-            self.params["recurrent_kernel"],
-            activation=options.activation,
-            recurrent_activation=options.recurrent_activation,
-            use_bias=options.use_bias,
-            peephole=self.params.get("peephole"),
-        )
+        with threads.recurrence():
+            d_x, d_h0, d_c0, self.grads = convlstm_backward(
+                d_outputs,
+                *d_states,
+                cache,
+                self.params["kernel"],
+                self.params["recurrent_kernel"],
+                activation=options.activation,
+                recurrent_activation=options.recurrent_activation,
+                use_bias=options.use_bias,
+                peephole=self.params.get("peephole"),
+            )
         return d_x, (d_h0, d_c0)
 
 
