@@ -291,13 +291,21 @@ MASK_OPTIONS = {
     "channels-first": dict(data_format="channels_first", num_layers=2),
     "peephole-backwards": dict(peephole=True, go_backwards=True),
 }
+MASKED_RECURRENT_CASES = ["lstm1d-channels-first-stack-backwards",
+                          "lstm3d-last-step-peephole-leaky-hard",
+                          "gru1d-before-last-step-leaky-no-bias",
+                          "gru2d-after-channels-first-stack-backwards", "gru3d-after-same"]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case", sorted(MASK_OPTIONS))
+@pytest.mark.parametrize("case", [*sorted(MASK_OPTIONS), *MASKED_RECURRENT_CASES])
 def test_masks(case, dtype, tmp_path):
-    model, frame = convlstm_model(dtype, **MASK_OPTIONS[case])
+    if case in MASK_OPTIONS:
+        model, frame = convlstm_model(dtype, **MASK_OPTIONS[case])
+    else:
+        model, frame = recurrent_model(case, dtype)
     layer = model.layers[0]
+    kinds = ("h",) if "gru" in case else ("h", "c")
     path = tmp_path / "masked.onnx"
     convlstm.onnx.export(layer, path, mask=True, states=True, input_shape=(None, *frame))
     run = session(path)
@@ -309,25 +317,26 @@ def test_masks(case, dtype, tmp_path):
         mask[0] = False  # a sample with no step: zeros out, initial states kept
         mask[1, 0] = False  # a sample whose first step is skipped
         layer.forward(x)
-        h0 = [[rng.standard_normal(s.shape).astype(dtype) for s in pair]
-              for pair in layer.final_states]
+        h0 = [[rng.standard_normal(s.shape).astype(dtype) for s in cell]
+              for cell in layer.final_states]
         expected = layer.forward(x, initial_state=h0, mask=mask)
-        feeds = {"x": x, "mask": mask}
-        for k, (h, c) in enumerate(h0):
-            feeds[f"h0_0_{k}"], feeds[f"c0_0_{k}"] = h, c
+        feeds = {"x": x, "mask": mask, **{f"{kind}0_0_{k}": state for k, cell in enumerate(h0)
+                                          for kind, state in zip(kinds, cell, strict=True)}}
         y, *finals = run.run(None, feeds)
         np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
-        for got, want in zip(finals, [s for pair in layer.final_states for s in pair]):
+        for got, want in zip(finals, [s for cell in layer.final_states for s in cell],
+                             strict=True):
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
         # All True is the unmasked layer.
         y, *_ = run.run(None, {"x": x, "mask": np.ones(x.shape[:2], bool)})
         np.testing.assert_allclose(y, layer.forward(x), rtol=tol, atol=tol)
 
 
-def test_masks_need_a_single_convlstm(tmp_path):
+def test_masks_need_a_single_recurrent_layer(tmp_path):
     model = Sequential([ConvLSTM2D(1, 2), BatchNormalization()], input_shape=(None, 4, 4, 1))
-    with pytest.raises(ValueError, match=r"mask=True exports a single ConvLSTM2D .*; got a "
-                                         r"model of ConvLSTM2D, BatchNormalization"):
+    with pytest.raises(ValueError, match=r"mask=True exports a single ConvLSTM or ConvGRU "
+                                         r"layer .*; got a model of ConvLSTM2D, "
+                                         r"BatchNormalization"):
         convlstm.onnx.export(model, tmp_path / "m.onnx", mask=True)
     assert not os.listdir(tmp_path)
 

@@ -62,7 +62,8 @@ def export(
             outputs ``h_j_k`` and ``c_j_k`` (final states).
         mask: add the input ``mask`` (batch, time) bool, with the semantics of
             ``ConvLSTM2D.forward(x, mask=...)``: where False a step is skipped. Only for a
-            model that is a single ConvLSTM2D (a Sequential passes no mask to its layers).
+            model that is a single ConvLSTM or ConvGRU layer (a Sequential passes no mask to
+            its layers).
         input_shape: the shape of one sample, without the batch axis, when the model does
             not know it (a bare layer, or a Sequential never built).
 
@@ -75,11 +76,12 @@ def export(
                         ("states", states), ("mask", mask)):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{OWNER}: expected {name} to be True or False; got {value!r}.")
-    if mask and [type(layer).__name__ for layer in layers] != ["ConvLSTM2D"]:
+    if mask and (len(layers) != 1 or type(layers[0]).__name__ not in RECURRENT):
         names = ", ".join(type(layer).__name__ for layer in layers)
         raise ValueError(
-            f"{OWNER}: mask=True exports a single ConvLSTM2D (whose forward takes the mask); "
-            f"got a model of {names}, and a Sequential passes no mask to its layers.")
+            f"{OWNER}: mask=True exports a single ConvLSTM or ConvGRU layer (whose forward "
+            f"takes the mask); got a model of {names}, and a Sequential passes no mask to its "
+            "layers.")
     if None in sample and not dynamic_time:
         raise ValueError(
             f"{OWNER}: dynamic_time=False needs a known time length; the model's input shape "
