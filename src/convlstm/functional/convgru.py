@@ -136,7 +136,8 @@ def convgru_forward(
     h_states[0] = planes(h0).reshape(F, P)
     gates = np.empty((T if training else 1, F3, P), dtype)
     candidates = np.empty((len(gates), F, P), dtype) if reset_after else None
-    x_part, h_part = np.empty((F3, P), dtype), np.empty((F3, P), dtype)
+    # zeros: without reset_after the candidate rows of h_part are never written, only added to
+    x_part, h_part = np.empty((F3, P), dtype), np.zeros((F3, P), dtype)
     outputs = np.empty((B, T, *out_spatial, F), dtype)
     skips = Skips(mask, pixels)
     recurrent_rows = slice(None) if reset_after else slice(0, 2 * F)  # U * h before r is known

@@ -25,6 +25,7 @@ from convlstm.registry import layer_class
 
 OWNER = "convlstm.onnx.export"
 MIN_OPSET = 13  # Softmax over one axis, Split and Slice with tensor inputs
+RECURRENT = frozenset(f"Conv{cell}{rank}D" for cell in ("LSTM", "GRU") for rank in (1, 2, 3))
 
 
 def export(
@@ -54,13 +55,15 @@ def export(
         dynamic_batch: a dynamic batch size; False fixes it to 1.
         dynamic_time: a dynamic time axis (for 5-D inputs (batch, time, ...)); False fixes it
             to the model's input shape's time.
-        states: add the ConvLSTM2D states: for the ``k``-th cell of the ``j``-th ConvLSTM2D,
-            the optional inputs ``h0_j_k`` and ``c0_j_k`` (default zeros; shape (batch, H', W',
-            F), or (batch, F, H', W') for channels_first; ONNX Runtime lists them as
-            overridable initializers) and the outputs ``h_j_k`` and ``c_j_k`` (final states).
+        states: add the recurrent states: for the ``k``-th cell of the ``j``-th ConvLSTM or
+            ConvGRU layer, the optional inputs ``h0_j_k`` and ``c0_j_k`` (ConvGRU: ``h0_j_k``
+            only; default zeros; shape (batch, *spatial', F), or (batch, F, *spatial') for
+            channels_first; ONNX Runtime lists them as overridable initializers) and the
+            outputs ``h_j_k`` and ``c_j_k`` (final states).
         mask: add the input ``mask`` (batch, time) bool, with the semantics of
             ``ConvLSTM2D.forward(x, mask=...)``: where False a step is skipped. Only for a
-            model that is a single ConvLSTM2D (a Sequential passes no mask to its layers).
+            model that is a single ConvLSTM or ConvGRU layer (a Sequential passes no mask to
+            its layers).
         input_shape: the shape of one sample, without the batch axis, when the model does
             not know it (a bare layer, or a Sequential never built).
 
@@ -73,11 +76,12 @@ def export(
                         ("states", states), ("mask", mask)):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{OWNER}: expected {name} to be True or False; got {value!r}.")
-    if mask and [type(layer).__name__ for layer in layers] != ["ConvLSTM2D"]:
+    if mask and (len(layers) != 1 or type(layers[0]).__name__ not in RECURRENT):
         names = ", ".join(type(layer).__name__ for layer in layers)
         raise ValueError(
-            f"{OWNER}: mask=True exports a single ConvLSTM2D (whose forward takes the mask); "
-            f"got a model of {names}, and a Sequential passes no mask to its layers.")
+            f"{OWNER}: mask=True exports a single ConvLSTM or ConvGRU layer (whose forward "
+            f"takes the mask); got a model of {names}, and a Sequential passes no mask to its "
+            "layers.")
     if None in sample and not dynamic_time:
         raise ValueError(
             f"{OWNER}: dynamic_time=False needs a known time length; the model's input shape "
@@ -134,13 +138,13 @@ def _checked_model(model: object, input_shape: object) -> tuple[list[Layer], tup
 
 
 def _time_axis(layers: Sequence[Layer], sample: tuple) -> int | None:
-    """The time axis of a batch of 5-D inputs: 1, or 2 (depth) for a channels_first Conv3D or
-    MaxPooling3D first; of 4-D inputs to a ConvLSTM1D (or a Bidirectional of one): 1; None
-    for other inputs."""
+    """The time axis of a batch of inputs: 1 for a recurrent layer first (or a Bidirectional
+    of one); of 5-D inputs to other layers: 1, or 2 (depth) for a channels_first Conv3D or
+    MaxPooling3D first; None for other inputs."""
     first = layers[0]
-    if len(sample) == 3:
-        inner = first.sublayers()[0] if type(first).__name__ == "Bidirectional" else first
-        return 1 if type(inner).__name__ == "ConvLSTM1D" else None
+    inner = first.sublayers()[0] if type(first).__name__ == "Bidirectional" else first
+    if type(inner).__name__ in RECURRENT:
+        return 1
     if len(sample) != 4:
         return None
     volume = type(first).__name__ in ("Conv3D", "MaxPooling3D")

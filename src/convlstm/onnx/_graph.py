@@ -41,6 +41,11 @@ class Tensor:
         return len(self.shape)
 
 
+def spatial_and_channels(shape: Shape, channels_first: bool) -> tuple[Shape, Any]:
+    """(spatial sizes, channels) of an (N, ...) shape."""
+    return (shape[2:], shape[1]) if channels_first else (shape[1:-1], shape[-1])
+
+
 def is_static(size: Any) -> bool:
     return isinstance(size, int)
 
