@@ -692,7 +692,7 @@ def test_the_core_package_imports_without_onnx():
             "except ImportError as e:\n    print(e)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
-    assert "pip install 'numpy-convlstm[onnx]'" in result.stdout
+    assert "pip install onnx (from a clone: pip install -e '.[onnx]')" in result.stdout
 
 
 # ---------------------------------------------------------------------------- command line

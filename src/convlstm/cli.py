@@ -243,8 +243,9 @@ def _distributed():
     try:
         from convlstm import distributed
     except ImportError:
-        raise UsageError("--workers/--scheduler need Dask: pip install "
-                         "'numpy-convlstm[distributed]'") from None
+        raise UsageError("--workers/--scheduler need Dask: pip install 'dask[array]' "
+                         "distributed zarr (from a clone: pip install -e '.[distributed]')"
+                         ) from None
     return distributed
 
 
@@ -501,7 +502,7 @@ def _add_cluster_flags(command: argparse.ArgumentParser) -> None:
     cluster = command.add_mutually_exclusive_group()
     cluster.add_argument("--workers", type=_positive,
                          help="run on a local Dask cluster of this many worker processes "
-                              "(pip install 'numpy-convlstm[distributed]')")
+                              "(needs Dask: pip install -e '.[distributed]')")
     cluster.add_argument("--scheduler", metavar="ADDRESS",
                          help="run on the Dask cluster whose scheduler is at ADDRESS, e.g. "
                               "tcp://10.0.0.5:8786")

@@ -12,7 +12,8 @@ def _pyplot():
         import matplotlib
     except ImportError:  # pragma: no cover - exercised only without the extra
         raise ImportError(
-            "drawing figures needs matplotlib: pip install 'numpy-convlstm[demo]'"
+            "drawing figures needs matplotlib: pip install matplotlib (from a clone: "
+            "pip install -e '.[demo]')"
         ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -323,7 +323,7 @@ class Sequential(Layer):
 
     def save_keras(self, path: str) -> str:
         """Write a Keras 3 ``.keras`` archive (or, for a ``.weights.h5`` path, the weights) that
-        ``keras.saving.load_model`` reads; needs h5py (``pip install 'numpy-convlstm[keras]'``)."""
+        ``keras.saving.load_model`` reads; needs h5py (``pip install h5py``)."""
         from convlstm.keras import save_keras
 
         return save_keras(self, path)

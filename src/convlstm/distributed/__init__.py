@@ -20,7 +20,7 @@ The same code runs on a laptop and on a cluster; only the client differs::
 A worker that dies costs a retry of its task, not the run: Dask reschedules it, and the result
 is the same because a shard's gradients depend only on the weights and rows it is given.
 
-Needs Dask (``pip install 'numpy-convlstm[distributed]'``); the rest of the package does not.
+Needs Dask (``pip install -e '.[distributed]'`` from a clone); the rest of the package does not.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ try:
     from distributed import Client
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "convlstm.distributed needs Dask: pip install 'numpy-convlstm[distributed]' "
+        "convlstm.distributed needs Dask: pip install 'dask[array]' distributed zarr (from a "
+        "clone: pip install -e '.[distributed]') "
         f"({error})."
     ) from None
 

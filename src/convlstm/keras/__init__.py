@@ -37,7 +37,7 @@ is read, and when the major version is below 3, "hard_sigmoid" becomes
 ``.h5`` file without a version is taken as Keras 2; a ``.weights.h5`` file and a config without
 one as Keras 3.
 
-h5py is an optional dependency: ``pip install 'numpy-convlstm[keras]'``.
+h5py is an optional dependency: ``pip install h5py`` (from a clone: ``pip install -e '.[keras]'``).
 """
 
 

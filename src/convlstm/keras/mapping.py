@@ -25,7 +25,7 @@ from convlstm.layers.wrappers import TimeDistributed
 from convlstm.registry import layer_class
 
 KERAS_FORMAT_VERSION = "3.15.1"  # the Keras version whose .keras layout save_keras writes
-INSTALL_HINT = "pip install 'numpy-convlstm[keras]'"
+INSTALL_HINT = "pip install h5py (from a clone: pip install -e '.[keras]')"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MAX_CONFIG_BYTES = 64 * 2**20
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)

@@ -8,9 +8,9 @@ phone, in a browser).
     y = onnxruntime.InferenceSession("model.onnx").run(None, {"x": x})[0]
 
 The graph uses standard operators only (Conv, MatMul, Scan over time, Sigmoid, Tanh, Split,
-MaxPool, ...), built with the ``onnx`` package's helpers: ``pip install
-'numpy-convlstm[onnx]'``. This module imports ``onnx`` only when :func:`export` runs, so the
-library itself still needs NumPy alone.
+MaxPool, ...), built with the ``onnx`` package's helpers (``pip install onnx``, or from a clone
+``pip install -e '.[onnx]'``). This module imports ``onnx`` only when :func:`export` runs, so
+the library itself still needs NumPy alone.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ def export(
         import onnx  # noqa: F401
     except ImportError as error:
         raise ImportError(
-            f"{OWNER}: needs the onnx package: pip install 'numpy-convlstm[onnx]'") from error
+            f"{OWNER}: needs the onnx package: pip install onnx (from a clone: "
+            "pip install -e '.[onnx]')") from error
     opset = _checked_opset(opset)
     from convlstm.onnx._export import build_model, write_model
 
