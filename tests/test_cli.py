@@ -132,7 +132,12 @@ def test_train_then_predict_then_resume(tmp_path):
                     tmp_path / "one.npy", "--output", tmp_path / "future.npy", "--frames", 3)
     assert predicted.returncode == 0, predicted.stderr
     future = np.load(tmp_path / "future.npy")
-    assert future.shape == (3, 10, 10, 1) and ((future >= 0) & (future <= 1)).all()
+    assert future.shape == (3, 10, 10) and ((future >= 0) & (future <= 1)).all()  # input's rank
+    np.save(tmp_path / "two.npy", sequences[:2, :3])  # two (T, H, W) sequences, uint8
+    predicted = run("predict", "--model", tmp_path / "run" / "model.npz", "--input",
+                    tmp_path / "two.npy", "--output", tmp_path / "futures.npy", "--frames", 2)
+    assert predicted.returncode == 0, predicted.stderr
+    assert np.load(tmp_path / "futures.npy").shape == (2, 2, 10, 10)
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["predict"], ["info"]])

@@ -316,8 +316,10 @@ def _predict(args: argparse.Namespace) -> int:
     array = _read_array(args.input)
     if array.ndim == 3 or (array.ndim == 4 and array.shape[1:] == frame_shape):
         single, sequences = True, array.reshape(1, *array.shape[:3], -1)  # one sequence
+        channels_given = array.ndim == 4
     elif array.ndim in (4, 5):
         single, sequences = False, array.reshape(*array.shape[:4], -1)
+        channels_given = array.ndim == 5
     else:
         raise UsageError(f"{args.input}: expected (T, H, W[, C]) or (N, T, H, W[, C]); got "
                          f"{array.shape}")
@@ -326,7 +328,8 @@ def _predict(args: argparse.Namespace) -> int:
                          f"model's {frame_shape}")
     future = forecasting.forecast(model, _as_unit_interval(sequences, args.input), args.frames,
                                   batch_size=args.batch_size)
-    np.save(args.output, future[0] if single else future)
+    future = future[0] if single else future
+    np.save(args.output, future if channels_given else future[..., 0])  # the input's rank
     print(f"wrote {args.frames} predicted frames to {args.output}")
     return 0
 
