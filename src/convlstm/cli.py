@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"convlstm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    formatter = argparse.ArgumentDefaultsHelpFormatter
+    formatter = _DefaultsHelp
     show = commands.add_parser(
         "demo", formatter_class=formatter,
         help="train a ConvLSTM forecaster on Moving MNIST (real digits) and draw its forecasts",
@@ -509,6 +509,15 @@ def _add_cluster_flags(command: argparse.ArgumentParser) -> None:
     cluster.add_argument("--scheduler", metavar="ADDRESS",
                          help="run on the Dask cluster whose scheduler is at ADDRESS, e.g. "
                               "tcp://10.0.0.5:8786")
+
+
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, unless it has none (None, a flag) or its help names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 def _integer_at_least(minimum: int):
