@@ -272,6 +272,7 @@ def _predict_distributed(args: argparse.Namespace) -> int:
     if not os.path.exists(args.input):
         raise UsageError(f"--input: no such file or store: {args.input}")
     sequences = distributed.samples(args.input, batch_size=args.batch_size)
+    channels_given = sequences.ndim == 5
     if sequences.ndim == 4:
         sequences = sequences[..., None]
     if sequences.ndim != 5 or sequences.shape[2:] != frame_shape:
@@ -283,6 +284,7 @@ def _predict_distributed(args: argparse.Namespace) -> int:
     with _dask_client(args) as client:
         future = distributed.forecast(model, sequences, args.frames, client=client,
                                       batch_size=args.batch_size)
+        future = future if channels_given else future[..., 0]  # the input's rank
         started = time.perf_counter()
 
         def progress(done: int, total: int) -> None:  # a line every tenth of the way

@@ -276,8 +276,10 @@ class Sequential(Layer):
         """Train for ``epochs`` epochs of mini-batch steps.
 
         Args:
-            x, y: inputs and targets; the first axis indexes samples.
-            epochs, batch_size: as Keras.
+            x: inputs; the first axis indexes samples.
+            y: targets, with as many samples as ``x``.
+            epochs: how many passes over the training samples, as Keras.
+            batch_size: samples per step, as Keras.
             validation_data: ``(x_val, y_val)`` evaluated after every epoch.
             validation_split: else this fraction of the samples, taken from the end before any
                 shuffling (as Keras), is held out for validation.
@@ -372,7 +374,12 @@ def run_epochs(
         step: trains on the samples at the given indices, updates ``model.metrics`` with
             them, and returns the batch's loss.
         evaluate: returns the validation loss and metrics by name after each epoch, or None.
-        epochs, batch_size, shuffle, callbacks, verbose, seed: as :meth:`Sequential.fit`.
+        epochs: as :meth:`Sequential.fit`.
+        batch_size: as :meth:`Sequential.fit`.
+        shuffle: as :meth:`Sequential.fit`.
+        callbacks: as :meth:`Sequential.fit`.
+        verbose: as :meth:`Sequential.fit`.
+        seed: as :meth:`Sequential.fit`.
 
     Returns:
         The :class:`History`.

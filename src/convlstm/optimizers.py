@@ -435,7 +435,10 @@ class AdamW(Adam):
     Args:
         learning_rate: see ``Optimizer``.
         weight_decay: a float >= 0 (required, unlike the other optimizers).
-        beta_1, beta_2, epsilon, amsgrad: as for ``Adam``.
+        beta_1: as for ``Adam``.
+        beta_2: as for ``Adam``.
+        epsilon: as for ``Adam``.
+        amsgrad: as for ``Adam``.
         **options: ``clipnorm``, ``global_clipnorm`` or ``clipvalue``.
     """
 

@@ -129,12 +129,20 @@ def fit(
 
     Args:
         model: a compiled Sequential; it is trained in place, on the client.
-        x, y: inputs and targets with the same number of samples: NumPy arrays (each step's
-            rows are sent with its tasks), memory-mapped ``.npy`` files, zarr arrays, or paths
-            of ``.npy`` files or zarr stores (read by the workers from a path they share).
+        x: the inputs: a NumPy array (each step's rows are sent with its tasks), a
+            memory-mapped ``.npy`` file, a zarr array, or the path of a ``.npy`` file or zarr
+            store (read by the workers from a path they share).
+        y: the targets, with as many samples as ``x``, in the same forms.
         client: a ``distributed.Client``, or a scheduler address to connect to.
-        epochs, batch_size, validation_data, validation_split, shuffle, seed, callbacks,
-        verbose: as :meth:`Sequential.fit`; validation batches are evaluated on the workers.
+        epochs: as :meth:`Sequential.fit`.
+        batch_size: as :meth:`Sequential.fit`.
+        validation_data: as :meth:`Sequential.fit`; validation batches are evaluated on the
+            workers.
+        validation_split: as :meth:`Sequential.fit`.
+        shuffle: as :meth:`Sequential.fit`.
+        seed: as :meth:`Sequential.fit`.
+        callbacks: as :meth:`Sequential.fit`.
+        verbose: as :meth:`Sequential.fit`.
 
     Returns:
         A :class:`convlstm.History`, as ``model.fit`` returns.

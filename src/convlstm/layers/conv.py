@@ -192,7 +192,9 @@ class Conv2D(_Conv):
         dilation_rate: int or pair; strides > 1 together with dilation_rate > 1 is refused
             (as in Keras).
         activation: a Keras name (None = "linear") or a callable (inference only).
-        use_bias, kernel_initializer, bias_initializer: as in Keras.
+        use_bias: add a bias, as in Keras.
+        kernel_initializer: a Keras initializer name.
+        bias_initializer: a Keras initializer name.
         dtype: "float32" (default) or "float64".
         seed: seeds the initializers.
 

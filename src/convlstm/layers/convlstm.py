@@ -139,8 +139,8 @@ class ConvLSTM2D(ConvLSTM):
         dilation: int or pair; stride > 1 together with dilation > 1 is refused (as in Keras).
         activation, recurrent_activation: Keras names ("tanh", "sigmoid", "hard_sigmoid",
             "relu", "linear", "elu", "softsign", ...) or a callable.
-        use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
-            unit_forget_bias: as in Keras.
+        use_bias, unit_forget_bias: as in Keras.
+        kernel_initializer, recurrent_initializer, bias_initializer: as in Keras.
         peephole, peephole_initializer: the paper's peepholes (Shi et al. 2015, eq. 3; beyond
             Keras): i and f also see ``p . c_{t-1}``, o sees ``p . c_t``, one weight per
             channel in a ``peephole (3, F)`` weight (rows i, f, o) after the bias, drawn by

@@ -35,7 +35,8 @@ class Dense(KernelLayer):
         activation: a Keras name ("relu", "sigmoid", "tanh", "softmax", ..., None = "linear") or
             a callable (inference only).
         use_bias: add a bias.
-        kernel_initializer, bias_initializer: Keras initializer names.
+        kernel_initializer: a Keras initializer name.
+        bias_initializer: a Keras initializer name.
         dtype: "float32" (default) or "float64"; inputs are cast to it.
         seed: seeds the initializers (None: fresh entropy).
 

@@ -58,8 +58,10 @@ class BatchNormalization(CachedLayer):
         epsilon: added to the variance.
         center: learn an offset ``beta``.
         scale: learn a factor ``gamma``.
-        beta_initializer, gamma_initializer, moving_mean_initializer,
-            moving_variance_initializer: Keras initializer names.
+        beta_initializer: a Keras initializer name.
+        gamma_initializer: a Keras initializer name.
+        moving_mean_initializer: a Keras initializer name.
+        moving_variance_initializer: a Keras initializer name.
         dtype: "float32" (default) or "float64"; inputs are cast to it.
         seed: seeds the initializers (only matters for random ones).
     """
