@@ -144,3 +144,31 @@ def check_shape(owner: str, name: str, array: np.ndarray, expected: Sequence[obj
         raise ValueError(
             f"{owner}: expected {name} of shape {shape_text(expected)}; got {shape_text(shape)}."
         )
+
+
+# Keras 3's names for the seed's arguments (the ConvRNN layers and cells, MaxPooling): one table.
+KERAS_NAMES = {"filters": "out_channels", "strides": "stride", "dilation_rate": "dilation"}
+
+
+def seed_keywords(owner: str, positional: Sequence[str], args: Sequence[object],
+                  kwargs: dict[str, object]) -> dict[str, object]:
+    """``args`` bound to the names ``positional``, with ``kwargs``, every Keras name of
+    :data:`KERAS_NAMES` replaced by the seed's; giving one argument twice is a ``TypeError``."""
+    if len(args) > len(positional):
+        raise TypeError(
+            f"{owner}: expected at most {len(positional)} positional arguments "
+            f"({', '.join(positional)}); got {len(args)}."
+        )
+    given = dict(kwargs)
+    for name, value in zip(positional, args):
+        if name in given:
+            raise TypeError(f"{owner}: got {name} both by position and by keyword.")
+        given[name] = value
+    for keras, seed in KERAS_NAMES.items():
+        if keras in given:
+            if seed in given:
+                raise TypeError(
+                    f"{owner}: got both {seed} and {keras} (Keras' name for {seed}); pass one."
+                )
+            given[seed] = given.pop(keras)
+    return given

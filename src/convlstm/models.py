@@ -121,6 +121,7 @@ class Sequential(Layer):
                 "model on data first."
             )
         shape: tuple = (None, *self.input_shape)
+        self.build(shape)  # layers added after the input shape was given build here
         rows = [("Layer", "Output shape", "Params")]
         total = trainable = 0
         for layer in self.layers:

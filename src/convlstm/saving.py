@@ -52,8 +52,9 @@ def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> s
     }
     if getattr(model, "metadata", None):
         entries["metadata"] = np.array(json.dumps(model.metadata))
-    for index, weight in enumerate(model.get_weights()):
-        entries[f"weight_{index:04d}"] = weight
+    # Through named_params, not get_weights: a layer not built yet is saved with no weights.
+    for index, (_, layer, key) in enumerate(model.named_params()):
+        entries[f"weight_{index:04d}"] = layer.params[key]
     if include_states:
         for index, layer in enumerate(_stateful_layers(model)):
             for cell, states in enumerate(layer.states or []):
@@ -110,7 +111,8 @@ def load(path: str | os.PathLike) -> Any:
     if hasattr(model, "ensure_built"):
         model.ensure_built()
     try:
-        model.set_weights([entries[name] for name in names])
+        if names or any(True for _ in model.named_params()):  # else: a layer not built yet
+            model.set_weights([entries[name] for name in names])
     except (TypeError, ValueError) as error:
         raise ValueError(
             f"load: {path!r} has weights that do not fit its config: {error}"

@@ -66,7 +66,8 @@ class Bidirectional(Layer):
         self.merge_mode = merge_mode
         self._backward_given = backward_layer is not None
         self.forward_layer = _rebuilt(layer)  # a copy: no carried states, no cache
-        self.forward_layer.set_weights(layer.get_weights())
+        if layer.built:  # else both directions build on the first call (or in build)
+            self.forward_layer.set_weights(layer.get_weights())
         if backward_layer is None:
             backward_layer = _rebuilt(layer, go_backwards=not layer.go_backwards)
         _check_recurrent(owner, "backward_layer", backward_layer)
@@ -112,6 +113,11 @@ class Bidirectional(Layer):
         return None if None in grads else grads[0] + grads[1]
 
     # ------------------------------------------------------------------ shapes
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        """Build both directions (given no ``in_channels``) for inputs of ``input_shape``."""
+        self.forward_layer.build(input_shape)
+        self.backward_layer.build(input_shape)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
         """The merged output shape (with ``return_state`` followed by the states' shapes)."""

@@ -127,16 +127,22 @@ class ConvLSTM2D(ConvLSTM):
     validated once into ``layer.options`` (each also readable as ``layer.<name>``); the config
     is ``layer.options.config()``.
 
+    Keras' keywords ``filters``, ``strides`` and ``dilation_rate`` stand for ``out_channels``,
+    ``stride`` and ``dilation``, and Keras' positional form ``ConvLSTM2D(16, (3, 3))`` works
+    (see :meth:`~convlstm.layers.convlstm_options.ConvRNNCellOptions.from_arguments`).
+
     Args:
-        in_channels: channels of the input frames.
+        in_channels: channels of the input frames; None (or left out): the weights are built
+            on the first call from the input's channels (or by ``Sequential(input_shape=...)``).
         out_channels: channels of the hidden state (Keras' ``filters``).
         kernel_size: int or (kh, kw).
         padding: an int or (ph, pw) for symmetric zero padding (PyTorch style), or "same" /
             "valid" (Keras; "same" with stride > 1 puts the odd extra row or column after).
-        stride: int or pair.
+        stride: int or pair (Keras' ``strides``).
         leaky_relu_slope: None, or the negative slope of a LeakyReLU after every layer.
         num_layers: number of stacked ConvLSTM layers.
-        dilation: int or pair; stride > 1 together with dilation > 1 is refused (as in Keras).
+        dilation: int or pair (Keras' ``dilation_rate``); stride > 1 together with
+            dilation > 1 is refused (as in Keras).
         activation, recurrent_activation: Keras names ("tanh", "sigmoid", "hard_sigmoid",
             "relu", "linear", "elu", "softsign", ...) or a callable.
         use_bias, unit_forget_bias: as in Keras.

@@ -31,6 +31,9 @@ from convlstm.layers.layout import DATA_FORMATS, Layout
 
 T = TypeVar("T", bound=type)
 
+# Keras 3's positional order of a convolutional recurrent layer's first arguments.
+KERAS_ORDER = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate")
+
 
 @dataclass(frozen=True)
 class ConvRNNCellOptions:
@@ -42,7 +45,7 @@ class ConvRNNCellOptions:
     rank: ClassVar[int] = 2  # spatial axes
     gates: ClassVar[int] = 4  # fused gates: the kernels' last axis is gates * out_channels
 
-    in_channels: int
+    in_channels: int | None  # None: the layer builds its weights on its first call
     out_channels: int
     kernel_size: int | tuple[int, ...] = 3
     padding: int | str | tuple[int, ...] = "same"
@@ -62,7 +65,8 @@ class ConvRNNCellOptions:
     def __post_init__(self) -> None:
         owner, rank = self.owner, self.rank
         self._set(
-            in_channels=check.positive_int(owner, "in_channels", self.in_channels),
+            in_channels=None if self.in_channels is None
+            else check.positive_int(owner, "in_channels", self.in_channels),
             out_channels=check.positive_int(owner, "out_channels", self.out_channels),
             kernel_size=check.int_tuple(owner, "kernel_size", self.kernel_size, rank),
             padding=check.padding_arg(owner, self.padding, rank, allow_explicit=True),
@@ -91,6 +95,24 @@ class ConvRNNCellOptions:
             dtype=check.float_dtype(owner, self.dtype),
             seed=check.seed_arg(owner, self.seed),
         )
+
+    @classmethod
+    def from_arguments(cls, args: tuple, kwargs: dict[str, Any]) -> ConvRNNCellOptions:
+        """The options of a constructor call, seed or Keras style (``check.KERAS_NAMES``).
+
+        Positionals follow the seed's order (``in_channels, out_channels, kernel_size, ...``)
+        unless the second is a tuple or list, or only one is given and no ``out_channels`` or
+        ``filters`` keyword: then Keras' order (``filters, kernel_size, strides, padding,
+        data_format, dilation_rate``). A missing ``in_channels`` is None (built lazily).
+        """
+        keras_order = (len(args) > 1 and isinstance(args[1], (tuple, list))) or (
+            len(args) == 1 and not {"out_channels", "filters"} & kwargs.keys())
+        positional = KERAS_ORDER if keras_order else tuple(
+            item.name for item in fields(cls) if not item.kw_only)
+        given = check.seed_keywords(cls.owner, positional, args, kwargs)
+        if "out_channels" not in given:
+            raise TypeError(f"{cls.owner}: missing out_channels (Keras' filters).")
+        return cls(**{"in_channels": None, **given})
 
     def _set(self, **values: Any) -> None:
         for name, value in values.items():
@@ -326,8 +348,15 @@ def _slope(owner: str, value: object) -> float | None:
 
 def signature_of(options_class: type) -> inspect.Signature:
     """The options dataclass's signature, the layer's ``__signature__`` (no return annotation,
-    so ``help()`` reads like a constructor)."""
-    return inspect.signature(options_class).replace(return_annotation=inspect.Signature.empty)
+    so ``help()`` reads like a constructor), with ``in_channels`` and ``out_channels``
+    optional (see :meth:`ConvRNNCellOptions.from_arguments`; the Keras names of
+    ``check.KERAS_NAMES`` are accepted too, but are not fields)."""
+    signature = inspect.signature(options_class)
+    parameters = [
+        item.replace(default=None) if name in ("in_channels", "out_channels") else item
+        for name, item in signature.parameters.items()
+    ]
+    return signature.replace(parameters=parameters, return_annotation=inspect.Signature.empty)
 
 
 def expose_options(options_class: type) -> Callable[[T], T]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,18 +20,69 @@ from convlstm.layers.convlstm_options import ConvRNNCellOptions, expose_options
 from convlstm.layers.layout import Layout
 
 
+class _BuiltOnFirstCall(Layer):
+    """The weights of a layer given no ``in_channels``: made by :meth:`build` (on the first
+    call, or by ``Sequential(..., input_shape=...)``) from the input's channels, drawn from the
+    seed exactly as if ``in_channels`` had been given."""
+
+    options: Any
+    leading: ClassVar[int]  # the input's axes before the frame: (batch,) or (batch, time)
+
+    @property
+    def built(self) -> bool:
+        """Whether the weights exist (``in_channels`` is known)."""
+        return self.options.in_channels is not None
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        """Make the weights for inputs of ``input_shape`` (only the channel count matters)."""
+        owner = f"{type(self).__name__}.build"
+        layout = self.options.layout
+        shape = tuple(input_shape)
+        _, _, channels = layout.split(shape) if len(shape) == layout.rank + 1 + self.leading \
+            else ((), (), None)
+        expected = self.options.in_channels
+        if not check._is_int(channels) or channels < 1 or expected not in (None, channels):
+            names = ("batch", "time")[: self.leading]
+            wanted = layout.names(expected or "channels", *names)
+            raise ValueError(
+                f"{owner}: expected an input_shape of {check.shape_text(wanted)}; got {shape}."
+            )
+        if not self.built:
+            self._make_weights(replace(self.options, in_channels=int(channels)))
+
+    @abstractmethod
+    def _make_weights(self, options: Any) -> None:
+        """Take ``options`` (in_channels now known) and draw the weights from the seed."""
+
+    def _require_built(self, owner: str) -> None:
+        if not self.built:
+            raise RuntimeError(
+                f"{owner}: the layer has no weights yet (no in_channels given); it is built on "
+                "its first call, or by Sequential(..., input_shape=...)."
+            )
+
+    def get_weights(self) -> list[np.ndarray]:
+        self._require_built(f"{type(self).__name__}.get_weights")
+        return super().get_weights()
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        self._require_built(f"{type(self).__name__}.set_weights")
+        super().set_weights(weights)
+
+
 @expose_options(ConvRNNCellOptions)
-class ConvRNNCell(Layer):
+class ConvRNNCell(_BuiltOnFirstCall):
     """One step of a convolutional recurrent cell over ``options_class.rank`` spatial axes: the
     base of the ConvLSTM and ConvGRU cells, which name their states (``state_names``) and run
     their kernel over a sequence (:meth:`run`, :meth:`backprop`)."""
 
     options_class: ClassVar[type[ConvRNNCellOptions]] = ConvRNNCellOptions
     state_names: ClassVar[tuple[str, ...]] = ("h",)
+    leading = 1
     options: ConvRNNCellOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._setup(self.options_class(*args, **kwargs), None)
+        self._setup(self.options_class.from_arguments(args, kwargs), None)
 
     @classmethod
     def from_options(
@@ -44,7 +95,12 @@ class ConvRNNCell(Layer):
 
     def _setup(self, options: ConvRNNCellOptions, rng: np.random.Generator | None) -> None:
         self.options = options
-        self.initialize_weights(rng or np.random.default_rng(options.seed))
+        self.params, self.grads = {}, {}
+        if self.built:
+            self.initialize_weights(rng or np.random.default_rng(options.seed))
+
+    def _make_weights(self, options: ConvRNNCellOptions) -> None:
+        self._setup(options, None)
 
     @property
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -70,9 +126,11 @@ class ConvRNNCell(Layer):
             ``h, states``: the new hidden state (also the output) and all new states.
         """
         owner = f"{type(self).__name__}.forward"
+        x = check.numeric_array(owner, "x", x, self.options.dtype)
+        if not self.built:
+            self.build(x.shape)
         options = self.options
         layout = options.layout
-        x = check.numeric_array(owner, "x", x, options.dtype)
         check.check_shape(owner, "x", x, layout.names(options.in_channels, "batch"))
         frames = layout.to_channels_last(x)[:, None]  # (B, 1, *spatial, C)
         B, _, *spatial, _ = frames.shape
@@ -112,7 +170,7 @@ class ConvRNNCell(Layer):
 
 
 
-class ConvRNN(Layer):
+class ConvRNN(_BuiltOnFirstCall):
     """A stack of convolutional recurrent cells over a sequence, with ``options_class.rank``
     spatial axes: the base of the ConvLSTM and ConvGRU layers (``ConvLSTM2D`` documents the
     stack, the states, masks, dropout and ``stateful``). Each layer's states are a tuple named
@@ -121,11 +179,24 @@ class ConvRNN(Layer):
     options_class: ClassVar[type[Any]]
     cell_class: ClassVar[type[ConvRNNCell]]
     options: Any
+    leading = 2
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        options = self.options = self.options_class(*args, **kwargs)
+        options = self.options_class.from_arguments(args, kwargs)
         self.params: dict[str, np.ndarray] = {}  # the weights are the cells' (see sublayers)
         self.grads: dict[str, np.ndarray] = {}
+        self.cells: list[ConvRNNCell] = []
+        self._make_weights(options)
+        self._states: list[tuple[np.ndarray, ...]] | None = None
+        self._final_states: list[tuple[np.ndarray, ...]] | None = None
+        self._state_grads: list[tuple[np.ndarray, ...]] | None = None
+        self._cache: _StackCache | None = None
+        self._rng = np.random.default_rng(None if options.seed is None else [options.seed, 1])
+
+    def _make_weights(self, options: Any) -> None:
+        self.options = options
+        if not self.built:
+            return
         F = options.out_channels
         rng = np.random.default_rng(options.seed)  # every cell's weights, drawn in order
         self.cells = [
@@ -133,11 +204,6 @@ class ConvRNN(Layer):
             for C, seed in [(options.in_channels, options.seed)]
             + [(F, None)] * (options.num_layers - 1)
         ]
-        self._states: list[tuple[np.ndarray, ...]] | None = None
-        self._final_states: list[tuple[np.ndarray, ...]] | None = None
-        self._state_grads: list[tuple[np.ndarray, ...]] | None = None
-        self._cache: _StackCache | None = None
-        self._rng = np.random.default_rng(None if options.seed is None else [options.seed, 1])
 
     def sublayers(self) -> list[ConvRNNCell]:
         return list(self.cells)
@@ -193,14 +259,15 @@ class ConvRNN(Layer):
         state's)."""
         layout = self.options.layout
         if len(input_shape) != layout.rank + 3:
-            expected = ", ".join(map(str, layout.names(self.in_channels, "batch", "time")))
+            channels = self.in_channels or "channels"
+            expected = ", ".join(map(str, layout.names(channels, "batch", "time")))
             raise ValueError(
                 f"{type(self).__name__}.compute_output_shape: expected an input_shape of "
                 f"({expected}); got {tuple(input_shape)}."
             )
         (B, T), spatial, _ = layout.split(input_shape)
-        for cell in self.cells:
-            spatial = cell.options.output_spatial(spatial)
+        for _ in range(self.num_layers):  # every cell has the same geometry
+            spatial = self.options.output_spatial(spatial)
         state = layout.shape((B,), spatial, self.out_channels)
         output = (B, T, *state[1:]) if self.return_sequences else state
         return (output, *[state] * len(self.state_names)) if self.return_state else output
@@ -236,6 +303,8 @@ class ConvRNN(Layer):
         training = check.boolean(owner, "training", training)
         layout = self.options.layout
         x = check.numeric_array(owner, "x", x, self.dtype)
+        if not self.built:
+            self.build(x.shape)
         check.check_shape(owner, "x", x, layout.names(self.in_channels, "batch", "time"))
         frames = layout.to_channels_last(x)  # (B, T, *spatial, C)
         B, T, *spatial, _ = frames.shape

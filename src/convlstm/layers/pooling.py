@@ -27,11 +27,14 @@ class _MaxPooling(CachedLayer):
         stride: int | Sequence[int] | None = None,
         padding: str = "valid",
         data_format: str = "channels_last",
+        strides: int | Sequence[int] | None = None,
     ) -> None:
         owner = type(self).__name__
         self.pool_size = check.int_tuple(owner, "pool_size", pool_size, self.rank)
-        if stride is None:
-            stride = self.pool_size
+        given = {"stride": stride, "strides": strides}
+        stride = check.seed_keywords(
+            owner, (), (), {name: value for name, value in given.items() if value is not None}
+        ).get("stride", self.pool_size)
         self.stride = check.int_tuple(owner, "stride", stride, self.rank)
         self.padding = check.padding_arg(owner, padding, self.rank, allow_explicit=False)
         self.data_format = check.choice(owner, "data_format", data_format, DATA_FORMATS)
@@ -106,7 +109,8 @@ class MaxPooling3D(_MaxPooling):
 
     Args:
         pool_size: int or (pd, ph, pw) window.
-        stride: int or triple; None means pool_size (Keras' ``strides``).
+        stride: int or triple; None means pool_size.
+        strides: Keras' name for ``stride`` (give one of the two).
         padding: "valid" (windows that fit; output ``floor((n - p)/s) + 1``) or "same" (output
             ``ceil(n/s)``, TensorFlow's split with the odd cell after; padded cells never win).
         data_format: "channels_last" (B, D, H, W, C) or "channels_first" (B, C, D, H, W).
@@ -120,8 +124,10 @@ class MaxPooling3D(_MaxPooling):
         stride: int | Sequence[int] | None = None,
         padding: str = "valid",
         data_format: str = "channels_last",
+        *,
+        strides: int | Sequence[int] | None = None,
     ) -> None:
-        super().__init__(pool_size, stride, padding, data_format)
+        super().__init__(pool_size, stride, padding, data_format, strides)
 
 
 @register
@@ -137,8 +143,10 @@ class MaxPooling2D(_MaxPooling):
         stride: int | Sequence[int] | None = None,
         padding: str = "valid",
         data_format: str = "channels_last",
+        *,
+        strides: int | Sequence[int] | None = None,
     ) -> None:
-        super().__init__(pool_size, stride, padding, data_format)
+        super().__init__(pool_size, stride, padding, data_format, strides)
 
 
 @register
@@ -154,5 +162,7 @@ class MaxPooling1D(_MaxPooling):
         stride: int | Sequence[int] | None = None,
         padding: str = "valid",
         data_format: str = "channels_last",
+        *,
+        strides: int | Sequence[int] | None = None,
     ) -> None:
-        super().__init__(pool_size, stride, padding, data_format)
+        super().__init__(pool_size, stride, padding, data_format, strides)
