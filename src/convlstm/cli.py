@@ -464,8 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     predict = commands.add_parser(
-        "predict", help="roll a trained model forward to predict future frames",
-        description="Feed the input frames, then each predicted frame, back into the model.")
+        "predict", formatter_class=formatter,
+        help="forecast future frames with a trained model",
+        description="Forecast the frames that follow each input sequence, the way the model "
+                    "was trained (model.metadata['forecast']): one pass over the input and "
+                    "blank frames for a direct forecaster, each prediction fed back otherwise.")
     predict.add_argument("--model", required=True,
                          help="a model.npz written by train or demo, or a Keras .keras/.h5 file")
     predict.add_argument("--input", required=True,
@@ -479,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_flags(predict)
     predict.set_defaults(run=_predict)
 
-    info = commands.add_parser("info", help="describe a model file",
+    info = commands.add_parser("info", formatter_class=formatter, help="describe a model file",
                                description="Print a model file's kind, layers, shapes and "
                                            "parameter counts.")
     info.add_argument("file", help="a model.npz, or a Keras .keras/.h5 file")
