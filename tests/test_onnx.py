@@ -666,12 +666,12 @@ def test_unwritable_paths(tmp_path):
 
 
 def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
-    import convlstm.onnx._export as writer
+    import convlstm._files as files  # the one place that writes files atomically
 
     def refuse(source, target):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(writer.os, "replace", refuse)
+    monkeypatch.setattr(files.os, "replace", refuse)
     model = Sequential([Dense(2)], input_shape=(3,))
     with pytest.raises(ValueError, match=r"cannot write .*m\.onnx': Permission denied"):
         convlstm.onnx.export(model, tmp_path / "m.onnx")

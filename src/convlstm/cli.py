@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from convlstm import __version__, datasets, demo, forecasting, saving
+from convlstm._files import atomic_write
 from convlstm.callbacks import Callback, ModelCheckpoint, StepLimit, TimeLimit
-from convlstm.console import ProgressBar, UsageError, duration
+from convlstm.console import ProgressBar, UsageError, progress_line
 from convlstm.optimizers import Adam, ExponentialDecay
 
 EXIT_USAGE = 2
@@ -220,10 +221,8 @@ def _save_optimizer(optimizer: Adam, path: Path) -> None:
     """The optimizer's step count and slots (Adam's moments), so a resumed run continues them."""
     slots = {f"{key}::{slot}": value for key, values in optimizer.state.items()
              for slot, value in values.items()}
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as file:
+    with atomic_write(path) as file:
         np.savez(file, iterations=np.array(optimizer.iterations), **slots)
-    partial.replace(path)
 
 
 def _restore_optimizer(optimizer: Adam, path: Path) -> None:
@@ -290,10 +289,7 @@ def _predict_distributed(args: argparse.Namespace) -> int:
         def progress(done: int, total: int) -> None:  # a line every tenth of the way
             if done % max(1, total // 10) and done < total:
                 return
-            left = (time.perf_counter() - started) / done * (total - done)
-            filled = round(20 * done / total)
-            print(f"chunk {done}/{total} [{'#' * filled}{'.' * (20 - filled)}]  "
-                  f"{duration(left)} left", file=sys.stderr, flush=True)
+            print(progress_line("chunk", done, total, started), file=sys.stderr, flush=True)
 
         distributed.write(future, args.output, client=client, progress=progress)
     print(f"wrote {args.frames} predicted frames of {len(future)} sequences to {args.output}")

@@ -49,12 +49,8 @@ class ProgressBar(Callback):
             return
         if not self.interactive and self.step % max(1, self.total // 10) and self.step < self.total:
             return
-        elapsed = time.perf_counter() - self.started
-        left = elapsed / self.step * max(0, self.total - self.step)
-        filled = min(20, round(20 * self.step / self.total))
         labelled = "  ".join(f"{key} {value}" for key, value in values.items())
-        line = (f"step {self.step}/{self.total} [{'#' * filled}{'.' * (20 - filled)}] "
-                f"{labelled}  {duration(left)} left")
+        line = progress_line("step", self.step, self.total, self.started, labelled)
         if self.interactive:
             end = "" if self.step < self.total else "\n"
             print(f"\r\x1b[K{line}", end=end, file=self.stream, flush=True)
@@ -76,6 +72,16 @@ def _tqdm_bar(total: int, stream: TextIO):
     except ImportError:
         return None
     return tqdm(total=total, file=stream, unit="step", dynamic_ncols=True, leave=True)
+
+
+def progress_line(unit: str, done: int, total: int, started: float, middle: str = "") -> str:
+    """``step 40/300 [###.................] <middle>  1m05s left``, the time left extrapolated
+    from ``started`` (a ``time.perf_counter()``)."""
+    left = (time.perf_counter() - started) / done * max(0, total - done)
+    filled = min(20, round(20 * done / total))
+    bar = "#" * filled + "." * (20 - filled)
+    return f"{unit} {done}/{total} [{bar}] " + (f"{middle}  " if middle else "") + (
+        f"{duration(left)} left")
 
 
 def duration(seconds: float) -> str:

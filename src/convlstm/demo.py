@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from convlstm import data, datasets, figures, forecasting
+from convlstm._files import atomic_write
 from convlstm.callbacks import StepLimit, TimeLimit
 from convlstm.console import ProgressBar, UsageError, duration
 from convlstm.optimizers import Adam
@@ -179,9 +180,8 @@ def print_scores(scores: dict[str, dict[str, list[float]]]) -> None:
 
 def write_json(path: Path, value: object) -> None:
     """Write JSON whole or not at all (a temporary file, then a rename)."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(value, indent=2))
-    partial.replace(path)
+    with atomic_write(path) as file:
+        file.write(json.dumps(value, indent=2).encode())
 
 
 def shapes_demo(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from convlstm._files import atomic_write
 from convlstm.registry import deserialize, serialize
 
 FORMAT = "numpy-convlstm"
@@ -60,14 +61,8 @@ def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> s
             for cell, states in enumerate(layer.states or []):
                 for name, state in zip(layer.state_names, states):
                     entries[f"state_{index:04d}_{cell:02d}_{name}"] = state
-    partial = f"{path}.partial"  # written whole, then renamed: a crash never leaves half a file
-    try:
-        with open(partial, "wb") as file:
-            np.savez(file, **entries)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    with atomic_write(path) as file:  # a crash never leaves half a model file
+        np.savez(file, **entries)
     return path
 
 

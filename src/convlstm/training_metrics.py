@@ -22,6 +22,7 @@ crossentropy, and ``y_true == y_pred`` otherwise.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -143,8 +144,7 @@ def get(identifier: Any, loss: losses.Loss | None = None) -> Metric:
         loss: the compiled loss, which decides what ``"accuracy"`` means.
     """
     if isinstance(identifier, Metric):
-        fresh = type(identifier).__new__(type(identifier))
-        fresh.__dict__.update(identifier.__dict__)
+        fresh = copy.copy(identifier)
         fresh.reset()
         return fresh
     if not isinstance(identifier, str):

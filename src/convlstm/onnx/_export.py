@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from convlstm._files import atomic_write
 from convlstm._version import __version__
 from convlstm.layers.base import Layer
 from convlstm.onnx._graph import Builder, Tensor, value_info
@@ -45,17 +44,10 @@ def build_model(layers: Sequence[Layer], shape: tuple, dtype: np.dtype, opset: i
 
 
 def write_model(model: onnx.ModelProto, path: str) -> None:
-    """Write to a temporary file beside ``path``, then rename: never a partial file there."""
+    """Write the model whole to ``path`` (a temporary file beside it, then a rename)."""
     data = model.SerializeToString()
-    folder = os.path.dirname(os.path.abspath(path))
-    partial = None
     try:
-        handle, partial = tempfile.mkstemp(prefix=".onnx-", suffix=".partial", dir=folder)
-        with os.fdopen(handle, "wb") as file:
+        with atomic_write(path) as file:
             file.write(data)
-        os.replace(partial, path)
     except OSError as error:
         raise ValueError(f"{OWNER}: cannot write {path!r}: {error.strerror or error}.") from error
-    finally:
-        if partial is not None and os.path.exists(partial):
-            os.remove(partial)
