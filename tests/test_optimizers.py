@@ -433,3 +433,21 @@ def test_a_param_that_changes_shape_is_rejected():
 def test_optimizer_is_abstract():
     with pytest.raises(TypeError):
         Optimizer(0.1)
+
+
+def test_state_arrays_let_a_new_optimizer_continue_exactly():
+    rng = np.random.default_rng(0)
+    first, second = Adam(0.01, amsgrad=True), Adam(0.01, amsgrad=True)
+    params = {"w": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+    grads = [{k: rng.standard_normal(v.shape) for k, v in params.items()} for _ in range(4)]
+    for step in grads[:3]:
+        first.apply(params, step)
+    resumed = {k: v.copy() for k, v in params.items()}
+    saved = first.state_arrays()
+    assert int(saved["iterations"]) == 3
+    assert {"w::momentum", "b::velocity", "b::velocity_hat"} <= set(saved)
+    second.load_state_arrays(saved)
+    first.apply(params, grads[3])
+    second.apply(resumed, grads[3])
+    for key in params:
+        np.testing.assert_array_equal(resumed[key], params[key])

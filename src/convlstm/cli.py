@@ -219,21 +219,15 @@ def _read_state(path: Path) -> dict:
 
 def _save_optimizer(optimizer: Adam, path: Path) -> None:
     """The optimizer's step count and slots (Adam's moments), so a resumed run continues them."""
-    slots = {f"{key}::{slot}": value for key, values in optimizer.state.items()
-             for slot, value in values.items()}
     with atomic_write(path) as file:
-        np.savez(file, iterations=np.array(optimizer.iterations), **slots)
+        np.savez(file, **optimizer.state_arrays())
 
 
 def _restore_optimizer(optimizer: Adam, path: Path) -> None:
     if not path.exists():
         return  # an older run: the moments start again from zero
     with np.load(path, allow_pickle=False) as saved:
-        optimizer.iterations = int(saved["iterations"])
-        for name in saved.files:
-            if "::" in name:
-                key, slot = name.split("::", 1)
-                optimizer.state.setdefault(key, {})[slot] = saved[name]
+        optimizer.load_state_arrays(saved)
 
 
 # ------------------------------------------------------------------------------ predict, info

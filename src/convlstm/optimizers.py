@@ -153,6 +153,21 @@ class Optimizer(ABC):
             return float(self.learning_rate(self.iterations))
         return self.learning_rate
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The update count and every slot (e.g. Adam's moments) as flat named arrays, for a
+        file: ``{"iterations": ..., "<weight>::<slot>": ...}``."""
+        arrays = {f"{key}::{slot}": value for key, slots in self.state.items()
+                  for slot, value in slots.items()}
+        return {"iterations": np.array(self.iterations), **arrays}
+
+    def load_state_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Continue from :meth:`state_arrays` output (copies are taken)."""
+        self.iterations = int(arrays["iterations"])
+        for name, value in arrays.items():
+            if "::" in name:
+                key, slot = name.split("::", 1)
+                self.state.setdefault(key, {})[slot] = np.array(value)
+
     def apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """Update every array in ``params`` in place; ``grads`` is left unchanged.
 
