@@ -92,6 +92,7 @@ def test_the_registry_is_a_leaf():
 ROWS = {
     "convlstm._validation": 0,
     "convlstm._files": 0,
+    "convlstm.limits": 0,
     "convlstm._version": 0,
     "convlstm.registry": 0,
     "convlstm.functional": 1,

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from convlstm import limits
+
 Initializer = Callable[[tuple[int, ...], np.random.Generator], np.ndarray]
 
 # Standard deviation of a unit normal truncated to [-2, 2]; Keras divides by it.
@@ -85,5 +87,7 @@ def check(owner: str, name: str, identifier: object) -> str:
 def initialize(
     name: str, shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype
 ) -> np.ndarray:
-    """Draw a new array of ``shape`` and ``dtype`` from the initializer called ``name``."""
+    """Draw a new array of ``shape`` and ``dtype`` from the initializer called ``name`` (while
+    a file loads, only within :mod:`convlstm.limits`)."""
+    limits.charge_weight(shape)
     return np.asarray(INITIALIZERS[name](shape, rng), dtype=dtype)

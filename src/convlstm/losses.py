@@ -18,6 +18,7 @@ import numpy as np
 
 from convlstm import _validation as check
 from convlstm.functional.dense_ops import softmax
+from convlstm.registry import config_arguments
 
 # Keras' backend.epsilon(): probabilities are clipped to [EPSILON, 1 - EPSILON].
 EPSILON = 1e-7
@@ -93,7 +94,7 @@ class Loss(ABC):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Loss:
         """Build a loss from ``get_config()`` output."""
-        return cls(**{key: value for key, value in config.items() if key != "name"})
+        return cls(**config_arguments(cls, config, ignored=("name",)))
 
     def __repr__(self) -> str:
         arguments = ", ".join(

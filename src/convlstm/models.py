@@ -15,7 +15,7 @@ from convlstm import saving
 from convlstm import training_metrics as metrics_module
 from convlstm.callbacks import Callback, ProgressLogger
 from convlstm.layers.base import Layer
-from convlstm.registry import deserialize, register, serialize
+from convlstm.registry import config_arguments, deserialize, register, serialize
 
 
 class History:
@@ -345,7 +345,16 @@ class Sequential(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
-        return cls([deserialize(spec) for spec in config["layers"]], config.get("input_shape"))
+        config = config_arguments(cls, config)
+        layers, input_shape = config.get("layers", []), config.get("input_shape")
+        if not isinstance(layers, (list, tuple)):
+            raise TypeError(f"Sequential.from_config: expected layers to be a list of layer "
+                            f"configs; got {layers!r:.80}.")
+        if input_shape is not None and (not isinstance(input_shape, (list, tuple)) or not all(
+                n is None or (type(n) is int and n > 0) for n in input_shape)):
+            raise TypeError(f"Sequential.from_config: expected input_shape to be a list of "
+                            f"positive ints (or None); got {input_shape!r:.80}.")
+        return cls([deserialize(spec) for spec in layers], input_shape)
 
     def __repr__(self) -> str:
         return f"Sequential({self.layers!r})"

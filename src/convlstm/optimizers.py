@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
+from convlstm.registry import config_arguments, config_entry
 
 Schedule = Callable[[int], float]
 
@@ -202,16 +203,19 @@ class Optimizer(ABC):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Optimizer:
         """Build a fresh optimizer (no state, ``iterations == 0``) from ``get_config()`` output."""
-        config = dict(config)
-        learning_rate = config["learning_rate"]
+        owner = f"{cls.__name__}.from_config"
+        config = config_arguments(cls, config)
+        learning_rate = config.get("learning_rate")
         if isinstance(learning_rate, Mapping):
-            schedule = SCHEDULES.get(learning_rate.get("class_name"))
+            name = learning_rate.get("class_name")
+            schedule = SCHEDULES.get(name) if isinstance(name, str) else None
             if schedule is None:
                 raise ValueError(
-                    f"{cls.__name__}.from_config: expected a learning_rate schedule of class "
-                    f"{', '.join(SCHEDULES)}; got {learning_rate.get('class_name')!r}."
+                    f"{owner}: expected a learning_rate schedule of class "
+                    f"{', '.join(SCHEDULES)}; got {name!r:.80}."
                 )
-            config["learning_rate"] = schedule(**learning_rate["config"])
+            config["learning_rate"] = schedule(
+                **config_arguments(schedule, config_entry(owner, learning_rate, "config")))
         return cls(**config)
 
     def __repr__(self) -> str:

@@ -10,20 +10,23 @@ optionally ``metadata``, the JSON of a model's ``metadata`` dict.
 
 from __future__ import annotations
 
-import io
 import json
+import math
 import os
 import zipfile
-from pathlib import Path
-from typing import Any
+import zlib
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from convlstm import limits
 from convlstm._files import atomic_write
 from convlstm.registry import deserialize, serialize
 
 FORMAT = "numpy-convlstm"
 VERSION = 1
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
 
 
 def _stateful_layers(layer: Any) -> list[Any]:
@@ -66,59 +69,117 @@ def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> s
     return path
 
 
+def _read_entries(where: str, path: str) -> dict[str, np.ndarray]:
+    """Every array of the archive at ``path``, each header checked against
+    :mod:`convlstm.limits` before its data is read."""
+    try:
+        with open(path, "rb") as stream:
+            if stream.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX:
+                raise ValueError(f"{where} is not a numpy-convlstm model file (a bare array).")
+            with zipfile.ZipFile(stream) as archive:
+                members = archive.infolist()
+                if len(members) > limits.MAX_FILE_ARRAYS:
+                    raise ValueError(f"{where} holds {len(members):,} arrays; expected at most "
+                                     f"MAX_FILE_ARRAYS = {limits.MAX_FILE_ARRAYS:,}.")
+                entries, elements = {}, 0
+                for member in members:
+                    name = member.filename.removesuffix(".npy")
+                    with archive.open(member) as file:
+                        entries[name], elements = _read_array(where, name, file,
+                                                              member.file_size, elements)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+        if str(error).startswith(where):
+            raise
+        raise ValueError(f"{where} is not a readable numpy-convlstm model file (a truncated "
+                         f"or corrupted .npz: {error}).") from None
+    return entries
+
+
+def _read_array(where: str, name: str, file: BinaryIO, size: int,
+                elements: int) -> tuple[np.ndarray, int]:
+    """The .npy array in ``file`` (``size`` bytes) and the elements read so far with it; its
+    header is checked first: no objects, within the limits, the size it promises."""
+    header = NPY_HEADERS.get(np.lib.format.read_magic(file))
+    if header is None:
+        raise ValueError(f"{where}: {name} is not a .npy array of format 1 or 2.")
+    shape, _, dtype = header(file)
+    if dtype.hasobject:
+        raise ValueError(f"{where}: {name} is an object array, which is never unpickled; "
+                         "expected numbers or text.")
+    elements = limits.check_array(where, name, shape, elements)
+    if size != file.tell() + math.prod(shape) * dtype.itemsize:
+        raise ValueError(f"{where}: {name} is truncated or corrupted (its header does not "
+                         "match its size).")
+    file.seek(0)
+    return np.lib.format.read_array(file, allow_pickle=False), elements
+
+
+def _text(where: str, entries: dict[str, np.ndarray], name: str) -> str:
+    """The 0-d text entry ``name``."""
+    entry = entries.get(name)
+    if entry is None or entry.shape != () or entry.dtype.kind != "U":
+        raise ValueError(f"{where} has no {name} text; expected a numpy-convlstm model file "
+                         f"(entries {', '.join(sorted(entries)[:8])}).")
+    return str(entry)
+
+
+def _version(where: str, entries: dict[str, np.ndarray]) -> int:
+    entry = entries.get("version")
+    if entry is None or entry.shape != () or entry.dtype.kind not in "iu":
+        got = "none" if entry is None else f"{entry.dtype} {entry.shape}"
+        raise ValueError(f"{where} has no integer format version; expected an integer "
+                         f"1 to {VERSION}; got {got}.")
+    if not 1 <= int(entry) <= VERSION:
+        raise ValueError(f"{where} has format version {int(entry)}; this library reads 1 to "
+                         f"{VERSION}" + ("; upgrade numpy-convlstm." if entry > VERSION else "."))
+    return int(entry)
+
+
 def load(path: str | os.PathLike) -> Any:
     """Read a model written by :func:`save`.
 
+    The file is checked against the limits of :mod:`convlstm.limits` (config size and nesting,
+    layers, weight sizes) before anything is built from it.
+
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is truncated, corrupted, not this format, or its weights do not
-            fit its config; the message names the file and what is wrong.
+        TypeError: ``path`` is not a str or os.PathLike.
+        ValueError: the file is a folder, truncated, corrupted, not this format, breaks a limit,
+            or its weights do not fit its config; the message names the file and what is wrong.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load: expected path to be a str or os.PathLike; got "
+                        f"{type(path).__name__}.")
     path = os.fspath(path)
+    where = f"load: {path!r}"
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}.")
+    if os.path.isdir(path):
+        raise ValueError(f"{where} is a folder; expected a model file.")
+    entries = _read_entries(where, path)
+    if entries.get("format", np.array("")).tobytes() != np.array(FORMAT).tobytes():
+        raise ValueError(f"{where} is not a numpy-convlstm model file (no format tag).")
+    _version(where, entries)
+    config = limits.parse_config(where, _text(where, entries, "config"), "the model config")
     try:
-        # From memory: np.load(path) leaves its file open when the archive is unreadable.
-        archive = np.load(io.BytesIO(Path(path).read_bytes()), allow_pickle=False)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-        raise ValueError(
-            f"load: {path!r} is not a readable numpy-convlstm model file ({error})."
-        ) from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"load: {path!r} is not a numpy-convlstm model file (a bare array).")
-    try:
-        with archive:
-            entries = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-        raise ValueError(f"load: {path!r} is truncated or corrupted ({error}).") from None
-    if str(entries.get("format", "")) != FORMAT:
-        raise ValueError(f"load: {path!r} is not a numpy-convlstm model file (no format tag).")
-    if int(entries["version"]) > VERSION:
-        raise ValueError(
-            f"load: {path!r} has format version {int(entries['version'])}; this library reads "
-            f"up to {VERSION}; upgrade numpy-convlstm."
-        )
-    try:
-        model = deserialize(json.loads(str(entries["config"])))
-    except (KeyError, json.JSONDecodeError, TypeError, ValueError) as error:
-        raise ValueError(f"load: {path!r} has an invalid model config: {error}") from None
+        with limits.weight_budget(where):
+            model = deserialize(config)
+            if hasattr(model, "ensure_built"):
+                model.ensure_built()
+    except (TypeError, ValueError) as error:
+        if str(error).startswith(where):
+            raise
+        raise ValueError(f"{where} has an invalid model config: {error}") from None
     names = sorted(name for name in entries if name.startswith("weight_"))
-    if hasattr(model, "ensure_built"):
-        model.ensure_built()
     try:
         if names or any(True for _ in model.named_params()):  # else: a layer not built yet
             model.set_weights([entries[name] for name in names])
     except (TypeError, ValueError) as error:
-        raise ValueError(
-            f"load: {path!r} has weights that do not fit its config: {error}"
-        ) from None
+        raise ValueError(f"{where} has weights that do not fit its config: {error}") from None
     if "metadata" in entries:
-        try:
-            metadata = json.loads(str(entries["metadata"]))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"load: {path!r} has invalid metadata: {error}") from None
+        metadata = limits.parse_config(where, _text(where, entries, "metadata"), "the metadata")
         if not isinstance(metadata, dict) or not hasattr(model, "metadata"):
-            raise ValueError(f"load: {path!r} has metadata that is not a model's dict.")
+            raise ValueError(f"{where} has metadata that is not a model's dict.")
         model.metadata = metadata
     for index, layer in enumerate(_stateful_layers(model)):
         prefix = f"state_{index:04d}_"
@@ -129,5 +190,5 @@ def load(path: str | os.PathLike) -> Any:
                 layer.reset_states([[entries[f"{prefix}{cell}_{name}"]
                                      for name in layer.state_names] for cell in cells])
             except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"load: {path!r} has invalid carried states: {error}") from None
+                raise ValueError(f"{where} has invalid carried states: {error}") from None
     return model

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
+from convlstm.registry import config_arguments
 
 
 class Layer(ABC):
@@ -50,8 +51,9 @@ class Layer(ABC):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
-        """Build a layer from ``get_config()`` output (weights are not part of the config)."""
-        return cls(**config)
+        """Build a layer from ``get_config()`` output (weights are not part of the config); a
+        config that is not a dict, lacks a required argument or has an unknown one is refused."""
+        return cls(**config_arguments(cls, config, check.KERAS_NAMES))
 
     @property
     def trainable_params(self) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ import numpy as np
 from convlstm import _validation as check
 from convlstm.layers.base import Layer, training_arg
 from convlstm.layers.convrnn import ConvRNN
-from convlstm.registry import deserialize, register, serialize
+from convlstm.registry import config_arguments, deserialize, register, serialize
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 RECURRENT_LAYERS = (ConvRNN,)
@@ -265,6 +265,7 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Bidirectional:
+        config = config_arguments(cls, config)
         backward = config.get("backward_layer")
         return cls(deserialize(config["layer"]), config.get("merge_mode", "concat"),
                    None if backward is None else deserialize(backward))

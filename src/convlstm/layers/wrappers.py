@@ -10,7 +10,7 @@ import numpy as np
 
 from convlstm import _validation as check
 from convlstm.layers.base import CachedLayer, Layer, shape_arg, training_arg
-from convlstm.registry import deserialize, register, serialize
+from convlstm.registry import config_arguments, deserialize, register, serialize
 
 
 @register
@@ -114,4 +114,4 @@ class TimeDistributed(CachedLayer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TimeDistributed:
-        return cls(deserialize(config["layer"]))
+        return cls(deserialize(config_arguments(cls, config)["layer"]))
