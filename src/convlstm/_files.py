@@ -26,3 +26,26 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     finally:
         if os.path.exists(partial):
             os.remove(partial)
+
+
+def path_text(owner: str, path: object) -> str:
+    """``path`` (a str or os.PathLike) as a str; else a ``TypeError`` starting with ``owner``."""
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+        raise TypeError(f"{owner}: expected path to be a str or os.PathLike; got "
+                        f"{type(path).__name__}.")
+    return os.fspath(path)
+
+
+def writable_path(owner: str, path: object) -> str:
+    """``path`` as a str, if a file can be written there: not a folder, in a folder that exists
+    and is writable; else a ``TypeError`` or ``ValueError`` starting with ``owner``."""
+    path = path_text(owner, path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not path or os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise ValueError(f"{owner}: cannot write {path!r}: it is a folder; expected a file path.")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{owner}: cannot write {path!r}: the folder {folder!r} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{owner}: cannot write {path!r}: the folder {folder!r} is not "
+                         "writable.")
+    return path

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from convlstm import limits
-from convlstm._files import atomic_write
+from convlstm._files import atomic_write, path_text, writable_path
 from convlstm.registry import deserialize, serialize
 
 FORMAT = "numpy-convlstm"
@@ -46,9 +46,9 @@ def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> s
     With ``include_states``, the carried states of stateful recurrent layers are saved too,
     and :func:`load` puts them back.
     """
-    path = os.fspath(path)
+    path = writable_path("save", path)
     if not path.endswith(".npz"):
-        path += ".npz"
+        path = writable_path("save", path + ".npz")
     entries = {
         "format": np.array(FORMAT),
         "version": np.array(VERSION),
@@ -147,10 +147,7 @@ def load(path: str | os.PathLike) -> Any:
         ValueError: the file is a folder, truncated, corrupted, not this format, breaks a limit,
             or its weights do not fit its config; the message names the file and what is wrong.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"load: expected path to be a str or os.PathLike; got "
-                        f"{type(path).__name__}.")
-    path = os.fspath(path)
+    path = path_text("load", path)
     where = f"load: {path!r}"
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}.")

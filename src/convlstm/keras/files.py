@@ -10,12 +10,12 @@ import zipfile
 import zlib
 from typing import Any
 
+from convlstm._files import atomic_write, path_text, writable_path
 from convlstm.keras.from_keras import import_model
 from convlstm.keras.mapping import (
     FIXED_ZIP_TIME,
     HDF5_SIGNATURE,
     KERAS_FORMAT_VERSION,
-    MAX_CONFIG_BYTES,
     KerasLayer,
     as_text,
     require_h5py,
@@ -24,23 +24,18 @@ from convlstm.keras.mapping import (
 from convlstm.keras.to_keras import export
 from convlstm.keras.weights import assign_weights, read_keras3, read_legacy, write_weights
 from convlstm.layers.base import Layer
+from convlstm.limits import MAX_CONFIG_BYTES, MAX_WEIGHTS_FILE_BYTES, parse_config
 
 
-def _read_member(where: str, archive: zipfile.ZipFile, name: str, limit: int | None) -> bytes:
+def _read_member(where: str, archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
     info = archive.getinfo(name)
-    if limit is not None and info.file_size > limit:
-        raise ValueError(f"{where}: {name} is {info.file_size} bytes; expected at most {limit}.")
+    if info.file_size > limit:
+        raise ValueError(f"{where}: {name} is {info.file_size:,} bytes; expected at most "
+                         f"{limit:,} (convlstm.limits).")
     try:
         return archive.read(name)
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as error:
         raise ValueError(f"{where}: {name} is corrupted ({error}).") from None
-
-
-def _json(where: str, text: bytes | str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{where}: {what} is not valid JSON ({error}).") from None
 
 
 def _read_archive(where: str, path: str) -> tuple[Any, str, bytes]:
@@ -58,11 +53,11 @@ def _read_archive(where: str, path: str) -> tuple[Any, str, bytes]:
                 f"{where} has no config.json; a Keras 3 .keras archive holds config.json, "
                 f"metadata.json and model.weights.h5; found {sorted(names)}."
             )
-        config = _json(where, _read_member(where, archive, "config.json", MAX_CONFIG_BYTES),
-                       "config.json")
+        config = parse_config(
+            where, _read_member(where, archive, "config.json", MAX_CONFIG_BYTES), "config.json")
         version = "3"
         if "metadata.json" in names:
-            metadata = _json(
+            metadata = parse_config(
                 where, _read_member(where, archive, "metadata.json", MAX_CONFIG_BYTES),
                 "metadata.json",
             )
@@ -77,7 +72,7 @@ def _read_archive(where: str, path: str) -> tuple[Any, str, bytes]:
             raise ValueError(
                 f"{where} has no model.weights.h5{hint}; missing weights; found {sorted(names)}."
             )
-        weights = _read_member(where, archive, "model.weights.h5", None)
+        weights = _read_member(where, archive, "model.weights.h5", MAX_WEIGHTS_FILE_BYTES)
     return config, version, weights
 
 
@@ -108,13 +103,13 @@ def _target(
         if isinstance(config, (str, os.PathLike)):
             config_path = os.fspath(config)
             try:
-                with open(config_path, encoding="utf-8") as stream:
-                    text = stream.read()
+                with open(config_path, "rb") as stream:
+                    text = stream.read(MAX_CONFIG_BYTES + 1)
             except OSError as error:
                 raise ValueError(
                     f"load_keras: cannot read the config {config_path!r} ({error})."
                 ) from None
-            config = _json(f"load_keras: {config_path!r}", text, "the config file")
+            config = parse_config(f"load_keras: {config_path!r}", text, "the config file")
         if not isinstance(config, dict):
             raise TypeError(
                 f"load_keras: expected config to be a Keras config dict or a .json path; got "
@@ -155,12 +150,21 @@ def load_keras(
             message names the file and what is wrong.
     """
     h5py = require_h5py("load_keras")
-    path = os.fspath(path)
+    path = path_text("load_keras", path)
     where = f"load_keras: {path!r}"
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"load_keras: no such file {path!r}.")
+    if not os.path.isfile(path):
+        raise ValueError(f"{where} is a folder, not a Keras file.")
     if model is not None and config is not None:
         raise ValueError("load_keras: pass model= or config=, not both.")
+    try:
+        return _load(where, h5py, path, model, config)
+    except (OSError, RuntimeError) as error:  # HDF5 data that h5py cannot read
+        raise ValueError(f"{where} is truncated or corrupted ({error}).") from None
+
+
+def _load(where: str, h5py: Any, path: str, model: Layer | None, config: object) -> Layer:
     with open(path, "rb") as stream:
         head = stream.read(8)
     if head.startswith(b"PK") or (path.endswith(".keras") and head != HDF5_SIGNATURE):
@@ -180,7 +184,7 @@ def load_keras(
             version = as_text(h5.attrs.get("keras_version", group.attrs.get("keras_version", "2")))
             spec = None
             if "model_config" in h5.attrs:
-                spec = _json(where, as_text(h5.attrs["model_config"]), "model_config")
+                spec = parse_config(where, as_text(h5.attrs["model_config"]), "model_config")
             target, layers = _target(where, model, config, spec, version)
             assign_weights(read_legacy(where, group, layers))
         elif any(key in h5 for key in ("layers", "vars", "_layer_checkpoint_dependencies")):
@@ -204,22 +208,22 @@ def save_keras(model: Layer, path: str | os.PathLike) -> str:
     a "valid" ConvLSTM2D; ``stride`` becomes ``strides``.
     """
     h5py = require_h5py("save_keras")
-    path = os.fspath(path)
+    path = writable_path("save_keras", path)
     if not path.endswith((".keras", ".weights.h5")):
         raise ValueError(
             f"save_keras: expected a path ending in .keras or .weights.h5; got {path!r}."
         )
     weights_only = path.endswith(".weights.h5")
     config, layers = export(model, with_config=not weights_only)
-    if weights_only:
-        with h5py.File(path, "w") as h5:
-            write_weights(h5, layers)
-        return path
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5:
         write_weights(h5, layers)
+    if weights_only:
+        with atomic_write(path) as file:
+            file.write(buffer.getvalue())
+        return path
     metadata = {"keras_version": KERAS_FORMAT_VERSION, "producer": "numpy-convlstm"}
-    with zipfile.ZipFile(path, "w") as archive:
+    with atomic_write(path) as file, zipfile.ZipFile(file, "w") as archive:
         for name, data in (
             ("metadata.json", json.dumps(metadata).encode()),
             ("config.json", json.dumps(config).encode()),

@@ -3,7 +3,6 @@ Sequential, layer by layer through :data:`~convlstm.keras.mapping.LAYER_MAPS`.""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from convlstm import initializers
@@ -24,6 +23,7 @@ from convlstm.layers.bidirectional import Bidirectional
 from convlstm.layers.convlstm import ConvLSTM
 from convlstm.layers.layout import Layout
 from convlstm.layers.wrappers import TimeDistributed
+from convlstm.limits import check_config, parse_config, weight_budget
 
 
 def _spec_parts(where: str, spec: object) -> tuple[str, Any]:
@@ -321,8 +321,10 @@ def _fused_padding(where: str, spec: dict, following: dict | None) -> tuple[int,
 
 def import_model(where: str, spec: object, version: str) -> tuple[Layer, list[KerasLayer]]:
     """Our Sequential for a Keras model config (weights not loaded) and its Keras layers."""
+    check_config(where, spec)
     try:
-        return _import_layers(where, spec, version)
+        with weight_budget(where):
+            return _import_layers(where, spec, version)
     except (KeyError, IndexError, AttributeError, TypeError) as error:
         raise ValueError(
             f"{where}: the Keras config is malformed ({type(error).__name__}: {error})."
@@ -382,9 +384,9 @@ def from_keras_config(config: dict | str, keras_version: str | None = None) -> L
     """
     where = "from_keras_config"
     if isinstance(config, str):
-        try:
-            config = json.loads(config)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{where}: the config is not valid JSON ({error}).") from None
+        config = parse_config(where, config, "the config")
+    if not isinstance(config, dict):
+        raise TypeError(f"{where}: expected config to be a Keras config dict or its JSON text; "
+                        f"got {type(config).__name__}.")
     version = keras_version or str(config.get("keras_version", "3"))
     return import_model(where, config, version)[0]

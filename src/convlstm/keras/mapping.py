@@ -27,7 +27,6 @@ from convlstm.registry import layer_class
 KERAS_FORMAT_VERSION = "3.15.1"  # the Keras version whose .keras layout save_keras writes
 INSTALL_HINT = "pip install h5py (from a clone: pip install -e '.[keras]')"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-MAX_CONFIG_BYTES = 64 * 2**20
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 HARD_SIGMOID_KERAS2 = activations.ACTIVATIONS["hard_sigmoid_keras2"]
 """Keras 2's ``hard_sigmoid``: ``clip(0.2 x + 0.5, 0, 1)``, derivative 0.2 inside (0, 1)."""

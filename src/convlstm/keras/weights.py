@@ -11,6 +11,7 @@ import numpy as np
 
 from convlstm.keras.mapping import KerasLayer, as_text, snake_case, unique_name
 from convlstm.layers.base import Layer
+from convlstm.limits import MAX_CONFIG_DEPTH
 
 
 def _attr_list(group: Any, name: str) -> list[str]:
@@ -26,11 +27,11 @@ def _attr_list(group: Any, name: str) -> list[str]:
 
 
 def _checked(
-    where: str, keras_layer: KerasLayer, arrays: list[tuple[str, np.ndarray]],
+    where: str, keras_layer: KerasLayer, arrays: list[tuple[str, Any]],
     slots: list[tuple[Layer, str]] | None = None,
 ) -> list[tuple[Layer, str, np.ndarray]]:
-    """Pair a layer's file arrays with its slots (default: ``all_slots()``), checking the count,
-    kind and every shape."""
+    """Pair a layer's file datasets with its slots (default: ``all_slots()``), checking the
+    count, kind and every shape before a dataset's data is read."""
     slots = keras_layer.all_slots() if slots is None else slots
     label = f"{where}: layer {keras_layer.name!r} ({keras_layer.class_name})"
     if len(arrays) != len(slots):
@@ -42,32 +43,39 @@ def _checked(
     pairs = []
     for (name, array), (owner, key) in zip(arrays, slots):
         current = owner.params[key]
-        if array.dtype.kind not in "fiu":
-            raise ValueError(f"{label}: weight {name!r} has dtype {array.dtype}; expected floats.")
+        if not hasattr(array, "dtype") or array.dtype.kind not in "fiu":
+            raise ValueError(f"{label}: weight {name!r} has dtype "
+                             f"{getattr(array, 'dtype', type(array).__name__)}; expected floats.")
         if array.shape != current.shape:
             raise ValueError(
                 f"{label}: weight {name!r} has shape {array.shape} in the file; the layer's "
                 f"{key} has shape {current.shape}."
             )
-        pairs.append((owner, key, array))
+        try:
+            pairs.append((owner, key, np.asarray(array[()])))
+        except (OSError, ValueError, TypeError) as error:
+            raise ValueError(f"{label}: weight {name!r} cannot be read ({error}).") from None
     return pairs
 
 
-def _walk_vars(where: str, group: Any, path: str) -> Iterator[tuple[str, np.ndarray]]:
-    """A Keras 3 layer group's arrays in Keras' order: its ``vars/0..n``, then its sub-objects'
-    (sorted by attribute name, private ones last, as Keras walks them)."""
+def _walk_vars(where: str, group: Any, path: str, depth: int = 1) -> Iterator[tuple[str, Any]]:
+    """A Keras 3 layer group's datasets (unread) in Keras' order: its ``vars/0..n``, then its
+    sub-objects' (sorted by attribute name, private ones last, as Keras walks them)."""
+    if depth > MAX_CONFIG_DEPTH:
+        raise ValueError(f"{where}: the group {path[:80]!r}... nests more than "
+                         f"MAX_CONFIG_DEPTH = {MAX_CONFIG_DEPTH} levels deep.")
     if "vars" in group:
         keys = list(group["vars"])
         if not all(key.isdigit() for key in keys):
             raise ValueError(f"{where}: expected {path}/vars to hold 0, 1, ...; got {keys}.")
         for key in sorted(keys, key=int):
-            yield f"{path}/vars/{key}", np.asarray(group["vars"][key][()])
+            yield f"{path}/vars/{key}", group["vars"][key]
     children = sorted(
         (key for key in group if key != "vars" and hasattr(group[key], "keys")),
         key=lambda key: f"~{key}" if key.startswith("_") else key,
     )
     for key in children:
-        yield from _walk_vars(where, group[key], f"{path}/{key}")
+        yield from _walk_vars(where, group[key], f"{path}/{key}", depth + 1)
 
 
 def read_keras3(where: str, h5: Any, layers: list[KerasLayer]) -> list:
@@ -119,7 +127,7 @@ def read_legacy(where: str, group: Any, layers: list[KerasLayer]) -> list:
                     f"{where}: layer {name!r} lists weight {weight_name!r} but the file has no "
                     "such dataset; missing weights."
                 )
-            arrays.append((weight_name, np.asarray(group[name][weight_name][()])))
+            arrays.append((weight_name, group[name][weight_name]))
         assignments += _checked(where, keras_layer, arrays, keras_layer.legacy_slots)
     return assignments
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from convlstm._files import writable_path
 from convlstm.layers.base import Layer
 from convlstm.registry import layer_class
 
@@ -71,7 +72,7 @@ def export(
         The path written.
     """
     layers, sample = _checked_model(model, input_shape)
-    path = _checked_path(path)
+    path = writable_path(OWNER, path)
     for name, value in (("dynamic_batch", dynamic_batch), ("dynamic_time", dynamic_time),
                         ("states", states), ("mask", mask)):
         if not isinstance(value, (bool, np.bool_)):
@@ -150,26 +151,6 @@ def _time_axis(layers: Sequence[Layer], sample: tuple) -> int | None:
         return None
     volume = type(first).__name__ in ("Conv3D", "MaxPooling3D")
     return 2 if volume and getattr(first, "data_format", None) == "channels_first" else 1
-
-
-def _checked_path(path: object) -> str:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{OWNER}: expected path to be a str or os.PathLike; got "
-                        f"{type(path).__name__}.")
-    path = os.fspath(path)
-    if not isinstance(path, str) or not path:
-        raise TypeError(f"{OWNER}: expected path to be a non-empty str; got {path!r}.")
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ValueError(f"{OWNER}: cannot write {path!r}: it is a folder; expected a file path "
-                         "such as model.onnx.")
-    if not os.path.isdir(folder):
-        raise ValueError(f"{OWNER}: cannot write {path!r}: the folder {folder!r} does not "
-                         "exist.")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{OWNER}: cannot write {path!r}: the folder {folder!r} is not "
-                         "writable.")
-    return path
 
 
 def _checked_opset(opset: object) -> int:
