@@ -151,7 +151,7 @@ def _convert(
     try:
         return mapping.ours(**kwargs), name
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{label}: {error}") from None
+        raise ValueError(f"{label}: {str(error).removeprefix(where + ': ')}") from None
 
 
 def _tensor_sources(value: object) -> list[str]:
@@ -359,7 +359,7 @@ def _import_layers(where: str, spec: object, version: str) -> tuple[Layer, list[
                 layer.build(_probe(shape, _PROBES[0]))
             output_shape = _output_shape(layer, shape)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"{label}: {error}") from None
+            raise ValueError(f"{label}: {str(error).removeprefix(where + ': ')}") from None
         if None in shape[1:] and any(_PROBES[0] in w.shape for w in layer.get_weights()):
             raise ValueError(
                 f"{label}: its weights depend on an axis whose size is unknown (None) in its "
