@@ -116,6 +116,8 @@ ROWS = {
     "convlstm.console": 6,
     "convlstm.distributed": 6,
     "convlstm.cli": 7,
+    "convlstm.arguments": 7,
+    "convlstm.runs": 7,
     "convlstm.__main__": 7,
 }
 MAY_IMPORT = {0: set(), 1: {1}, **{row: set(range(row + 1)) for row in range(2, 7)}}

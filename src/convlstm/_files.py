@@ -4,28 +4,38 @@ crash or a kill never leaves half a file where a good one was."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Yield a binary file whose content replaces ``path`` when the block ends without error.
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside ``path`` (ending in the same suffix, for writers that pick
+    the format by it) that replaces ``path`` when the block ends without error.
 
     On an error the temporary file is removed and ``path`` is left as it was.
     """
     path = os.fspath(path)
-    handle, partial = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.",
-                                       suffix=".partial", dir=os.path.dirname(path) or ".")
+    # A fresh name, not a file made by mkstemp, so the writer makes it with the usual
+    # permissions (mkstemp's are owner-only).
+    partial = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}."
+                           f"{secrets.token_hex(6)}.partial{os.path.splitext(path)[1]}")
     try:
-        with os.fdopen(handle, "wb") as file:
-            yield file
+        yield partial
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Yield a binary file whose content replaces ``path`` when the block ends without error
+    (see :func:`atomic_path`)."""
+    with atomic_path(path) as partial, open(partial, "xb") as file:
+        yield file
 
 
 def path_text(owner: str, path: object) -> str:

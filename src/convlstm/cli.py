@@ -6,44 +6,68 @@ import argparse
 import contextlib
 import functools
 import itertools
-import json
+import math
 import os
 import shlex
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from convlstm import __version__, datasets, demo, forecasting, saving
-from convlstm._files import atomic_write
+from convlstm import __version__, datasets, demo, forecasting, limits, runs, saving
+from convlstm._files import atomic_write, writable_path
+from convlstm.arguments import (
+    DefaultsHelp,
+    OneLineParser,
+    given_flags,
+    integer,
+    number,
+    report,
+)
 from convlstm.callbacks import Callback, ModelCheckpoint, StepLimit, TimeLimit
-from convlstm.console import ProgressBar, UsageError, progress_line
+from convlstm.console import ProgressBar, UsageError, output_folder, progress_line
 from convlstm.optimizers import Adam, ExponentialDecay
 
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+COUNT, SEED, POSITIVE = integer(1), integer(0), number(0)
+"""The flag types most flags share: a count >= 1, a seed >= 0, a positive finite number."""
 
 
 # --------------------------------------------------------------------------------------- train
 
-def _read_array(path: str, key: str | None = None) -> np.ndarray:
-    """The array in a .npy file, or the one named ``key`` (default: the first) in a .npz."""
-    if not os.path.exists(path):
-        raise UsageError(f"no such file: {path}")
+def _read_array(path: str, key: str | None = None, flag: str = "--data") -> np.ndarray:
+    """The non-empty numeric array in a .npy file, or the one named ``key`` (default: the
+    first) in a .npz; ``flag`` names the file's flag in errors."""
+    if not os.path.isfile(path):
+        raise UsageError(f"{flag}: no such file: {path}" if not os.path.isdir(path) else
+                         f"{flag}: {path} is a folder; expected a .npy or .npz file")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot read {path} as .npy or .npz: {error}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, MemoryError) as error:
+        raise UsageError(f"{flag}: cannot read {path} as .npy or .npz: {error}") from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):
-        return loaded
-    with loaded:
-        names = loaded.files
-        if not names:
-            raise UsageError(f"{path} holds no arrays")
-        if key is not None and key not in names:
-            raise UsageError(f"{path} has no array {key!r}; it has {names}")
-        return loaded[key or names[0]]
+        if key is not None:
+            raise UsageError(f"--key: {path} is a .npy file; --key names an array in a .npz")
+        array = loaded
+    else:
+        with loaded:
+            names = loaded.files
+            if key is not None and key not in names:
+                raise UsageError(f"--key: {path} has no array {key!r}; it has {names}")
+            if not names:
+                raise UsageError(f"{flag}: {path} holds no arrays")
+            try:
+                array = loaded[key or names[0]]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, MemoryError) as error:
+                raise UsageError(f"{flag}: cannot read {path}: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise UsageError(f"{flag}: {path}: expected numeric frames; got dtype {array.dtype}")
+    if array.size == 0:
+        raise UsageError(f"{flag}: {path}: expected sequences; got an empty array of shape "
+                         f"{array.shape}")
+    return array
 
 
 def _as_unit_interval(array: np.ndarray, path: str) -> np.ndarray:
@@ -64,7 +88,7 @@ def _load_sequences(path: str, key: str | None, time_axis: int) -> np.ndarray:
     array = _read_array(path, key)
     if array.ndim not in (4, 5):
         raise UsageError(
-            f"{path}: expected sequences of shape (N, T, H, W) or (N, T, H, W, C); "
+            f"--data: {path}: expected sequences of shape (N, T, H, W) or (N, T, H, W, C); "
             f"got {array.shape}")
     if time_axis == 0:
         array = array.swapaxes(0, 1)
@@ -72,8 +96,20 @@ def _load_sequences(path: str, key: str | None, time_axis: int) -> np.ndarray:
         array = array[..., None]
     array = _as_unit_interval(array, path)
     if array.shape[1] < 2:
-        raise UsageError(f"{path}: sequences need at least 2 frames; got {array.shape[1]}")
+        raise UsageError(f"--data: {path}: sequences need at least 2 frames; got "
+                         f"{array.shape[1]}")
     return array
+
+
+def _training_count(args: argparse.Namespace, sequences: int) -> int:
+    """The sequences ``fit`` trains on after ``--validation-split`` (as ``fit`` splits)."""
+    if sequences < 2 or not args.validation_split:
+        return sequences
+    count = math.floor(sequences * (1 - args.validation_split))
+    if count < 1:
+        raise UsageError(f"--validation-split: {args.validation_split:g} of the {sequences} "
+                         f"sequences in {args.data} leaves none to train on")
+    return count
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -84,20 +120,27 @@ def _train(args: argparse.Namespace) -> int:
     if args.data is None:
         raise UsageError("--data: give a .npy/.npz file of sequences, or --dataset moving-mnist")
     sequences = _load_sequences(args.data, args.key, args.time_axis)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint, state_file = out / "model.npz", out / "training.json"
-    state = {"epochs_done": 0, "loss": [], "val_loss": []}
+    training = _training_count(args, len(sequences))
+    out = output_folder(args.out)
+    runs.check_folder(out, args.resume, args.overwrite)
+    checkpoint, state_file = out / runs.MODEL, out / runs.STATE
+    state = {"epochs_done": 0, "loss": [], "val_loss": [],
+             "architecture": runs.architecture(args)}
     if args.resume:
-        if not checkpoint.exists() or not state_file.exists():
-            raise UsageError(f"nothing to resume in {out}: no model.npz and training.json")
-        model = saving.load(checkpoint)
-        state = json.loads(state_file.read_text())
+        state = runs.read_state(state_file, {"epochs_done": int, "loss": list,
+                                             "val_loss": list})
+        runs.check_architecture(state, args, args.given, state_file)
+        model = _read_model(checkpoint, "--resume")
+        frames = tuple(_input_shape(model, "--resume", checkpoint)[1:])
+        if frames != sequences.shape[2:]:
+            raise UsageError(f"--data: frames of shape {sequences.shape[2:]} in {args.data} do "
+                             f"not fit the checkpoint's {frames}")
         print(f"resuming after epoch {state['epochs_done']}")
     else:
-        model = forecasting.next_frame_model(
-            (sequences.shape[1] - 1, *sequences.shape[2:]), filters=args.filters,
-            layers=args.layers, kernel_size=args.kernel, seed=args.seed)
+        with limits.weight_budget("--filters/--layers/--kernel"):
+            model = forecasting.next_frame_model(
+                (sequences.shape[1] - 1, *sequences.shape[2:]), filters=args.filters,
+                layers=args.layers, kernel_size=args.kernel, seed=args.seed)
     model.compile(Adam(args.learning_rate), "binary_crossentropy")
     x, y = sequences[:, :-1], sequences[:, 1:]
     remaining = args.epochs - state["epochs_done"]
@@ -114,9 +157,8 @@ def _train(args: argparse.Namespace) -> int:
             print(f"epoch {state['epochs_done']}/{args.epochs}  loss {logs['loss']:.5f}"
                   + (f"  val_loss {logs['val_loss']:.5f}" if "val_loss" in logs else ""))
 
-    validation = args.validation_split if len(x) > 1 else 0.0
-    batches = -(-round(len(x) * (1 - validation)) // args.batch_size)
-    progress = ProgressBar(remaining * batches, loss_name="bce")
+    validation = args.validation_split if training < len(x) else 0.0
+    progress = ProgressBar(remaining * -(-training // args.batch_size), loss_name="bce")
     try:
         with _dask_client(args) as client:
             fit = model.fit if client is None else functools.partial(
@@ -134,31 +176,28 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_moving_mnist(args: argparse.Namespace) -> int:
     """Train the direct forecaster on fresh Moving MNIST rounds; resumable at round ends."""
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out: {out} is a file, not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint, state_file = out / "model.npz", out / "training.json"
-    optimizer_file = out / "optimizer.npz"
+    out = output_folder(args.out)
+    runs.check_folder(out, args.resume, args.overwrite)
+    checkpoint, state_file = out / runs.MODEL, out / runs.STATE
+    optimizer_file = out / runs.OPTIMIZER
     learning_rate = args.learning_rate if args.learning_rate_decay == 1 else ExponentialDecay(
         args.learning_rate, args.steps, args.learning_rate_decay)
     optimizer = Adam(learning_rate)
     if args.resume:
-        if not checkpoint.exists() or not state_file.exists():
-            raise UsageError(f"--resume: nothing to resume in {out}: no model.npz and "
-                             "training.json")
-        model = saving.load(checkpoint)
-        state = _read_state(state_file)
-        _restore_optimizer(optimizer, optimizer_file)
+        state = runs.read_state(state_file, {"rounds_done": int, "steps_done": int,
+                                             "seconds": (int, float), "loss": list,
+                                             "command": str})
+        runs.check_architecture(state, args, args.given, state_file)
+        model = _read_model(checkpoint, "--resume")
+        runs.restore_optimizer(optimizer, optimizer_file)
         print(f"resuming after step {state['steps_done']}")
     else:
-        if checkpoint.exists() and not args.overwrite:
-            raise UsageError(f"--out: {out} already holds a model; pass --resume to continue "
-                             "it or --overwrite to start again")
-        model = forecasting.forecaster(filters=args.filters, layers=args.layers,
-                                       kernel_size=args.kernel, seed=args.seed)
+        with limits.weight_budget("--filters/--layers/--kernel"):
+            model = forecasting.forecaster(filters=args.filters, layers=args.layers,
+                                           kernel_size=args.kernel, seed=args.seed)
         state = {"dataset": "moving-mnist", "command": shlex.join(["convlstm", *sys.argv[1:]]),
-                 "rounds_done": 0, "steps_done": 0, "seconds": 0.0, "loss": []}
+                 "rounds_done": 0, "steps_done": 0, "seconds": 0.0, "loss": [],
+                 "architecture": runs.architecture(args)}
     model.compile(optimizer, "binary_crossentropy")
     steps_left = args.steps - state["steps_done"]
     if steps_left <= 0:
@@ -167,7 +206,7 @@ def _train_moving_mnist(args: argparse.Namespace) -> int:
     print(f"model: {demo.count_weights(model):,} weights; training {steps_left} steps on fresh "
           f"Moving MNIST sequences ({demo.ROUND_SIZE} a round)")
     progress, steps = ProgressBar(steps_left, loss_name="bce"), StepLimit(steps_left)
-    limits = [TimeLimit(60 * args.minutes)] if args.minutes else []
+    time_limit = [TimeLimit(60 * args.minutes)] if args.minutes else []
     started = time.perf_counter()
     try:
         for round_number, loss in forecasting.train_direct(
@@ -175,7 +214,7 @@ def _train_moving_mnist(args: argparse.Namespace) -> int:
                 count, seed=demo.train_seed(args.seed, r)),
             context=demo.CONTEXT, rounds=itertools.count(state["rounds_done"]),
             round_size=demo.ROUND_SIZE, batch_size=args.batch_size,
-            callbacks=[progress, steps, *limits],
+            callbacks=[progress, steps, *time_limit],
         ):
             now = time.perf_counter()
             state.update(rounds_done=round_number + 1, seconds=state["seconds"] + now - started,
@@ -187,7 +226,7 @@ def _train_moving_mnist(args: argparse.Namespace) -> int:
                                   train_seconds=round(state["seconds"]),
                                   batch_size=args.batch_size)
             model.save(checkpoint)
-            _save_optimizer(optimizer, optimizer_file)
+            runs.save_optimizer(optimizer, optimizer_file)
             demo.write_json(state_file, state)
     except KeyboardInterrupt:
         return _interrupted(progress, checkpoint)
@@ -202,32 +241,6 @@ def _interrupted(progress: ProgressBar, checkpoint: Path) -> int:
     saved = f"; the last checkpoint is {checkpoint}" if checkpoint.exists() else ""
     print(f"\ninterrupted{saved}", file=sys.stderr)
     return EXIT_INTERRUPTED
-
-
-def _read_state(path: Path) -> dict:
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise UsageError(f"--resume: cannot read {path}: {error}") from None
-    kinds = {"rounds_done": int, "steps_done": int, "seconds": (int, float), "loss": list,
-             "command": str}
-    if not isinstance(state, dict) or any(not isinstance(state.get(key), kind)
-                                          for key, kind in kinds.items()):
-        raise UsageError(f"--resume: {path} is not a Moving MNIST training state")
-    return state
-
-
-def _save_optimizer(optimizer: Adam, path: Path) -> None:
-    """The optimizer's step count and slots (Adam's moments), so a resumed run continues them."""
-    with atomic_write(path) as file:
-        np.savez(file, **optimizer.state_arrays())
-
-
-def _restore_optimizer(optimizer: Adam, path: Path) -> None:
-    if not path.exists():
-        return  # an older run: the moments start again from zero
-    with np.load(path, allow_pickle=False) as saved:
-        optimizer.load_state_arrays(saved)
 
 
 # ------------------------------------------------------------------------------ predict, info
@@ -249,10 +262,11 @@ def _dask_client(args: argparse.Namespace):
         yield None
         return
     distributed = _distributed()
+    flag = "--scheduler" if args.scheduler else "--workers"
     try:
         client = distributed.connect(args.scheduler, workers=args.workers)
-    except ConnectionError as error:
-        raise UsageError(f"--scheduler: {str(error).split(': ', 1)[1]}") from None
+    except (OSError, ValueError, TypeError) as error:  # ConnectionError and TimeoutError too
+        raise UsageError(f"{flag}: {str(error).removeprefix('connect: ')}") from None
     with client:
         yield client
 
@@ -261,7 +275,7 @@ def _predict_distributed(args: argparse.Namespace) -> int:
     """The predict command over a Dask cluster: .npy/zarr in, .npy/zarr out, chunk by chunk."""
     distributed = _distributed()
     model = _read_model(args.model)
-    frame_shape = tuple(model.input_shape[1:])  # (H, W, C)
+    frame_shape = _input_shape(model, "--model", args.model)[1:]  # (H, W, C)
     if not os.path.exists(args.input):
         raise UsageError(f"--input: no such file or store: {args.input}")
     sequences = distributed.samples(args.input, batch_size=args.batch_size)
@@ -303,26 +317,29 @@ def _predict(args: argparse.Namespace) -> int:
         return _predict_distributed(args)
     if args.input.endswith(".zarr") or args.output.endswith(".zarr"):
         raise UsageError("--input/--output: zarr stores need --workers or --scheduler")
+    output = writable_path("--output", args.output)
+    output = output if output.endswith(".npy") else writable_path("--output", output + ".npy")
     model = _read_model(args.model)
-    frame_shape = tuple(model.input_shape[1:])  # (H, W, C)
-    array = _read_array(args.input)
+    frame_shape = _input_shape(model, "--model", args.model)[1:]  # (H, W, C)
+    array = _read_array(args.input, flag="--input")
     if array.ndim == 3 or (array.ndim == 4 and array.shape[1:] == frame_shape):
         single, sequences = True, array.reshape(1, *array.shape[:3], -1)  # one sequence
         channels_given = array.ndim == 4
-    elif array.ndim in (4, 5):
-        single, sequences = False, array.reshape(*array.shape[:4], -1)
-        channels_given = array.ndim == 5
     else:
-        raise UsageError(f"{args.input}: expected (T, H, W[, C]) or (N, T, H, W[, C]); got "
-                         f"{array.shape}")
-    if sequences.shape[2:] != frame_shape:
-        raise UsageError(f"{args.input}: frames of shape {sequences.shape[2:]} do not fit the "
-                         f"model's {frame_shape}")
+        single, sequences = False, array.reshape(*array.shape[:4], -1) if array.ndim in (4, 5) \
+            else array
+        channels_given = array.ndim == 5
+    if sequences.ndim != 5 or sequences.shape[2:] != frame_shape:
+        height, width, channels = frame_shape
+        raise UsageError(f"--input: {args.input}: expected one sequence (T, {height}, {width}"
+                         f"[, {channels}]) or many (N, T, {height}, {width}[, {channels}]) for "
+                         f"the model's frames {frame_shape}; got {array.shape}")
     future = forecasting.forecast(model, _as_unit_interval(sequences, args.input), args.frames,
                                   batch_size=args.batch_size)
     future = future[0] if single else future
-    np.save(args.output, future if channels_given else future[..., 0])  # the input's rank
-    print(f"wrote {args.frames} predicted frames to {args.output}")
+    with atomic_write(output) as file:
+        np.save(file, future if channels_given else future[..., 0])  # the input's rank
+    print(f"wrote {args.frames} predicted frames to {output}")
     return 0
 
 
@@ -334,22 +351,31 @@ def _model_kind(path: str) -> str:
                                                  f"version {saving.VERSION})")
 
 
-def _read_model(path: str):
-    """A native model file, or a Keras .keras/.h5 file (needs h5py)."""
-    if not os.path.exists(path):
-        raise UsageError(f"no such file: {path}")
+def _read_model(path: str | Path, flag: str | None = "--model"):
+    """A native model file, or a Keras .keras/.h5 file (needs h5py); ``flag`` names the file's
+    flag in errors (None: the message names the file alone)."""
     try:
         if Path(path).suffix in KERAS_SUFFIXES:
             from convlstm.keras import load_keras
 
             return load_keras(path)
         return saving.load(path)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    except (ValueError, TypeError, OSError) as error:
+        raise UsageError(f"{flag}: {error}" if flag else str(error)) from None
+
+
+def _input_shape(model, flag: str, path: str | Path) -> tuple[int | None, ...]:
+    """The model's input shape (time, height, width, channels), which predict and resume need."""
+    shape = getattr(model, "input_shape", None)
+    if not shape or len(shape) != 4:
+        raise UsageError(f"{flag}: {path} holds a {type(model).__name__} with input shape "
+                         f"{shape}; expected a Sequential saved with input_shape=(time, height, "
+                         "width, channels)")
+    return tuple(shape)
 
 
 def _info(args: argparse.Namespace) -> int:
-    model = _read_model(args.file)
+    model = _read_model(args.file, None)
     print(f"{args.file}: {_model_kind(args.file)}")
     if getattr(model, "input_shape", None):
         model.summary()
@@ -364,8 +390,9 @@ def _export(args: argparse.Namespace) -> int:
     from convlstm.onnx import export
 
     model = _read_model(args.model)
-    path = export(model, args.onnx, opset=args.opset, dynamic_batch=not args.static_batch,
-                  dynamic_time=not args.static_time, states=args.states)
+    path = export(model, writable_path("--onnx", args.onnx), opset=args.opset,
+                  dynamic_batch=not args.static_batch, dynamic_time=not args.static_time,
+                  states=args.states)
     print(f"wrote {path}")
     return 0
 
@@ -373,12 +400,12 @@ def _export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------- arguments
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="convlstm", description="ConvLSTM in pure NumPy: demo, train, predict, inspect.")
     parser.add_argument("--version", action="version", version=f"convlstm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    formatter = _DefaultsHelp
+    formatter = DefaultsHelp
     show = commands.add_parser(
         "demo", formatter_class=formatter,
         help="train a ConvLSTM forecaster on Moving MNIST (real digits) and draw its forecasts",
@@ -391,26 +418,27 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--pretrained", action="store_true",
                       help="skip training: score and draw the shipped pretrained model")
     show.add_argument("--out", help="output folder (default: a new convlstm-demo-<time> folder)")
-    show.add_argument("--seed", type=_non_negative, default=0, help="seeds data and model")
+    show.add_argument("--seed", type=SEED, default=0, help="seeds data and model")
     show.add_argument("--quick", action="store_true",
                       help="a small model and test set, about 30 seconds in all")
-    show.add_argument("--steps", type=_positive,
+    show.add_argument("--steps", type=COUNT,
                       help="training steps (moving-mnist: 2000, quick 150; shapes: about 300)")
-    show.add_argument("--minutes", type=_positive_float,
+    show.add_argument("--minutes", type=POSITIVE,
                       help="moving-mnist: stop training after this long (default 4)")
-    show.add_argument("--test-sequences", type=_positive,
+    show.add_argument("--test-sequences", type=integer(1, 10_000),
                       help="moving-mnist: test sequences to score (default 1000)")
-    show.add_argument("--filters", type=_positive,
+    show.add_argument("--filters", type=COUNT,
                       help="channels of each ConvLSTM layer (moving-mnist 16, shapes 12)")
-    show.add_argument("--batch-size", type=_positive, help="sequences per training step (8)")
-    show.add_argument("--learning-rate", type=_positive_float,
+    show.add_argument("--batch-size", type=COUNT, help="sequences per training step (8)")
+    show.add_argument("--learning-rate", type=POSITIVE,
                       help="Adam's step size (moving-mnist 3e-3, shapes 2e-3)")
-    show.add_argument("--examples", type=_positive, default=4, help="sequences to draw")
-    show.add_argument("--size", type=_positive, help="shapes: frame height and width (32)")
-    show.add_argument("--frames", type=_at_least_3, help="shapes: frames per sequence (10)")
-    show.add_argument("--objects", type=_positive, default=2, help="shapes: objects per sequence")
-    show.add_argument("--speed", type=_positive_float, help="shapes: pixels per frame (size/16)")
-    show.add_argument("--sequences", type=_at_least_16, help="shapes: sequences to generate")
+    show.add_argument("--examples", type=integer(1, 64), default=4, help="sequences to draw")
+    show.add_argument("--size", type=integer(8, 512), help="shapes: frame height and width (32)")
+    show.add_argument("--frames", type=integer(3, 1000), help="shapes: frames per sequence (10)")
+    show.add_argument("--objects", type=integer(1, 100), default=2,
+                      help="shapes: objects per sequence")
+    show.add_argument("--speed", type=POSITIVE, help="shapes: pixels per frame (size/16)")
+    show.add_argument("--sequences", type=integer(16, 20_000), help="shapes: sequences to generate")
     show.set_defaults(run=demo.run)
 
     train = commands.add_parser(
@@ -429,27 +457,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--time-axis", type=int, choices=(0, 1), default=1,
                        help="--data: axis of time in the file (1: (N, T, ...))")
     train.add_argument("--out", default="convlstm-model", help="folder for model.npz and logs")
-    train.add_argument("--layers", type=_positive, default=2, help="ConvLSTM2D layers")
-    train.add_argument("--filters", type=_positive, default=32, help="channels per layer")
-    train.add_argument("--kernel", type=_positive, default=3, help="kernel size")
-    train.add_argument("--epochs", type=_positive, default=5, help="--data: total epochs")
-    train.add_argument("--steps", type=_positive, default=20000,
+    train.add_argument("--layers", type=integer(1, 100), default=2, help="ConvLSTM2D layers")
+    train.add_argument("--filters", type=COUNT, default=32, help="channels per layer")
+    train.add_argument("--kernel", type=COUNT, default=3, help="kernel size")
+    train.add_argument("--epochs", type=COUNT, default=5, help="--data: total epochs")
+    train.add_argument("--steps", type=COUNT, default=20000,
                        help="--dataset: total training steps")
-    train.add_argument("--minutes", type=_positive_float,
+    train.add_argument("--minutes", type=POSITIVE,
                        help="--dataset: stop this run after this long (resume later)")
-    train.add_argument("--batch-size", type=_positive, default=8, help="sequences per step")
-    train.add_argument("--learning-rate", type=_positive_float, default=3e-3,
+    train.add_argument("--batch-size", type=COUNT, default=8, help="sequences per step")
+    train.add_argument("--learning-rate", type=POSITIVE, default=3e-3,
                        help="Adam's step size")
-    train.add_argument("--learning-rate-decay", type=_positive_float, default=1.0,
+    train.add_argument("--learning-rate-decay", type=POSITIVE, default=1.0,
                        help="--dataset: factor the step size shrinks by over --steps")
-    train.add_argument("--validation-split", type=float, default=0.1,
+    train.add_argument("--validation-split", type=number(0, 1, or_equal=True), default=0.1,
                        help="--data: fraction held out for validation")
-    train.add_argument("--seed", type=_non_negative, default=0,
+    train.add_argument("--seed", type=SEED, default=0,
                        help="seeds the model, the data and shuffling")
-    train.add_argument("--resume", action="store_true",
-                       help="continue from the checkpoint in --out")
-    train.add_argument("--overwrite", action="store_true",
-                       help="--dataset: start again even if --out holds a model")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out (architecture flags, if given, must "
+                            "match it)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="start again even if --out holds a run")
     _add_cluster_flags(train)
     train.set_defaults(run=_train)
 
@@ -466,8 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "with a cluster, many, in a .npy or a zarr store")
     predict.add_argument("--output", required=True,
                          help=".npy to write the predictions to (with a cluster: or .zarr)")
-    predict.add_argument("--frames", type=_positive, default=10, help="frames to predict")
-    predict.add_argument("--batch-size", type=_positive, default=32,
+    predict.add_argument("--frames", type=integer(1, 10_000), default=10, help="frames to predict")
+    predict.add_argument("--batch-size", type=COUNT, default=32,
                          help="sequences per forward pass (and per chunk with a cluster)")
     _add_cluster_flags(predict)
     predict.set_defaults(run=_predict)
@@ -485,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     onnx_export.add_argument("--model", required=True,
                              help="a model.npz, or a Keras .keras/.h5 file")
     onnx_export.add_argument("--onnx", required=True, help="the .onnx file to write")
-    onnx_export.add_argument("--opset", type=_positive, default=17, help="ONNX opset")
+    onnx_export.add_argument("--opset", type=COUNT, default=17, help="ONNX opset")
     onnx_export.add_argument("--states", action="store_true",
                              help="ConvLSTM2D initial states as optional inputs, final states "
                                   "as outputs")
@@ -498,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_cluster_flags(command: argparse.ArgumentParser) -> None:
     cluster = command.add_mutually_exclusive_group()
-    cluster.add_argument("--workers", type=_positive,
+    cluster.add_argument("--workers", type=integer(1, 1024),
                          help="run on a local Dask cluster of this many worker processes "
                               "(needs Dask: pip install -e '.[distributed]')")
     cluster.add_argument("--scheduler", metavar="ADDRESS",
@@ -506,51 +536,18 @@ def _add_cluster_flags(command: argparse.ArgumentParser) -> None:
                               "tcp://10.0.0.5:8786")
 
 
-class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows an option's default, unless it has none (None, a flag) or its help names it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default is False or "default" in (action.help or ""):
-            return action.help or ""
-        return super()._get_help_string(action)
-
-
-def _integer_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}; got {value}")
-        return value
-
-    return parse
-
-
-_non_negative, _positive, _at_least_3, _at_least_16 = (
-    _integer_at_least(n) for n in (0, 1, 3, 16))
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number; got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``convlstm`` command; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else argv
+    """Entry point of the ``convlstm`` command; returns the exit status (2 for bad input, with
+    one line on stderr naming the flag or the file)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.given = given_flags(argv)
     try:
         return args.run(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError) as error:
-        print(f"convlstm {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    except (UsageError, ValueError, TypeError, OSError, ImportError) as error:
+        return report(args.command, error)
+    except MemoryError as error:
+        return report(args.command, f"not enough memory for these settings ({error})")
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

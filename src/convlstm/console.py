@@ -1,11 +1,13 @@
-"""What the ``convlstm`` command shares between its subcommands: the usage error and the
-progress bar. Together with :mod:`convlstm.cli` and :mod:`convlstm.demo`, the only code that
-prints."""
+"""What the ``convlstm`` command shares between its subcommands: the usage error, the output
+folder and the progress bar. Together with :mod:`convlstm.cli` and :mod:`convlstm.demo`, the
+only code that prints."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 from convlstm.callbacks import Callback
@@ -13,6 +15,21 @@ from convlstm.callbacks import Callback
 
 class UsageError(Exception):
     """A problem with the user's input: reported in one line, exit status 2."""
+
+
+def output_folder(out: str | os.PathLike) -> Path:
+    """``--out`` made if it does not exist; refuses a file, or a folder that cannot be made or
+    written to."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out: cannot make the folder {out}: {error.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"--out: the folder {out} is not writable")
+    return out
 
 
 class ProgressBar(Callback):

@@ -9,15 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from convlstm import data, datasets, figures, forecasting
-from convlstm._files import atomic_write
+from convlstm import data, datasets, figures, forecasting, limits
+from convlstm._files import atomic_path, atomic_write
 from convlstm.callbacks import StepLimit, TimeLimit
-from convlstm.console import ProgressBar, UsageError, duration
+from convlstm.console import ProgressBar, UsageError, duration, output_folder
 from convlstm.optimizers import Adam
 
 CONTEXT, HORIZON = 10, 10
@@ -53,13 +55,16 @@ def settings(args: argparse.Namespace, table: dict[str, dict]) -> dict:
             for key, value in preset.items()}
 
 
-def output_folder(args: argparse.Namespace) -> Path:
-    """``--out``, or a new time-stamped folder; refuses a path that is a file."""
-    out = Path(args.out or datetime.now().strftime("convlstm-demo-%Y%m%d-%H%M%S"))
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out: {out} is a file, not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+def demo_folder(args: argparse.Namespace) -> Path:
+    """``--out``, or a new time-stamped folder (see :func:`console.output_folder`)."""
+    return output_folder(args.out or datetime.now().strftime("convlstm-demo-%Y%m%d-%H%M%S"))
+
+
+def draw(path: Path, figure: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """``figure(path, *args, **kwargs)`` written whole or not at all: drawn to a temporary
+    file beside ``path``, then renamed."""
+    with atomic_path(path) as partial:
+        figure(partial, *args, **kwargs)
 
 
 def train_seed(seed: int, round_number: int) -> int:
@@ -78,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 def moving_mnist_demo(args: argparse.Namespace) -> int:
     pick = settings(args, MOVING_MNIST)
-    out = output_folder(args)
+    out = demo_folder(args)
     test = datasets.moving_mnist(pick["test_sequences"], frames=CONTEXT + HORIZON,
                                  split="test", seed=TEST_SEED)
     mean_frame = datasets.moving_mnist(pick["test_sequences"], split="train",
@@ -95,7 +100,8 @@ def moving_mnist_demo(args: argparse.Namespace) -> int:
               f"`{model.metadata.get('command', '?')}` in "
               f"{duration(model.metadata.get('train_seconds', 0))}")
     else:
-        model = forecasting.forecaster(filters=pick["filters"], seed=args.seed)
+        with limits.weight_budget("--filters"):
+            model = forecasting.forecaster(filters=pick["filters"], seed=args.seed)
         model.compile(Adam(pick["learning_rate"]), "binary_crossentropy")
         print(f"model: {count_weights(model):,} weights; training from scratch for "
               f"{pick['steps']} steps or {pick['minutes']:g} minutes, whichever comes first")
@@ -125,14 +131,14 @@ def moving_mnist_demo(args: argparse.Namespace) -> int:
           "horizon")
 
     shown = slice(0, args.examples)
-    figures.prediction_grid(str(out / "forecast.png"), context[shown], truth[shown],
-                            forecasts["model"][shown], frame_labels=True)
-    figures.horizon_curves(str(out / "horizons.png"), scores)
-    figures.truth_vs_prediction_gif(str(out / "forecast.gif"), truth[shown],
-                                    forecasts["model"][shown])
+    draw(out / "forecast.png", figures.prediction_grid, context[shown], truth[shown],
+         forecasts["model"][shown], frame_labels=True)
+    draw(out / "horizons.png", figures.horizon_curves, scores)
+    draw(out / "forecast.gif", figures.truth_vs_prediction_gif, truth[shown],
+         forecasts["model"][shown])
     written = ["forecast.png", "horizons.png", "forecast.gif"]
     if losses:
-        figures.loss_curve(str(out / "loss.png"), losses)
+        draw(out / "loss.png", figures.loss_curve, losses)
         written.append("loss.png")
     model.save(out / "model.npz")
     report = {
@@ -186,7 +192,7 @@ def write_json(path: Path, value: object) -> None:
 
 def shapes_demo(args: argparse.Namespace) -> int:
     pick = settings(args, SHAPES)
-    out = output_folder(args)
+    out = demo_folder(args)
     speed = args.speed if args.speed is not None else pick["size"] / 16
     sequences = data.moving_shapes(pick["sequences"], pick["frames"], pick["size"], args.objects,
                                    speed, seed=args.seed)
@@ -196,8 +202,10 @@ def shapes_demo(args: argparse.Namespace) -> int:
           f"{pick['frames']} frames, {pick['size']}x{pick['size']} pixels, {args.objects} "
           f"objects each")
 
-    model = forecasting.next_frame_model((pick["frames"] - 1, pick["size"], pick["size"], 1),
-                                         filters=pick["filters"], seed=args.seed)
+    with limits.weight_budget("--filters"):
+        model = forecasting.next_frame_model(
+            (pick["frames"] - 1, pick["size"], pick["size"], 1), filters=pick["filters"],
+            seed=args.seed)
     model.compile(Adam(pick["learning_rate"]), "binary_crossentropy")
     batches = -(-len(train) // pick["batch_size"])
     epochs = max(1, round(pick["steps"] / batches))
@@ -224,12 +232,12 @@ def shapes_demo(args: argparse.Namespace) -> int:
     for name, value in errors.items():
         print(f"  {name.replace('_', ' '):<18} {value:.5f}")
 
-    figures.prediction_grid(str(out / "predictions.png"), shown[:, :context_length],
-                            shown[:, context_length:], future)
-    figures.truth_vs_prediction_gif(str(out / "truth_vs_prediction.gif"),
-                                    shown[:, context_length:], future)
-    figures.loss_curve(str(out / "loss.png"), progress.losses,
-                       [((e + 1) * batches, v) for e, v in enumerate(history.history["val_loss"])])
+    draw(out / "predictions.png", figures.prediction_grid, shown[:, :context_length],
+         shown[:, context_length:], future)
+    draw(out / "truth_vs_prediction.gif", figures.truth_vs_prediction_gif,
+         shown[:, context_length:], future)
+    draw(out / "loss.png", figures.loss_curve, progress.losses,
+         [((e + 1) * batches, v) for e, v in enumerate(history.history["val_loss"])])
     model.save(out / "model.npz")
     write_json(out / "metrics.json", {
         "next_frame_mse": errors, "rollout_mse": rollout_error,
