@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from convlstm._files import path_text
 from convlstm._validation import _is_int, choice, positive_int, seed_arg
 
 DIGIT_SIZE = 28
@@ -245,12 +246,14 @@ def load_moving_mnist(path: str | os.PathLike) -> np.ndarray:
         ValueError: the file is not a ``.npy`` array, or not 4-D, or not uint8.
     """
     owner = "load_moving_mnist"
-    path = Path(path)
-    if not path.is_file():
+    path = Path(path_text(owner, path))
+    if not path.exists():
         raise FileNotFoundError(f"{owner}: no such file: {str(path)!r}.")
+    if not path.is_file():
+        raise ValueError(f"{owner}: {str(path)!r} is a folder; expected a .npy file.")
     try:
         array = np.load(path, allow_pickle=False, mmap_mode="r")
-    except ValueError as error:
+    except (ValueError, EOFError, OSError) as error:
         raise ValueError(
             f"{owner}: expected {str(path)!r} to be a .npy file of uint8 (time, batch, height, "
             f"width); could not read it ({error})."
