@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_CONFIG_BYTES = 16 * 2**20
+MAX_CONFIG_BYTES = 4 * 2**20
 """Bytes of one model config's JSON (a native file's config, a ``.keras`` file's config.json
 or metadata.json, a legacy ``.h5`` file's model_config)."""
 MAX_CONFIG_DEPTH = 100

@@ -10,6 +10,7 @@ import zipfile
 import zlib
 from typing import Any
 
+from convlstm import limits
 from convlstm._files import atomic_write, path_text, writable_path
 from convlstm.keras.from_keras import import_model
 from convlstm.keras.mapping import (
@@ -24,7 +25,6 @@ from convlstm.keras.mapping import (
 from convlstm.keras.to_keras import export
 from convlstm.keras.weights import assign_weights, read_keras3, read_legacy, write_weights
 from convlstm.layers.base import Layer
-from convlstm.limits import MAX_CONFIG_BYTES, MAX_WEIGHTS_FILE_BYTES, parse_config
 
 
 def _read_member(where: str, archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
@@ -53,12 +53,13 @@ def _read_archive(where: str, path: str) -> tuple[Any, str, bytes]:
                 f"{where} has no config.json; a Keras 3 .keras archive holds config.json, "
                 f"metadata.json and model.weights.h5; found {sorted(names)}."
             )
-        config = parse_config(
-            where, _read_member(where, archive, "config.json", MAX_CONFIG_BYTES), "config.json")
+        config = limits.parse_config(
+            where, _read_member(where, archive, "config.json", limits.MAX_CONFIG_BYTES),
+            "config.json")
         version = "3"
         if "metadata.json" in names:
-            metadata = parse_config(
-                where, _read_member(where, archive, "metadata.json", MAX_CONFIG_BYTES),
+            metadata = limits.parse_config(
+                where, _read_member(where, archive, "metadata.json", limits.MAX_CONFIG_BYTES),
                 "metadata.json",
             )
             if isinstance(metadata, dict):
@@ -72,7 +73,7 @@ def _read_archive(where: str, path: str) -> tuple[Any, str, bytes]:
             raise ValueError(
                 f"{where} has no model.weights.h5{hint}; missing weights; found {sorted(names)}."
             )
-        weights = _read_member(where, archive, "model.weights.h5", MAX_WEIGHTS_FILE_BYTES)
+        weights = _read_member(where, archive, "model.weights.h5", limits.MAX_WEIGHTS_FILE_BYTES)
     return config, version, weights
 
 
@@ -104,12 +105,12 @@ def _target(
             config_path = os.fspath(config)
             try:
                 with open(config_path, "rb") as stream:
-                    text = stream.read(MAX_CONFIG_BYTES + 1)
+                    text = stream.read(limits.MAX_CONFIG_BYTES + 1)
             except OSError as error:
                 raise ValueError(
                     f"load_keras: cannot read the config {config_path!r} ({error})."
                 ) from None
-            config = parse_config(f"load_keras: {config_path!r}", text, "the config file")
+            config = limits.parse_config(f"load_keras: {config_path!r}", text, "the config file")
         if not isinstance(config, dict):
             raise TypeError(
                 f"load_keras: expected config to be a Keras config dict or a .json path; got "
@@ -184,7 +185,7 @@ def _load(where: str, h5py: Any, path: str, model: Layer | None, config: object)
             version = as_text(h5.attrs.get("keras_version", group.attrs.get("keras_version", "2")))
             spec = None
             if "model_config" in h5.attrs:
-                spec = parse_config(where, as_text(h5.attrs["model_config"]), "model_config")
+                spec = limits.parse_config(where, as_text(h5.attrs["model_config"]), "model_config")
             target, layers = _target(where, model, config, spec, version)
             assign_weights(read_legacy(where, group, layers))
         elif any(key in h5 for key in ("layers", "vars", "_layer_checkpoint_dependencies")):

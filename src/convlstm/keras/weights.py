@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from convlstm import limits
 from convlstm.keras.mapping import KerasLayer, as_text, snake_case, unique_name
 from convlstm.layers.base import Layer
-from convlstm.limits import MAX_CONFIG_DEPTH
 
 
 def _attr_list(group: Any, name: str) -> list[str]:
@@ -61,9 +61,9 @@ def _checked(
 def _walk_vars(where: str, group: Any, path: str, depth: int = 1) -> Iterator[tuple[str, Any]]:
     """A Keras 3 layer group's datasets (unread) in Keras' order: its ``vars/0..n``, then its
     sub-objects' (sorted by attribute name, private ones last, as Keras walks them)."""
-    if depth > MAX_CONFIG_DEPTH:
+    if depth > limits.MAX_CONFIG_DEPTH:
         raise ValueError(f"{where}: the group {path[:80]!r}... nests more than "
-                         f"MAX_CONFIG_DEPTH = {MAX_CONFIG_DEPTH} levels deep.")
+                         f"MAX_CONFIG_DEPTH = {limits.MAX_CONFIG_DEPTH} levels deep.")
     if "vars" in group:
         keys = list(group["vars"])
         if not all(key.isdigit() for key in keys):
