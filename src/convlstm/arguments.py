@@ -70,7 +70,7 @@ def number(above: float, below: float = math.inf, or_equal: bool = False) -> Cal
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {wanted}; got {text!r}") from None
         if not (above <= value if or_equal else above < value) or not value < below:
-            raise argparse.ArgumentTypeError(f"expected {wanted}; got {text}")
+            raise argparse.ArgumentTypeError(f"expected {wanted}; got {text!r}")
         return value
 
     return parse

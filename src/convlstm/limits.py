@@ -138,6 +138,19 @@ def weight_budget(where: str) -> Iterator[None]:
         _BUDGET.reset(token)
 
 
+@contextmanager
+def building(where: str, config: Any) -> Iterator[None]:
+    """The limits while a ``from_config`` builds from ``config``: the outermost call checks the
+    config (:func:`check_config`) and opens a :func:`weight_budget`; the calls it makes for
+    nested layers (and the ones a file's loading makes) share the budget already open."""
+    if _BUDGET.get() is not None:
+        yield
+        return
+    check_config(where, config)
+    with weight_budget(where):
+        yield
+
+
 def charge_weight(shape: tuple[int, ...]) -> None:
     """Called before a weight of ``shape`` is drawn: refuses it inside :func:`weight_budget`
     when it breaks a limit; does nothing outside one."""

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from convlstm import limits, saving
 from convlstm import losses as losses_module
 from convlstm import optimizers as optimizers_module
-from convlstm import saving
 from convlstm import training_metrics as metrics_module
 from convlstm.callbacks import Callback, ProgressLogger
 from convlstm.layers.base import Layer
@@ -354,7 +354,8 @@ class Sequential(Layer):
                 n is None or (type(n) is int and n > 0) for n in input_shape)):
             raise TypeError(f"Sequential.from_config: expected input_shape to be a list of "
                             f"positive ints (or None); got {input_shape!r:.80}.")
-        return cls([deserialize(spec) for spec in layers], input_shape)
+        with limits.building("Sequential.from_config", config):
+            return cls([deserialize(spec) for spec in layers], input_shape)
 
     def __repr__(self) -> str:
         return f"Sequential({self.layers!r})"

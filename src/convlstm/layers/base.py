@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
+from convlstm import limits
 from convlstm.registry import config_arguments
 
 
@@ -53,7 +54,8 @@ class Layer(ABC):
     def from_config(cls, config: dict[str, Any]) -> Layer:
         """Build a layer from ``get_config()`` output (weights are not part of the config); a
         config that is not a dict, lacks a required argument or has an unknown one is refused."""
-        return cls(**config_arguments(cls, config, check.KERAS_NAMES))
+        with limits.building(f"{cls.__name__}.from_config", config):
+            return cls(**config_arguments(cls, config, check.KERAS_NAMES))
 
     @property
     def trainable_params(self) -> tuple[str, ...]:

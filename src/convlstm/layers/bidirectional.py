@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
+from convlstm import limits
 from convlstm.layers.base import Layer, training_arg
 from convlstm.layers.convrnn import ConvRNN
 from convlstm.registry import config_arguments, deserialize, register, serialize
@@ -267,8 +268,9 @@ class Bidirectional(Layer):
     def from_config(cls, config: dict[str, Any]) -> Bidirectional:
         config = config_arguments(cls, config)
         backward = config.get("backward_layer")
-        return cls(deserialize(config["layer"]), config.get("merge_mode", "concat"),
-                   None if backward is None else deserialize(backward))
+        with limits.building(f"{cls.__name__}.from_config", config):
+            return cls(deserialize(config["layer"]), config.get("merge_mode", "concat"),
+                       None if backward is None else deserialize(backward))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.forward_layer!r}, "

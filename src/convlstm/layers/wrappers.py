@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from convlstm import _validation as check
+from convlstm import limits
 from convlstm.layers.base import CachedLayer, Layer, shape_arg, training_arg
 from convlstm.registry import config_arguments, deserialize, register, serialize
 
@@ -114,4 +115,5 @@ class TimeDistributed(CachedLayer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TimeDistributed:
-        return cls(deserialize(config_arguments(cls, config)["layer"]))
+        with limits.building(f"{cls.__name__}.from_config", config):
+            return cls(deserialize(config_arguments(cls, config)["layer"]))
