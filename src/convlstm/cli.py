@@ -8,6 +8,7 @@ import functools
 import itertools
 import math
 import os
+import re
 import shlex
 import sys
 import time
@@ -266,7 +267,8 @@ def _dask_client(args: argparse.Namespace):
     try:
         client = distributed.connect(args.scheduler, workers=args.workers)
     except (OSError, ValueError, TypeError) as error:  # ConnectionError and TimeoutError too
-        raise UsageError(f"{flag}: {str(error).removeprefix('connect: ')}") from None
+        message = re.sub(r"^[\w.]+: ", "", str(error))  # without connect's own name
+        raise UsageError(f"{flag}: {message}") from None
     with client:
         yield client
 
