@@ -713,7 +713,7 @@ def test_cli_export(tmp_path):
     bad = subprocess.run([*command[:-1], str(tmp_path / "no" / "m.onnx")], capture_output=True,
                          text=True)
     assert bad.returncode == 2
-    assert "convlstm export: error: convlstm.onnx.export: cannot write" in bad.stderr
+    assert "convlstm export: error: --onnx: cannot write" in bad.stderr
 
 
 def test_cli_export_options(tmp_path):
