@@ -87,7 +87,8 @@ def check(owner: str, name: str, identifier: object) -> str:
 def initialize(
     name: str, shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype
 ) -> np.ndarray:
-    """Draw a new array of ``shape`` and ``dtype`` from the initializer called ``name`` (while
-    a file loads, only within :mod:`convlstm.limits`)."""
+    """Draw a new array of ``shape`` and ``dtype`` from the initializer called ``name``; while a
+    file or a config builds (:func:`convlstm.limits.building`), ``shape`` is checked first
+    against the weight limits."""
     limits.charge_weight(shape)
     return np.asarray(INITIALIZERS[name](shape, rng), dtype=dtype)
