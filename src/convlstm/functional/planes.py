@@ -16,6 +16,7 @@ floats, and the scatter (its adjoint) likewise.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -108,11 +109,13 @@ class _Shift:
     outside: tuple[tuple[slice, ...], ...]
 
 
+@functools.cache
 def shifts(
     spatial: tuple[int, ...], window: tuple[int, ...], pads: Pads, dilation: tuple[int, ...]
-) -> list[_Shift]:
+) -> tuple[_Shift, ...]:
     """The :class:`_Shift` of every tap, in the (*window) order of a Keras kernel, for a
-    stride-1 convolution whose output has the input's size ``spatial``."""
+    stride-1 convolution whose output has the input's size ``spatial`` (made once per
+    geometry)."""
     flat_strides = [math.prod(spatial[axis + 1 :]) for axis in range(len(spatial))]
     result = []
     for tap in itertools.product(*map(range, window)):
@@ -131,10 +134,10 @@ def shifts(
                 outside.append(tuple(edge if k == axis else slice(None)
                                      for k in range(len(spatial))))
         result.append(_Shift(offset, start, stop, tuple(outside)))
-    return result
+    return tuple(result)
 
 
-def shift_columns(source: np.ndarray, taps_as_shifts: list[_Shift], out: np.ndarray) -> None:
+def shift_columns(source: np.ndarray, taps_as_shifts: tuple[_Shift, ...], out: np.ndarray) -> None:
     """Gather every window by shifts: :func:`im2col_planes` for a geometry of :func:`shifts`.
 
     Args:
@@ -154,7 +157,7 @@ def shift_columns(source: np.ndarray, taps_as_shifts: list[_Shift], out: np.ndar
             tap.reshape(C, B, *spatial)[(..., *region)] = 0.0
 
 
-def shift_scatter(d_cols: np.ndarray, taps_as_shifts: list[_Shift], out: np.ndarray) -> None:
+def shift_scatter(d_cols: np.ndarray, taps_as_shifts: tuple[_Shift, ...], out: np.ndarray) -> None:
     """The adjoint of :func:`shift_columns`: ``out`` (C, B, *spatial) is overwritten by the sum
     of the window gradients ``d_cols`` (*window, C, B, *spatial), which are consumed (their
     ``outside`` regions are zeroed)."""
@@ -202,7 +205,8 @@ class Windows:
         lead, spatial = in_shape[: len(in_shape) - rank], in_shape[len(in_shape) - rank :]
         self.window, self.stride, self.pads, self.dilation = window, stride, pads, dilation
         self.out_sizes = output_size(spatial, window, stride, pads, dilation)
-        self.shifts = (shifts(spatial, window, pads, dilation)
+        self.shifts = (shifts(tuple(spatial), tuple(window), tuple(map(tuple, pads)),
+                              tuple(dilation))
                        if all(s == 1 for s in stride) and self.out_sizes == spatial else None)
         # The input as the gather reads it: padded for im2col_planes; for shifts, unpadded,
         # used when the input's images are not contiguous or a mask multiplies it.
