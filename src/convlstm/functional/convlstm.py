@@ -169,6 +169,96 @@ class _StepForward:
             store_channels_last(all_next_h, output, samples)
 
 
+@dataclass
+class ForwardPlan:
+    """What a forward call builds before its time loop: the fused weight matrix, the columns
+    and their gathers, the step's scratch and, for inference, a ring of two states and one
+    step's gates. A streaming layer (stateful, one frame a call) keeps it across calls
+    (:func:`forward_plan`, :meth:`fits`) instead of rebuilding it each frame.
+    """
+
+    key: tuple  # the frame's shape (T left out), dtype, geometry, activations, sigmoid form
+    sources: tuple[np.ndarray | None, ...]  # copies of the weights it was built from
+    weights: np.ndarray  # (4F, input_rows + recurrent_rows + 1): [W | U | b], internal order
+    cols: np.ndarray  # (input_rows + recurrent_rows + 1, P); the last row is ones
+    input_windows: Windows  # fills cols[:input_rows]
+    recurrent_windows: Windows  # fills cols[input_rows:-1]
+    cell_update: _StepForward
+    # inference: h, c (2, F, P) and gates (1, 4F, P), made by the first inference call
+    ring: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def fits(self, key: tuple, sources: tuple[np.ndarray | None, ...]) -> bool:
+        """Whether this plan was built for ``key`` and these weights' values (a weight changed
+        in place, by set_weights or an optimizer, makes it stale)."""
+        return key == self.key and all(
+            (a is None and b is None) or (a is not None and b is not None
+                                          and a.shape == b.shape and np.array_equal(a, b))
+            for a, b in zip(sources, self.sources))
+
+
+def _plan_key(x_shape: tuple[int, ...], dtype: np.dtype, kernel_shape: tuple[int, ...],
+              recurrent_shape: tuple[int, ...], stride: tuple[int, ...], pads: Pads,
+              dilation: tuple[int, ...], activation: Activation,
+              recurrent_activation: Activation) -> tuple:
+    negated_gates = recurrent_activation is ACTIVATIONS["sigmoid"] and sigmoid_form() == "exp"
+    B, _, *spatial, C = x_shape
+    return ((B, *spatial, C), np.dtype(dtype), kernel_shape, recurrent_shape, tuple(stride),
+            tuple(pads), tuple(dilation), activation, recurrent_activation, negated_gates)
+
+
+def forward_plan(
+    x_shape: tuple[int, ...],
+    dtype: np.dtype,
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    stride: tuple[int, ...],
+    pads: Pads,
+    dilation: tuple[int, ...],
+    activation: Activation,
+    recurrent_activation: Activation,
+    peephole: np.ndarray | None = None,
+    reuse: ForwardPlan | None = None,
+) -> ForwardPlan:
+    """The :class:`ForwardPlan` of a :func:`convlstm_forward` call on x of ``x_shape`` (its
+    arguments have the same meaning): ``reuse`` when it fits these arguments, else a new one."""
+    key = _plan_key(x_shape, dtype, kernel.shape, recurrent_kernel.shape, stride, pads,
+                    dilation, activation, recurrent_activation)
+    sources = (kernel, recurrent_kernel, bias, peephole)
+    if reuse is not None and reuse.fits(key, sources):
+        return reuse
+    B, _, *spatial, C = x_shape
+    *window, _, F4 = kernel.shape
+    F = F4 // 4
+    recurrent_window = recurrent_kernel.shape[:-2]
+    out_spatial = output_size(tuple(spatial), tuple(window), stride, pads, dilation)  # (H', W')
+    image_pixels = math.prod(out_spatial)
+    P = B * image_pixels
+    input_rows = math.prod(window) * C
+    recurrent_rows = math.prod(recurrent_window) * F
+    cols = np.empty((input_rows + recurrent_rows + 1, P), dtype)
+    cols[-1] = 1.0  # multiplies the bias column
+    input_windows = Windows((C, B, *spatial), tuple(window), stride, pads, dilation, dtype,
+                            cols[:input_rows])
+    recurrent_windows = Windows((F, B, *out_spatial),
+                                *recurrent_geometry(out_spatial, recurrent_window), dtype,
+                                cols[input_rows:-1])
+    order = internal_order(F)
+    weights = np.concatenate([
+        kernel.reshape(input_rows, F4).T[order],
+        recurrent_kernel.reshape(recurrent_rows, F4).T[order],
+        (np.zeros(F4, dtype) if bias is None else bias[order])[:, None],
+    ], axis=1)
+    negated_gates = key[-1]
+    if negated_gates:
+        weights[: 3 * F] *= -1.0  # see _negated_sigmoid
+    cell_update = _StepForward(F, P, image_pixels, dtype, activation, recurrent_activation,
+                               negated_gates, peephole)
+    return ForwardPlan(key, tuple(None if a is None else a.copy() for a in sources), weights,
+                       cols, input_windows, recurrent_windows, cell_update)
+
+
 def convlstm_forward(
     x: np.ndarray,
     kernel: np.ndarray,
@@ -187,6 +277,7 @@ def convlstm_forward(
     recurrent_masks: np.ndarray | None = None,
     training: bool = False,
     peephole: np.ndarray | None = None,
+    plan: ForwardPlan | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvLSTMCache | None]:
     """Run one ConvLSTM layer over a sequence (equations above :class:`_StepForward`).
 
@@ -209,62 +300,48 @@ def convlstm_forward(
         recurrent_masks: (4, B, H', W', F) per-gate dropout masks for the state, or None.
         training: keep the cache that :func:`convlstm_backward` needs.
         peephole: (3, F) peephole weights (rows i, f, o), or None for none.
+        plan: from :func:`forward_plan` for these arguments, or None to build one.
 
     Returns:
         outputs (B, T, H', W', F), final h (B, H', W', F), final c (B, H', W', F), and the cache
         (None unless training).
     """
-    B, T, *spatial, C = x.shape  # spatial: (H, W) for ConvLSTM2D
-    *window, _, F4 = kernel.shape
+    B, T = x.shape[:2]
+    if plan is None:
+        plan = forward_plan(x.shape, x.dtype, kernel, recurrent_kernel, bias, stride=stride,
+                            pads=pads, dilation=dilation, activation=activation,
+                            recurrent_activation=recurrent_activation, peephole=peephole)
+    F4, P = plan.weights.shape[0], plan.cols.shape[1]
     F = F4 // 4
-    recurrent_window = recurrent_kernel.shape[:-2]
+    out_spatial = plan.recurrent_windows.out_sizes  # (H', W')
     frames = planes(x).swapaxes(1, 2)  # (C, T, B, *spatial)
     input_masks, recurrent_masks = _gate_masks(input_masks), _gate_masks(recurrent_masks)
 
-    # One product per step: [W | U | b] @ [windows(x_t); windows(h); 1].
-    out_spatial = output_size(tuple(spatial), tuple(window), stride, pads, dilation)  # (H', W')
-    image_pixels = math.prod(out_spatial)
-    P = B * image_pixels
-    input_rows = math.prod(window) * C
-    recurrent_rows = math.prod(recurrent_window) * F
-    cols = np.empty((input_rows + recurrent_rows + 1, P), x.dtype)
-    cols[-1] = 1.0  # multiplies the bias column
-    input_windows = Windows((C, B, *spatial), tuple(window), stride, pads, dilation, x.dtype,
-                            cols[:input_rows])
-    recurrent_windows = Windows((F, B, *out_spatial),
-                                *recurrent_geometry(out_spatial, recurrent_window), x.dtype,
-                                cols[input_rows:-1])
-    order = internal_order(F)
-    weights = np.concatenate([
-        kernel.reshape(input_rows, F4).T[order],
-        recurrent_kernel.reshape(recurrent_rows, F4).T[order],
-        (np.zeros(F4, x.dtype) if bias is None else bias[order])[:, None],
-    ], axis=1)
-    negated_gates = recurrent_activation is ACTIVATIONS["sigmoid"] and sigmoid_form() == "exp"
-    if negated_gates:
-        weights[: 3 * F] *= -1.0  # see _negated_sigmoid
-
-    slots = T + 1 if training else 2  # the whole history when training, else a ring of two
-    h_states, c_states = np.empty((slots, F, P), x.dtype), np.empty((slots, F, P), x.dtype)
+    if training:  # the whole history, for the backward pass
+        h_states, c_states = np.empty((T + 1, F, P), x.dtype), np.empty((T + 1, F, P), x.dtype)
+        gates = np.empty((T, F4, P), x.dtype)
+    else:  # a ring of two states and one step's gates
+        if plan.ring is None:
+            plan.ring = (np.empty((2, F, P), x.dtype), np.empty((2, F, P), x.dtype),
+                         np.empty((1, F4, P), x.dtype))
+        h_states, c_states, gates = plan.ring
+    slots = len(h_states)
     h_states[0], c_states[0] = planes(h0).reshape(F, P), planes(c0).reshape(F, P)
-    gates = np.empty((T if training else 1, F4, P), x.dtype)
     # Written step by step while the step's state is still in cache: one transposition of the
     # whole sequence at the end is several times slower.
     outputs = np.empty((B, T, *out_spatial, F), x.dtype)
-    cell_update = _StepForward(F, P, image_pixels, x.dtype, activation, recurrent_activation,
-                               negated_gates, peephole)
-    skips = Skips(mask, image_pixels)
+    skips = Skips(mask, plan.cell_update.image_pixels)
 
     for t in range(T):  # the equations above _StepForward
         h, c = h_states[t % slots], c_states[t % slots]
         next_h, next_c = h_states[(t + 1) % slots], c_states[(t + 1) % slots]
         z = gates[t % len(gates)]
         for rows, input_mask, recurrent_mask in gate_groups(F, input_masks, recurrent_masks):
-            input_windows.columns(frames[:, t], input_mask)
-            recurrent_windows.columns(h.reshape(F, B, *out_spatial), recurrent_mask)
-            split_matmul(weights[rows], cols, z[rows])
+            plan.input_windows.columns(frames[:, t], input_mask)
+            plan.recurrent_windows.columns(h.reshape(F, B, *out_spatial), recurrent_mask)
+            split_matmul(plan.weights[rows], plan.cols, z[rows])
         keep = skips.keep(t)
-        cell_update(z, c, next_c, next_h, outputs[:, t] if keep is None else None)
+        plan.cell_update(z, c, next_c, next_h, outputs[:, t] if keep is None else None)
         skips.after_step(keep, h, c, next_h, next_c, outputs[:, t])
 
     cache = None

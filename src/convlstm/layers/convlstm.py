@@ -10,7 +10,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from convlstm.functional import threads
-from convlstm.functional.convlstm import ConvLSTMCache, convlstm_backward, convlstm_forward
+from convlstm.functional.convlstm import (
+    ConvLSTMCache,
+    ForwardPlan,
+    convlstm_backward,
+    convlstm_forward,
+    forward_plan,
+)
 from convlstm.layers.convlstm_options import (
     ConvLSTMCellOptions,
     ConvLSTMOptions,
@@ -30,29 +36,30 @@ class ConvLSTMCell(ConvRNNCell):
     state_names = ("h", "c")
     options: ConvLSTMCellOptions
 
+    streaming: bool = False
+    """Set by a stateful :class:`ConvLSTM` on its cells: inference calls keep the kernel's
+    :class:`~convlstm.functional.convlstm.ForwardPlan` (fused weights, buffers) for the next
+    call, rebuilt when the frame's shape or a weight's value changes."""
+    _plan: ForwardPlan | None = None
+
     def run(self, x: np.ndarray, states: tuple[np.ndarray, ...], mask: np.ndarray | None = None,
             **kwargs: Any) -> tuple[np.ndarray, tuple[np.ndarray, ...], ConvLSTMCache | None]:
         """The kernel over (B, T, *spatial, C) channels-last frames; see ``convlstm_forward``
         (``kwargs``: its dropout masks and ``training``)."""
         options, params = self.options, self.params
         h0, c0 = states
+        weights = (params["kernel"], params["recurrent_kernel"], params.get("bias"))
+        geometry = dict(stride=options.stride, pads=options.pads(x.shape[2:-1]),
+                        dilation=options.dilation, activation=options.activation,
+                        recurrent_activation=options.recurrent_activation,
+                        peephole=params.get("peephole"))
+        plan = None
+        if self.streaming and not kwargs.get("training"):
+            plan = self._plan = forward_plan(x.shape, x.dtype, *weights, **geometry,
+                                             reuse=self._plan)
         with threads.recurrence():  # BLAS on one thread, products split over ours
-            outputs, h, c, cache = convlstm_forward(
-                x,
-                params["kernel"],
-                params["recurrent_kernel"],
-                params.get("bias"),
-                h0,
-                c0,
-                stride=options.stride,
-                pads=options.pads(x.shape[2:-1]),
-                dilation=options.dilation,
-                activation=options.activation,
-                recurrent_activation=options.recurrent_activation,
-                mask=mask,
-                peephole=params.get("peephole"),
-                **kwargs,
-            )
+            outputs, h, c, cache = convlstm_forward(x, *weights, h0, c0, mask=mask, plan=plan,
+                                                    **geometry, **kwargs)
         return outputs, (h, c), cache
 
     def backprop(self, owner: str, d_outputs: np.ndarray,
@@ -101,6 +108,11 @@ class ConvLSTM(ConvRNN):
     options_class: ClassVar[type[ConvLSTMOptions]] = ConvLSTMOptions
     cell_class: ClassVar[type[ConvRNNCell]] = ConvLSTMCell
     options: ConvLSTMOptions
+
+    def _make_weights(self, options: Any) -> None:
+        super()._make_weights(options)
+        for cell in self.cells:  # a stateful layer streams: its cells keep their plans
+            cell.streaming = options.stateful
 
 
 @register
