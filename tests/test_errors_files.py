@@ -133,6 +133,8 @@ NATIVE_FILES = [
                                                   weight_0000=np.zeros(3)),
      r"has weights that do not fit its config: Sequential.set_weights: expected 0 weights"),
     ("a folder", lambda t: t, r" is a folder; expected a model file"),
+    ("a device", lambda t: _link(t / "zero.npz", "/dev/zero"), r" is not a regular file"),
+    ("a pipe", lambda t: _fifo(t / "pipe.npz"), r" is not a regular file"),
     ("random bytes", lambda t: _write(t / "junk.npz", np.random.default_rng(0).bytes(400)),
      r"is not a readable numpy-convlstm model file"),
     ("a bare array", lambda t: _save_array(t / "bare.npy"), r"a bare array"),
@@ -141,6 +143,18 @@ NATIVE_FILES = [
 
 def _write(path, data):
     path.write_bytes(data)
+    return path
+
+
+def _link(path, target):
+    """A symbolic link at ``path`` to ``target`` (a device: reading it never ends)."""
+    path.symlink_to(target)
+    return path
+
+
+def _fifo(path):
+    """A named pipe at ``path`` (opening it to read blocks until a writer comes)."""
+    os.mkfifo(path)
     return path
 
 
@@ -312,7 +326,9 @@ KERAS_FILES = [
     ("a weight that is a group", lambda t: _keras_weight(
         t, "group", lambda g, k: g.create_group(k)),
      r"expected floats"),
-    ("a folder", lambda t: t, r" is a folder, not a Keras file"),
+    ("a folder", lambda t: t, r" is a folder; expected a Keras .keras or .h5 file"),
+    ("a device", lambda t: _link(t / "zero.keras", "/dev/zero"), r" is not a regular file"),
+    ("a pipe", lambda t: _fifo(t / "pipe.h5"), r" is not a regular file"),
 ]
 
 

@@ -46,6 +46,17 @@ def path_text(owner: str, path: object) -> str:
     return os.fspath(path)
 
 
+def regular_file(where: str, path: str, expected: str) -> None:
+    """Refuse a ``path`` that is a folder, a device, a pipe or a socket (reading one can block
+    or never end) with a ``ValueError`` starting with ``where`` and naming ``expected``; a
+    missing path is left to the caller."""
+    if os.path.isdir(path):
+        raise ValueError(f"{where} is a folder; expected {expected}.")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"{where} is not a regular file (a device, a pipe or a socket); "
+                         f"expected {expected}.")
+
+
 def writable_path(owner: str, path: object) -> str:
     """``path`` as a str, if a file can be written there: not a folder, in a folder that exists
     and is writable; else a ``TypeError`` or ``ValueError`` starting with ``owner``."""
