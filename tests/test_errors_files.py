@@ -106,6 +106,15 @@ NATIVE_FILES = [
     ("a million stacked cells", lambda t: _native(t, "cells", _sequential(
         [_convlstm(num_layers=10**6)])),
      r"layer 'ConvLSTM2D' has num_layers = 1000000; expected at most MAX_STACKED_CELLS = 1,000"),
+    ("a key given twice", lambda t: _native(
+        t, "twice", json.dumps(_sequential([LAYER]))[:-1] + ', "class_name": "Dense"}'),
+     r"the model config is refused: it repeats the key 'class_name' in one object"),
+    ("an integer of 5,000 digits", lambda t: _native(
+        t, "digits", json.dumps(_sequential([LAYER]))[:-1] + ', "x": ' + "9" * 5000 + "}"),
+     r"the model config is refused: Exceeds the limit \(4300 digits\)"),
+    ("an integer beyond 64 bits", lambda t: _native(t, "bits", _sequential(
+        [_convlstm(kernel_size=[10**2000, 10**2000])])),
+     r"the model config holds an integer of 6644 bits; expected 64-bit integers"),
     ("terabytes of filters", lambda t: _native(t, "filters", _sequential(
         [_convlstm(in_channels=1000, out_channels=100_000, kernel_size=9)])),
      r"a weight of shape \(9, 9, 1000, 400000\) has 32,400,000,000 elements; expected at most "
@@ -229,6 +238,11 @@ FROM_CONFIG = [
      r"ExponentialDecay.from_config: expected config to be a dict with string keys; got int"),
     (lambda: MeanSquaredError.from_config([]), TypeError, r"MeanSquaredError.from_config"),
     (lambda: MeanSquaredError.from_config({"x": 1}), ValueError, r"unknown config keys \['x'\]"),
+    (lambda: ConvLSTM2D.from_config({**CONVLSTM["config"], "num_layers": 10**6}), ValueError,
+     r"^ConvLSTM2D.from_config: layer 'ConvLSTM2D' has num_layers = 1000000; expected at most "
+     r"MAX_STACKED_CELLS"),
+    (lambda: Dense.from_config({"units": 10**4000}), ValueError,
+     r"^Dense.from_config: the config holds an integer of 13288 bits; expected 64-bit"),
     (lambda: deserialize({"class_name": ["Dense"], "config": {}}), TypeError,
      r"deserialize: expected class_name to be a str; got \['Dense'\]"),
     (lambda: deserialize({"class_name": "Dense", "config": [1]}), TypeError,
