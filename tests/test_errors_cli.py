@@ -217,30 +217,58 @@ def test_resume_lists_the_architecture_flags_that_differ(files, capsys):
     ("{corrupt", r"--resume: .*training.json: training.json is not valid JSON"),
     ('{"epochs_done": "x", "loss": [], "val_loss": []}',
      r"--resume: .*training.json is not a training state of this command: expected "
-     r"epochs_done \(int\)"),
-    ('{"epochs_done": -1, "loss": [], "val_loss": []}', r"expected epochs_done \(int\)"),
+     r"epochs_done \(int >= 0\)"),
+    ('{"epochs_done": -1, "loss": [], "val_loss": []}', r"expected epochs_done \(int >= 0\)"),
     ('{"epochs_done": 0, "loss": [], "val_loss": [], "architecture": {"--filters": "x"}}',
-     r"expected architecture \(dict\)"),
-    ("[1, 2]", r"expected epochs_done \(int\), loss \(list\), val_loss \(list\)"),
+     r"expected architecture \(dict of --flag: int\)"),
+    ('{"epochs_done": 0, "loss": ["x", [1]], "val_loss": []}',
+     r"expected loss \(list of numbers\)"),
+    ("[1, 2]", r"expected epochs_done \(int >= 0\), loss \(list of numbers\), val_loss "
+               r"\(list of numbers\)"),
+    ('{"epochs_done": 0, "loss": [], "val_loss": [], "epochs_done": 9}',
+     r"training.json is refused: it repeats the key 'epochs_done' in one object"),
+    ('{"epochs_done": 1' + "0" * 30 + ', "loss": [], "val_loss": []}',
+     r"training.json holds an integer of 100 bits; expected 64-bit integers"),
     ("[" * 10_000, r"training.json nests 10000 levels deep; expected at most MAX_CONFIG_DEPTH"),
+    (None, r"training.json is not a regular file \(a device, a pipe or a socket\)"),
 ])
 def test_a_bad_training_state_is_refused_on_resume(files, capsys, content, message):
     (files / "run").mkdir()
-    (files / "run" / "training.json").write_text(content)
+    if content is None:  # reading /dev/zero never ends
+        (files / "run" / "training.json").symlink_to("/dev/zero")
+    else:
+        (files / "run" / "training.json").write_text(content)
     (files / "model.npz").rename(files / "run" / "model.npz")
     status, stderr = run(capsys, *TRAIN, "--data", files / "sequences.npy", "--out",
                          files / "run", "--resume")
     assert_one_line(status, stderr, message)
 
 
-def test_a_bad_optimizer_state_is_refused_on_resume(files, capsys):
+STATE = {"rounds_done": 0, "steps_done": 0, "seconds": 0.0, "loss": [], "command": "x"}
+
+
+@pytest.mark.parametrize(("state", "optimizer", "message"), [
+    (STATE, b"not a zip", r"--resume: .*optimizer.npz is not a readable optimizer state"),
+    (STATE, {"iterations": np.array(-3)},
+     r"optimizer.npz is not an optimizer state of this run: expected iterations, an int >= 0"),
+    (STATE, {"iterations": np.array(3), "0/0/kernel::momentum": np.zeros((9, 9), np.float32)},
+     r"optimizer.npz is not an optimizer state of this model: its '0/0/kernel::momentum' is "
+     r"float32 \(9, 9\); the model's weights are 0/0/kernel \(3, 3, 1, 4\)"),
+    (STATE, {"iterations": np.array(3), "9/kernel::momentum": np.zeros(4, np.float32)},
+     r"its '9/kernel::momentum' is float32 \(4,\)"),
+    ({**STATE, "seconds": float("inf")}, None, r"expected seconds \(int >= 0 or finite float"),
+    ({**STATE, "seconds": -1.5}, None, r"expected seconds \(int >= 0 or finite float"),
+])
+def test_a_bad_moving_mnist_state_is_refused_on_resume(files, capsys, state, optimizer,
+                                                       message):
     run_folder = files / "run"
     run_folder.mkdir()
     (files / "model.npz").rename(run_folder / "model.npz")
-    (run_folder / "training.json").write_text(json.dumps(
-        {"rounds_done": 0, "steps_done": 0, "seconds": 0.0, "loss": [], "command": "x"}))
-    (run_folder / "optimizer.npz").write_bytes(b"not a zip")
+    (run_folder / "training.json").write_text(json.dumps(state))
+    if isinstance(optimizer, bytes):
+        (run_folder / "optimizer.npz").write_bytes(optimizer)
+    elif optimizer is not None:
+        np.savez(run_folder / "optimizer.npz", **optimizer)
     status, stderr = run(capsys, *TRAIN, "--dataset", "moving-mnist", "--out", run_folder,
                          "--resume")
-    assert_one_line(status, stderr, r"--resume: .*optimizer.npz is not a readable optimizer "
-                                    r"state")
+    assert_one_line(status, stderr, message)

@@ -190,7 +190,7 @@ def _train_moving_mnist(args: argparse.Namespace) -> int:
                                              "command": str})
         runs.check_architecture(state, args, args.given, state_file)
         model = _read_model(checkpoint, "--resume")
-        runs.restore_optimizer(optimizer, optimizer_file)
+        runs.restore_optimizer(optimizer, optimizer_file, model.trainable_weights()[0])
         print(f"resuming after step {state['steps_done']}")
     else:
         with limits.weight_budget("--filters/--layers/--kernel"):
