@@ -47,11 +47,11 @@ def files(tmp_path):
     return tmp_path
 
 
-TRAIN = ["train", "--filters", 1, "--layers", 1, "--epochs", 1, "--batch-size", 2]
+TRAIN = ["train", "--filters", 1, "--layers", 1, "--batch-size", 2]
 
 
 def _train(d, data="sequences.npy", out="run", *extra):
-    return [*TRAIN, "--data", d / data, "--out", d / out, *extra]
+    return [*TRAIN, "--epochs", 1, "--data", d / data, "--out", d / out, *extra]
 
 
 def _predict(d, model="model.npz", given="sequence.npy", output="y.npy", *extra):
@@ -121,6 +121,18 @@ CASES = [
     (lambda d: ["demo", "--out", d / "file.txt"], r"--out: .*file.txt is a file, not a folder"),
     (lambda d: ["demo", "--pretrained", "--dataset", "shapes"],
      r"--pretrained: the shipped model is for --dataset moving-mnist"),
+    (lambda d: ["demo", "--out", ""], r"--out: expected a folder; got ''"),
+    (lambda d: [*_train(d)[:-2], "--out", ""], r"--out: expected a folder; got ''"),
+    # flags that would do nothing
+    (lambda d: _train(d, "sequences.npy", "run", "--steps", 5, "--minutes", 1),
+     r"--steps/--minutes: have no effect with --data \(it trains --epochs over the file\)"),
+    (lambda d: ["train", "--dataset", "moving-mnist", "--epochs", 3],
+     r"--epochs: has no effect with --dataset moving-mnist"),
+    (lambda d: ["demo", "--size", 16], r"--size: has no effect with --dataset moving-mnist"),
+    (lambda d: ["demo", "--dataset", "shapes", "--test-sequences", 5],
+     r"--test-sequences: has no effect with --dataset shapes"),
+    (lambda d: ["demo", "--pretrained", "--steps", 5],
+     r"--steps: has no effect with --pretrained \(it trains nothing\)"),
 ]
 
 
@@ -151,7 +163,8 @@ NUMBERS = [
     ("train", "--learning-rate", "nan", r"expected a finite number > 0; got 'nan'"),
     ("train", "--learning-rate", "-0.001", r"expected a finite number > 0; got '-0.001'"),
     ("train", "--learning-rate", "inf", r"expected a finite number > 0; got 'inf'"),
-    ("train", "--learning-rate-decay", "0", r"expected a finite number > 0; got '0'"),
+    ("train", "--learning-rate-decay", "0", r"expected a finite number > 0 and <= 1; got '0'"),
+    ("train", "--learning-rate-decay", "5", r"expected a finite number > 0 and <= 1; got '5'"),
     ("train", "--minutes", "-1", r"expected a finite number > 0; got '-1'"),
     ("train", "--validation-split", "1", r"expected a finite number >= 0 and < 1; got '1'"),
     ("train", "--validation-split", "-0.1", r"expected a finite number >= 0 and < 1; got '-0.1'"),
@@ -193,7 +206,8 @@ def test_a_folder_holding_a_run_needs_resume_or_overwrite(files, capsys, held, s
 
 
 def test_resume_lists_the_architecture_flags_that_differ(files, capsys):
-    arguments = [*TRAIN, "--data", files / "sequences.npy", "--out", files / "run"]
+    arguments = [*TRAIN, "--epochs", 1, "--data", files / "sequences.npy", "--out",
+                 files / "run"]
     assert run(capsys, *arguments)[0] == 0
     state = json.loads((files / "run" / "training.json").read_text())
     assert state["architecture"] == {"--filters": 1, "--layers": 1, "--kernel": 3}
@@ -203,7 +217,7 @@ def test_resume_lists_the_architecture_flags_that_differ(files, capsys):
                                     r"architecture flags: --filters is 1 in the checkpoint, 2 "
                                     r"given; --kernel is 3 in the checkpoint, 5 given \(leave "
                                     r"them out to keep the checkpoint's\)")
-    resumed = run(capsys, *TRAIN[:-4], "--epochs", 2, "--batch-size", 2, "--data",
+    resumed = run(capsys, *TRAIN[:-2], "--epochs", 2, "--batch-size", 2, "--data",
                   files / "sequences.npy", "--out", files / "run", "--resume")
     assert resumed[0] == 0, resumed[1]
     np.save(files / "wider.npy", np.zeros((4, 4, 8, 8)))

@@ -28,7 +28,13 @@ from convlstm.arguments import (
     report,
 )
 from convlstm.callbacks import Callback, ModelCheckpoint, StepLimit, TimeLimit
-from convlstm.console import ProgressBar, UsageError, output_folder, progress_line
+from convlstm.console import (
+    ProgressBar,
+    UsageError,
+    output_folder,
+    progress_line,
+    refuse_unused,
+)
 from convlstm.optimizers import Adam, ExponentialDecay
 
 EXIT_INTERRUPTED = 130
@@ -113,13 +119,21 @@ def _training_count(args: argparse.Namespace, sequences: int) -> int:
     return count
 
 
+DATA_ONLY = ("--key", "--time-axis", "--epochs", "--validation-split")
+DATASET_ONLY = ("--steps", "--minutes", "--learning-rate-decay")
+"""The train flags that one source of sequences takes and the other does not."""
+
+
 def _train(args: argparse.Namespace) -> int:
     if args.dataset == "moving-mnist":
+        refuse_unused(args.given, DATA_ONLY, "with --dataset moving-mnist (it trains --steps "
+                                             "on fresh sequences)")
         if args.workers or args.scheduler:
             raise UsageError("--workers/--scheduler: distributed training takes --data")
         return _train_moving_mnist(args)
     if args.data is None:
         raise UsageError("--data: give a .npy/.npz file of sequences, or --dataset moving-mnist")
+    refuse_unused(args.given, DATASET_ONLY, "with --data (it trains --epochs over the file)")
     sequences = _load_sequences(args.data, args.key, args.time_axis)
     training = _training_count(args, len(sequences))
     out = output_folder(args.out)
@@ -470,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=COUNT, default=8, help="sequences per step")
     train.add_argument("--learning-rate", type=POSITIVE, default=3e-3,
                        help="Adam's step size")
-    train.add_argument("--learning-rate-decay", type=POSITIVE, default=1.0,
+    train.add_argument("--learning-rate-decay", type=number(0, 1, up_to=True), default=1.0,
                        help="--dataset: factor the step size shrinks by over --steps")
     train.add_argument("--validation-split", type=number(0, 1, or_equal=True), default=0.1,
                        help="--data: fraction held out for validation")
