@@ -73,6 +73,9 @@ CASES = [
     (lambda d: _train(d, "one_frame.npy"), r"sequences need at least 2 frames; got 1"),
     (lambda d: _train(d, "sequences.npy", "run", "--key", "x"),
      r"--key: .*sequences.npy is a .npy file; --key names an array in a .npz"),
+    (lambda d: _train(d, "batch_size.npy"), r"--data: no such file: .*/batch_size.npy$"),
+    (lambda d: _predict(d, output="no/learning_rate.npy"),
+     r"--output: cannot write '.*no/learning_rate.npy': the folder"),
     (lambda d: _train(d, "sequences.npy", "file.txt"), r"--out: .*file.txt is a file, not a "
                                                        r"folder"),
     (lambda d: _train(d, "sequences.npy", "file.txt/run"),

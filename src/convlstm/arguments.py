@@ -84,9 +84,10 @@ def given_flags(argv: list[str]) -> set[str]:
 
 
 def in_flag_terms(message: str) -> str:
-    """``message`` with the Python argument names of :data:`FLAGS` replaced by their flags."""
+    """``message`` with the Python argument names of :data:`FLAGS` replaced by their flags,
+    where they stand alone: not inside a path or a quoted name (``runs/batch_size.npy``)."""
     for name, flag in FLAGS.items():
-        message = re.sub(rf"\b{name}\b", flag, message)
+        message = re.sub(rf"(?<![\w./\\'\"-]){name}(?![\w/\\'\"-]|\.\w)", flag, message)
     return message
 
 

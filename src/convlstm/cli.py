@@ -78,9 +78,8 @@ def _read_array(path: str, key: str | None = None, flag: str = "--data") -> np.n
 
 
 def _as_unit_interval(array: np.ndarray, path: str) -> np.ndarray:
-    """float32 frames in [0, 1]: uint8 is divided by 255; anything else must already fit."""
-    if array.dtype.kind not in "biuf":
-        raise UsageError(f"{path}: expected numeric frames; got dtype {array.dtype}")
+    """float32 frames in [0, 1] from numeric ones (every caller has checked the dtype): uint8 is
+    divided by 255; anything else must already fit."""
     array = (array / 255.0 if array.dtype == np.uint8 else array).astype(np.float32)
     if not np.isfinite(array).all():
         raise UsageError(f"{path}: the frames contain NaN or infinite values")
