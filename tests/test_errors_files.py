@@ -112,9 +112,10 @@ NATIVE_FILES = [
     ("an integer of 5,000 digits", lambda t: _native(
         t, "digits", json.dumps(_sequential([LAYER]))[:-1] + ', "x": ' + "9" * 5000 + "}"),
      r"the model config is refused: Exceeds the limit \(4300 digits\)"),
-    ("an integer beyond 64 bits", lambda t: _native(t, "bits", _sequential(
+    ("an integer beyond 256 bits", lambda t: _native(t, "bits", _sequential(
         [_convlstm(kernel_size=[10**2000, 10**2000])])),
-     r"the model config holds an integer of 6644 bits; expected 64-bit integers"),
+     r"the model config holds an integer of 6,644 bits; expected at most MAX_INTEGER_BITS = "
+     r"256"),
     ("terabytes of filters", lambda t: _native(t, "filters", _sequential(
         [_convlstm(in_channels=1000, out_channels=100_000, kernel_size=9)])),
      r"a weight of shape \(9, 9, 1000, 400000\) has 32,400,000,000 elements; expected at most "
@@ -242,7 +243,8 @@ FROM_CONFIG = [
      r"^ConvLSTM2D.from_config: layer 'ConvLSTM2D' has num_layers = 1000000; expected at most "
      r"MAX_STACKED_CELLS"),
     (lambda: Dense.from_config({"units": 10**4000}), ValueError,
-     r"^Dense.from_config: the config holds an integer of 13288 bits; expected 64-bit"),
+     r"^Dense.from_config: the config holds an integer of 13,288 bits; expected at most "
+     r"MAX_INTEGER_BITS"),
     (lambda: deserialize({"class_name": ["Dense"], "config": {}}), TypeError,
      r"deserialize: expected class_name to be a str; got \['Dense'\]"),
     (lambda: deserialize({"class_name": "Dense", "config": [1]}), TypeError,
@@ -262,6 +264,11 @@ def test_from_config_round_trips_still_work():
     model = _small_model()
     assert Sequential.from_config(model.get_config()).get_config() == model.get_config()
     assert ConvLSTM2D.from_config({"filters": 3}).out_channels == 3  # Keras' name
+
+
+def test_a_model_with_a_large_seed_round_trips(tmp_path):
+    model = Sequential([ConvLSTM2D(1, 2, 3, seed=2**200)], input_shape=(2, 4, 4, 1))
+    assert load(model.save(tmp_path / "model.npz")).get_config() == model.get_config()
 
 
 # ------------------------------------------------------------------------------- Keras files

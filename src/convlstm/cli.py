@@ -38,8 +38,9 @@ from convlstm.console import (
 from convlstm.optimizers import Adam, ExponentialDecay
 
 EXIT_INTERRUPTED = 130
-COUNT, SEED, POSITIVE = integer(1), integer(0), number(0)
-"""The flag types most flags share: a count >= 1, a seed >= 0, a positive finite number."""
+COUNT, SEED, POSITIVE = integer(1), integer(0, 2**63 - 1), number(0)
+"""The flag types most flags share: a count >= 1, a 64-bit seed >= 0 (well within
+limits.MAX_INTEGER_BITS, so the model it seeds always loads), a positive finite number."""
 
 
 # --------------------------------------------------------------------------------------- train

@@ -30,6 +30,8 @@ MAX_CONFIG_OBJECTS = 10_000
 each stacked cell of a ``num_layers`` layer counted as one."""
 MAX_STACKED_CELLS = 1_000
 """``num_layers`` of one ConvLSTM or ConvGRU layer."""
+MAX_INTEGER_BITS = 256
+"""Bits of one integer in a config (a seed may be large; no shape or count comes near)."""
 MAX_FILE_ARRAYS = 10_000
 """Arrays in one native model file."""
 MAX_WEIGHT_ELEMENTS = 2**28
@@ -87,7 +89,8 @@ def json_depth(data: bytes) -> int:
 def check_config(where: str, value: Any, what: str = "the config") -> None:
     """Refuse a parsed config that describes more than :data:`MAX_CONFIG_OBJECTS` objects, one
     layer of more than :data:`MAX_STACKED_CELLS` stacked cells, nests deeper than
-    :data:`MAX_CONFIG_DEPTH` or holds an integer beyond 64 bits; walks without recursion."""
+    :data:`MAX_CONFIG_DEPTH` or holds an integer of more than :data:`MAX_INTEGER_BITS`; walks
+    without recursion."""
     objects = 0
     pending = [(value, 1)]
     while pending:
@@ -95,9 +98,9 @@ def check_config(where: str, value: Any, what: str = "the config") -> None:
         if depth > MAX_CONFIG_DEPTH:
             raise ValueError(f"{where}: {what} nests more than MAX_CONFIG_DEPTH = "
                              f"{MAX_CONFIG_DEPTH} levels deep.")
-        if isinstance(item, int) and item.bit_length() > 63:  # no shape or seed is this large
-            raise ValueError(f"{where}: {what} holds an integer of {item.bit_length()} bits; "
-                             "expected 64-bit integers.")
+        if isinstance(item, int) and item.bit_length() > MAX_INTEGER_BITS:
+            raise ValueError(f"{where}: {what} holds an integer of {item.bit_length():,} bits; "
+                             f"expected at most MAX_INTEGER_BITS = {MAX_INTEGER_BITS}.")
         if isinstance(item, dict):
             if "class_name" in item:
                 objects += 1 + _extra_cells(where, item)
