@@ -143,6 +143,8 @@ NATIVE_FILES = [
                                                   weight_0000=np.zeros(3)),
      r"has weights that do not fit its config: Sequential.set_weights: expected 0 weights"),
     ("a folder", lambda t: t, r" is a folder; expected a model file"),
+    ("two configs", lambda t: _twice(_native(t, "twice", _sequential([LAYER])), "config.npy"),
+     r" holds two arrays named 'config'"),
     ("a device", lambda t: _link(t / "zero.npz", "/dev/zero"), r" is not a regular file"),
     ("a pipe", lambda t: _fifo(t / "pipe.npz"), r" is not a regular file"),
     ("random bytes", lambda t: _write(t / "junk.npz", np.random.default_rng(0).bytes(400)),
@@ -153,6 +155,15 @@ NATIVE_FILES = [
 
 def _write(path, data):
     path.write_bytes(data)
+    return path
+
+
+def _twice(path, member):
+    """``path`` with a second ``member`` (a native model config) after the first."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.array(json.dumps(_sequential([]))))
+    with zipfile.ZipFile(path, "a") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        archive.writestr(member, buffer.getvalue())
     return path
 
 
@@ -348,6 +359,8 @@ KERAS_FILES = [
         t, "group", lambda g, k: g.create_group(k)),
      r"expected floats"),
     ("a folder", lambda t: t, r" is a folder; expected a Keras .keras or .h5 file"),
+    ("two configs", lambda t: _twice(_keras(t, "twice"), "config.json"),
+     r" holds config.json twice"),
     ("a device", lambda t: _link(t / "zero.keras", "/dev/zero"), r" is not a regular file"),
     ("a pipe", lambda t: _fifo(t / "pipe.h5"), r" is not a regular file"),
 ]

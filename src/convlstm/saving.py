@@ -86,6 +86,8 @@ def read_arrays(where: str, path: str, what: str = "numpy-convlstm model file"
                 entries, elements = {}, 0
                 for member in members:
                     name = member.filename.removesuffix(".npy")
+                    if name in entries:  # which one counts would be the reader's whim
+                        raise ValueError(f"{where} holds two arrays named {name[:80]!r}.")
                     with archive.open(member) as file:
                         entries[name], elements = _read_array(where, name, file,
                                                               member.file_size, elements)

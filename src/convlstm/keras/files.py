@@ -47,7 +47,12 @@ def _read_archive(where: str, path: str) -> tuple[Any, str, bytes]:
             f"{where} is not a readable .keras archive (a truncated or corrupted zip: {error})."
         ) from None
     with archive:
-        names = set(archive.namelist())
+        listed = archive.namelist()
+        names = set(listed)
+        twice = sorted(name for name in names & {"config.json", "metadata.json",
+                                                 "model.weights.h5"} if listed.count(name) > 1)
+        if twice:  # which copy counts would be the reader's whim
+            raise ValueError(f"{where} holds {twice[0]} twice.")
         if "config.json" not in names:
             raise ValueError(
                 f"{where} has no config.json; a Keras 3 .keras archive holds config.json, "
