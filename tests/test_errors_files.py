@@ -277,6 +277,13 @@ def test_from_config_round_trips_still_work():
     assert ConvLSTM2D.from_config({"filters": 3}).out_channels == 3  # Keras' name
 
 
+@pytest.mark.parametrize("name", ["m" * 251 + ".npz", "ü" * 125 + ".npz"])
+def test_a_file_name_of_255_bytes_is_written_whole(tmp_path, name):
+    model = _small_model()
+    assert load(model.save(tmp_path / name)).get_config() == model.get_config()
+    assert [path.name for path in tmp_path.iterdir()] == [name]
+
+
 def test_a_model_with_a_large_seed_round_trips(tmp_path):
     model = Sequential([ConvLSTM2D(1, 2, 3, seed=2**200)], input_shape=(2, 4, 4, 1))
     assert load(model.save(tmp_path / "model.npz")).get_config() == model.get_config()

@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
+NAME_BYTES = 255
+"""The longest file name most file systems take (NAME_MAX)."""
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
@@ -19,9 +22,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """
     path = os.fspath(path)
     # A fresh name, not a file made by mkstemp, so the writer makes it with the usual
-    # permissions (mkstemp's are owner-only).
-    partial = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}."
-                           f"{secrets.token_hex(6)}.partial{os.path.splitext(path)[1]}")
+    # permissions (mkstemp's are owner-only); the target's name is cut so that the whole
+    # stays within the 255 bytes a file name may have.
+    tail = f".{secrets.token_hex(6)}.partial{os.path.splitext(path)[1][:16]}"
+    name = os.fsencode(os.path.basename(path))[: NAME_BYTES - 1 - len(tail)]
+    partial = os.path.join(os.path.dirname(path), "." + name.decode("utf-8", "ignore") + tail)
     try:
         yield partial
         os.replace(partial, path)
