@@ -47,11 +47,11 @@ def files(tmp_path):
     return tmp_path
 
 
-TRAIN = ["train", "--filters", 1, "--layers", 1, "--epochs", 1, "--batch-size", 2]
+TRAIN = ["train", "--filters", 1, "--layers", 1, "--batch-size", 2]
 
 
 def _train(d, data="sequences.npy", out="run", *extra):
-    return [*TRAIN, "--data", d / data, "--out", d / out, *extra]
+    return [*TRAIN, "--epochs", 1, "--data", d / data, "--out", d / out, *extra]
 
 
 def _predict(d, model="model.npz", given="sequence.npy", output="y.npy", *extra):
@@ -73,6 +73,9 @@ CASES = [
     (lambda d: _train(d, "one_frame.npy"), r"sequences need at least 2 frames; got 1"),
     (lambda d: _train(d, "sequences.npy", "run", "--key", "x"),
      r"--key: .*sequences.npy is a .npy file; --key names an array in a .npz"),
+    (lambda d: _train(d, "batch_size.npy"), r"--data: no such file: .*/batch_size.npy$"),
+    (lambda d: _predict(d, output="no/learning_rate.npy"),
+     r"--output: cannot write '.*no/learning_rate.npy': the folder"),
     (lambda d: _train(d, "sequences.npy", "file.txt"), r"--out: .*file.txt is a file, not a "
                                                        r"folder"),
     (lambda d: _train(d, "sequences.npy", "file.txt/run"),
@@ -121,6 +124,18 @@ CASES = [
     (lambda d: ["demo", "--out", d / "file.txt"], r"--out: .*file.txt is a file, not a folder"),
     (lambda d: ["demo", "--pretrained", "--dataset", "shapes"],
      r"--pretrained: the shipped model is for --dataset moving-mnist"),
+    (lambda d: ["demo", "--out", ""], r"--out: expected a folder; got ''"),
+    (lambda d: [*_train(d)[:-2], "--out", ""], r"--out: expected a folder; got ''"),
+    # flags that would do nothing
+    (lambda d: _train(d, "sequences.npy", "run", "--steps", 5, "--minutes", 1),
+     r"--steps/--minutes: have no effect with --data \(it trains --epochs over the file\)"),
+    (lambda d: ["train", "--dataset", "moving-mnist", "--epochs", 3],
+     r"--epochs: has no effect with --dataset moving-mnist"),
+    (lambda d: ["demo", "--size", 16], r"--size: has no effect with --dataset moving-mnist"),
+    (lambda d: ["demo", "--dataset", "shapes", "--test-sequences", 5],
+     r"--test-sequences: has no effect with --dataset shapes"),
+    (lambda d: ["demo", "--pretrained", "--steps", 5],
+     r"--steps: has no effect with --pretrained \(it trains nothing\)"),
 ]
 
 
@@ -147,11 +162,13 @@ NUMBERS = [
     ("train", "--kernel", "-3", r"expected an integer >= 1; got -3"),
     ("train", "--epochs", "0", r"expected an integer >= 1; got 0"),
     ("train", "--steps", "0", r"expected an integer >= 1; got 0"),
-    ("train", "--seed", "-1", r"expected an integer >= 0; got -1"),
+    ("train", "--seed", "-1", r"expected an integer from 0 to 9,223,372,036,854,775,807; got -1"),
+    ("train", "--seed", str(2**63), r"expected an integer from 0 to [\d,]+; got 922"),
     ("train", "--learning-rate", "nan", r"expected a finite number > 0; got 'nan'"),
     ("train", "--learning-rate", "-0.001", r"expected a finite number > 0; got '-0.001'"),
     ("train", "--learning-rate", "inf", r"expected a finite number > 0; got 'inf'"),
-    ("train", "--learning-rate-decay", "0", r"expected a finite number > 0; got '0'"),
+    ("train", "--learning-rate-decay", "0", r"expected a finite number > 0 and <= 1; got '0'"),
+    ("train", "--learning-rate-decay", "5", r"expected a finite number > 0 and <= 1; got '5'"),
     ("train", "--minutes", "-1", r"expected a finite number > 0; got '-1'"),
     ("train", "--validation-split", "1", r"expected a finite number >= 0 and < 1; got '1'"),
     ("train", "--validation-split", "-0.1", r"expected a finite number >= 0 and < 1; got '-0.1'"),
@@ -193,7 +210,8 @@ def test_a_folder_holding_a_run_needs_resume_or_overwrite(files, capsys, held, s
 
 
 def test_resume_lists_the_architecture_flags_that_differ(files, capsys):
-    arguments = [*TRAIN, "--data", files / "sequences.npy", "--out", files / "run"]
+    arguments = [*TRAIN, "--epochs", 1, "--data", files / "sequences.npy", "--out",
+                 files / "run"]
     assert run(capsys, *arguments)[0] == 0
     state = json.loads((files / "run" / "training.json").read_text())
     assert state["architecture"] == {"--filters": 1, "--layers": 1, "--kernel": 3}
@@ -203,7 +221,7 @@ def test_resume_lists_the_architecture_flags_that_differ(files, capsys):
                                     r"architecture flags: --filters is 1 in the checkpoint, 2 "
                                     r"given; --kernel is 3 in the checkpoint, 5 given \(leave "
                                     r"them out to keep the checkpoint's\)")
-    resumed = run(capsys, *TRAIN[:-4], "--epochs", 2, "--batch-size", 2, "--data",
+    resumed = run(capsys, *TRAIN[:-2], "--epochs", 2, "--batch-size", 2, "--data",
                   files / "sequences.npy", "--out", files / "run", "--resume")
     assert resumed[0] == 0, resumed[1]
     np.save(files / "wider.npy", np.zeros((4, 4, 8, 8)))
@@ -217,30 +235,58 @@ def test_resume_lists_the_architecture_flags_that_differ(files, capsys):
     ("{corrupt", r"--resume: .*training.json: training.json is not valid JSON"),
     ('{"epochs_done": "x", "loss": [], "val_loss": []}',
      r"--resume: .*training.json is not a training state of this command: expected "
-     r"epochs_done \(int\)"),
-    ('{"epochs_done": -1, "loss": [], "val_loss": []}', r"expected epochs_done \(int\)"),
+     r"epochs_done \(int >= 0\)"),
+    ('{"epochs_done": -1, "loss": [], "val_loss": []}', r"expected epochs_done \(int >= 0\)"),
     ('{"epochs_done": 0, "loss": [], "val_loss": [], "architecture": {"--filters": "x"}}',
-     r"expected architecture \(dict\)"),
-    ("[1, 2]", r"expected epochs_done \(int\), loss \(list\), val_loss \(list\)"),
+     r"expected architecture \(dict of --flag: int\)"),
+    ('{"epochs_done": 0, "loss": ["x", [1]], "val_loss": []}',
+     r"expected loss \(list of numbers\)"),
+    ("[1, 2]", r"expected epochs_done \(int >= 0\), loss \(list of numbers\), val_loss "
+               r"\(list of numbers\)"),
+    ('{"epochs_done": 0, "loss": [], "val_loss": [], "epochs_done": 9}',
+     r"training.json is refused: it repeats the key 'epochs_done' in one object"),
+    ('{"epochs_done": 1' + "0" * 80 + ', "loss": [], "val_loss": []}',
+     r"training.json holds an integer of 266 bits; expected at most MAX_INTEGER_BITS = 256"),
     ("[" * 10_000, r"training.json nests 10000 levels deep; expected at most MAX_CONFIG_DEPTH"),
+    (None, r"training.json is not a regular file \(a device, a pipe or a socket\)"),
 ])
 def test_a_bad_training_state_is_refused_on_resume(files, capsys, content, message):
     (files / "run").mkdir()
-    (files / "run" / "training.json").write_text(content)
+    if content is None:  # reading /dev/zero never ends
+        (files / "run" / "training.json").symlink_to("/dev/zero")
+    else:
+        (files / "run" / "training.json").write_text(content)
     (files / "model.npz").rename(files / "run" / "model.npz")
     status, stderr = run(capsys, *TRAIN, "--data", files / "sequences.npy", "--out",
                          files / "run", "--resume")
     assert_one_line(status, stderr, message)
 
 
-def test_a_bad_optimizer_state_is_refused_on_resume(files, capsys):
+STATE = {"rounds_done": 0, "steps_done": 0, "seconds": 0.0, "loss": [], "command": "x"}
+
+
+@pytest.mark.parametrize(("state", "optimizer", "message"), [
+    (STATE, b"not a zip", r"--resume: .*optimizer.npz is not a readable optimizer state"),
+    (STATE, {"iterations": np.array(-3)},
+     r"optimizer.npz is not an optimizer state of this run: expected iterations, an int >= 0"),
+    (STATE, {"iterations": np.array(3), "0/0/kernel::momentum": np.zeros((9, 9), np.float32)},
+     r"optimizer.npz is not an optimizer state of this model: its '0/0/kernel::momentum' is "
+     r"float32 \(9, 9\); the model's weights are 0/0/kernel \(3, 3, 1, 4\)"),
+    (STATE, {"iterations": np.array(3), "9/kernel::momentum": np.zeros(4, np.float32)},
+     r"its '9/kernel::momentum' is float32 \(4,\)"),
+    ({**STATE, "seconds": float("inf")}, None, r"expected seconds \(int >= 0 or finite float"),
+    ({**STATE, "seconds": -1.5}, None, r"expected seconds \(int >= 0 or finite float"),
+])
+def test_a_bad_moving_mnist_state_is_refused_on_resume(files, capsys, state, optimizer,
+                                                       message):
     run_folder = files / "run"
     run_folder.mkdir()
     (files / "model.npz").rename(run_folder / "model.npz")
-    (run_folder / "training.json").write_text(json.dumps(
-        {"rounds_done": 0, "steps_done": 0, "seconds": 0.0, "loss": [], "command": "x"}))
-    (run_folder / "optimizer.npz").write_bytes(b"not a zip")
+    (run_folder / "training.json").write_text(json.dumps(state))
+    if isinstance(optimizer, bytes):
+        (run_folder / "optimizer.npz").write_bytes(optimizer)
+    elif optimizer is not None:
+        np.savez(run_folder / "optimizer.npz", **optimizer)
     status, stderr = run(capsys, *TRAIN, "--dataset", "moving-mnist", "--out", run_folder,
                          "--resume")
-    assert_one_line(status, stderr, r"--resume: .*optimizer.npz is not a readable optimizer "
-                                    r"state")
+    assert_one_line(status, stderr, message)

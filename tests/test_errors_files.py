@@ -106,6 +106,16 @@ NATIVE_FILES = [
     ("a million stacked cells", lambda t: _native(t, "cells", _sequential(
         [_convlstm(num_layers=10**6)])),
      r"layer 'ConvLSTM2D' has num_layers = 1000000; expected at most MAX_STACKED_CELLS = 1,000"),
+    ("a key given twice", lambda t: _native(
+        t, "twice", json.dumps(_sequential([LAYER]))[:-1] + ', "class_name": "Dense"}'),
+     r"the model config is refused: it repeats the key 'class_name' in one object"),
+    ("an integer of 5,000 digits", lambda t: _native(
+        t, "digits", json.dumps(_sequential([LAYER]))[:-1] + ', "x": ' + "9" * 5000 + "}"),
+     r"the model config is refused: Exceeds the limit \(4300 digits\)"),
+    ("an integer beyond 256 bits", lambda t: _native(t, "bits", _sequential(
+        [_convlstm(kernel_size=[10**2000, 10**2000])])),
+     r"the model config holds an integer of 6,644 bits; expected at most MAX_INTEGER_BITS = "
+     r"256"),
     ("terabytes of filters", lambda t: _native(t, "filters", _sequential(
         [_convlstm(in_channels=1000, out_channels=100_000, kernel_size=9)])),
      r"a weight of shape \(9, 9, 1000, 400000\) has 32,400,000,000 elements; expected at most "
@@ -133,6 +143,10 @@ NATIVE_FILES = [
                                                   weight_0000=np.zeros(3)),
      r"has weights that do not fit its config: Sequential.set_weights: expected 0 weights"),
     ("a folder", lambda t: t, r" is a folder; expected a model file"),
+    ("two configs", lambda t: _twice(_native(t, "twice", _sequential([LAYER])), "config.npy"),
+     r" holds two arrays named 'config'"),
+    ("a device", lambda t: _link(t / "zero.npz", "/dev/zero"), r" is not a regular file"),
+    ("a pipe", lambda t: _fifo(t / "pipe.npz"), r" is not a regular file"),
     ("random bytes", lambda t: _write(t / "junk.npz", np.random.default_rng(0).bytes(400)),
      r"is not a readable numpy-convlstm model file"),
     ("a bare array", lambda t: _save_array(t / "bare.npy"), r"a bare array"),
@@ -141,6 +155,27 @@ NATIVE_FILES = [
 
 def _write(path, data):
     path.write_bytes(data)
+    return path
+
+
+def _twice(path, member):
+    """``path`` with a second ``member`` (a native model config) after the first."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.array(json.dumps(_sequential([]))))
+    with zipfile.ZipFile(path, "a") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        archive.writestr(member, buffer.getvalue())
+    return path
+
+
+def _link(path, target):
+    """A symbolic link at ``path`` to ``target`` (a device: reading it never ends)."""
+    path.symlink_to(target)
+    return path
+
+
+def _fifo(path):
+    """A named pipe at ``path`` (opening it to read blocks until a writer comes)."""
+    os.mkfifo(path)
     return path
 
 
@@ -215,6 +250,12 @@ FROM_CONFIG = [
      r"ExponentialDecay.from_config: expected config to be a dict with string keys; got int"),
     (lambda: MeanSquaredError.from_config([]), TypeError, r"MeanSquaredError.from_config"),
     (lambda: MeanSquaredError.from_config({"x": 1}), ValueError, r"unknown config keys \['x'\]"),
+    (lambda: ConvLSTM2D.from_config({**CONVLSTM["config"], "num_layers": 10**6}), ValueError,
+     r"^ConvLSTM2D.from_config: layer 'ConvLSTM2D' has num_layers = 1000000; expected at most "
+     r"MAX_STACKED_CELLS"),
+    (lambda: Dense.from_config({"units": 10**4000}), ValueError,
+     r"^Dense.from_config: the config holds an integer of 13,288 bits; expected at most "
+     r"MAX_INTEGER_BITS"),
     (lambda: deserialize({"class_name": ["Dense"], "config": {}}), TypeError,
      r"deserialize: expected class_name to be a str; got \['Dense'\]"),
     (lambda: deserialize({"class_name": "Dense", "config": [1]}), TypeError,
@@ -234,6 +275,18 @@ def test_from_config_round_trips_still_work():
     model = _small_model()
     assert Sequential.from_config(model.get_config()).get_config() == model.get_config()
     assert ConvLSTM2D.from_config({"filters": 3}).out_channels == 3  # Keras' name
+
+
+@pytest.mark.parametrize("name", ["m" * 251 + ".npz", "ü" * 125 + ".npz"])
+def test_a_file_name_of_255_bytes_is_written_whole(tmp_path, name):
+    model = _small_model()
+    assert load(model.save(tmp_path / name)).get_config() == model.get_config()
+    assert [path.name for path in tmp_path.iterdir()] == [name]
+
+
+def test_a_model_with_a_large_seed_round_trips(tmp_path):
+    model = Sequential([ConvLSTM2D(1, 2, 3, seed=2**200)], input_shape=(2, 4, 4, 1))
+    assert load(model.save(tmp_path / "model.npz")).get_config() == model.get_config()
 
 
 # ------------------------------------------------------------------------------- Keras files
@@ -312,7 +365,11 @@ KERAS_FILES = [
     ("a weight that is a group", lambda t: _keras_weight(
         t, "group", lambda g, k: g.create_group(k)),
      r"expected floats"),
-    ("a folder", lambda t: t, r" is a folder, not a Keras file"),
+    ("a folder", lambda t: t, r" is a folder; expected a Keras .keras or .h5 file"),
+    ("two configs", lambda t: _twice(_keras(t, "twice"), "config.json"),
+     r" holds config.json twice"),
+    ("a device", lambda t: _link(t / "zero.keras", "/dev/zero"), r" is not a regular file"),
+    ("a pipe", lambda t: _fifo(t / "pipe.h5"), r" is not a regular file"),
 ]
 
 

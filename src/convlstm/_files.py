@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
+NAME_BYTES = 255
+"""The longest file name most file systems take (NAME_MAX)."""
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
@@ -19,9 +22,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """
     path = os.fspath(path)
     # A fresh name, not a file made by mkstemp, so the writer makes it with the usual
-    # permissions (mkstemp's are owner-only).
-    partial = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}."
-                           f"{secrets.token_hex(6)}.partial{os.path.splitext(path)[1]}")
+    # permissions (mkstemp's are owner-only); the target's name is cut so that the whole
+    # stays within the 255 bytes a file name may have.
+    tail = f".{secrets.token_hex(6)}.partial{os.path.splitext(path)[1][:16]}"
+    name = os.fsencode(os.path.basename(path))[: NAME_BYTES - 1 - len(tail)]
+    partial = os.path.join(os.path.dirname(path), "." + name.decode("utf-8", "ignore") + tail)
     try:
         yield partial
         os.replace(partial, path)
@@ -44,6 +49,17 @@ def path_text(owner: str, path: object) -> str:
         raise TypeError(f"{owner}: expected path to be a str or os.PathLike; got "
                         f"{type(path).__name__}.")
     return os.fspath(path)
+
+
+def regular_file(where: str, path: str, expected: str) -> None:
+    """Refuse a ``path`` that is a folder, a device, a pipe or a socket (reading one can block
+    or never end) with a ``ValueError`` starting with ``where`` and naming ``expected``; a
+    missing path is left to the caller."""
+    if os.path.isdir(path):
+        raise ValueError(f"{where} is a folder; expected {expected}.")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"{where} is not a regular file (a device, a pipe or a socket); "
+                         f"expected {expected}.")
 
 
 def writable_path(owner: str, path: object) -> str:

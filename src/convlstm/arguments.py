@@ -58,18 +58,20 @@ def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def number(above: float, below: float = math.inf, or_equal: bool = False) -> Callable[[str], float]:
+def number(above: float, below: float = math.inf, or_equal: bool = False,
+           up_to: bool = False) -> Callable[[str], float]:
     """A parser of finite numbers greater than ``above`` (``or_equal``: or equal to it) and
-    less than ``below``."""
+    less than ``below`` (``up_to``: or equal to it)."""
     wanted = f"a finite number {'>=' if or_equal else '>'} {above:g}" + (
-        f" and < {below:g}" if below < math.inf else "")
+        f" and {'<=' if up_to else '<'} {below:g}" if below < math.inf else "")
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {wanted}; got {text!r}") from None
-        if not (above <= value if or_equal else above < value) or not value < below:
+        if not (above <= value if or_equal else above < value) or not (
+                value <= below if up_to else value < below) or not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected {wanted}; got {text!r}")
         return value
 
@@ -82,9 +84,10 @@ def given_flags(argv: list[str]) -> set[str]:
 
 
 def in_flag_terms(message: str) -> str:
-    """``message`` with the Python argument names of :data:`FLAGS` replaced by their flags."""
+    """``message`` with the Python argument names of :data:`FLAGS` replaced by their flags,
+    where they stand alone: not inside a path or a quoted name (``runs/batch_size.npy``)."""
     for name, flag in FLAGS.items():
-        message = re.sub(rf"\b{name}\b", flag, message)
+        message = re.sub(rf"(?<![\w./\\'\"-]){name}(?![\w/\\'\"-]|\.\w)", flag, message)
     return message
 
 

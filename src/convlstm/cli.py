@@ -28,12 +28,19 @@ from convlstm.arguments import (
     report,
 )
 from convlstm.callbacks import Callback, ModelCheckpoint, StepLimit, TimeLimit
-from convlstm.console import ProgressBar, UsageError, output_folder, progress_line
+from convlstm.console import (
+    ProgressBar,
+    UsageError,
+    output_folder,
+    progress_line,
+    refuse_unused,
+)
 from convlstm.optimizers import Adam, ExponentialDecay
 
 EXIT_INTERRUPTED = 130
-COUNT, SEED, POSITIVE = integer(1), integer(0), number(0)
-"""The flag types most flags share: a count >= 1, a seed >= 0, a positive finite number."""
+COUNT, SEED, POSITIVE = integer(1), integer(0, 2**63 - 1), number(0)
+"""The flag types most flags share: a count >= 1, a 64-bit seed >= 0 (well within
+limits.MAX_INTEGER_BITS, so the model it seeds always loads), a positive finite number."""
 
 
 # --------------------------------------------------------------------------------------- train
@@ -72,9 +79,8 @@ def _read_array(path: str, key: str | None = None, flag: str = "--data") -> np.n
 
 
 def _as_unit_interval(array: np.ndarray, path: str) -> np.ndarray:
-    """float32 frames in [0, 1]: uint8 is divided by 255; anything else must already fit."""
-    if array.dtype.kind not in "biuf":
-        raise UsageError(f"{path}: expected numeric frames; got dtype {array.dtype}")
+    """float32 frames in [0, 1] from numeric ones (every caller has checked the dtype): uint8 is
+    divided by 255; anything else must already fit."""
     array = (array / 255.0 if array.dtype == np.uint8 else array).astype(np.float32)
     if not np.isfinite(array).all():
         raise UsageError(f"{path}: the frames contain NaN or infinite values")
@@ -113,13 +119,21 @@ def _training_count(args: argparse.Namespace, sequences: int) -> int:
     return count
 
 
+DATA_ONLY = ("--key", "--time-axis", "--epochs", "--validation-split")
+DATASET_ONLY = ("--steps", "--minutes", "--learning-rate-decay")
+"""The train flags that one source of sequences takes and the other does not."""
+
+
 def _train(args: argparse.Namespace) -> int:
     if args.dataset == "moving-mnist":
+        refuse_unused(args.given, DATA_ONLY, "with --dataset moving-mnist (it trains --steps "
+                                             "on fresh sequences)")
         if args.workers or args.scheduler:
             raise UsageError("--workers/--scheduler: distributed training takes --data")
         return _train_moving_mnist(args)
     if args.data is None:
         raise UsageError("--data: give a .npy/.npz file of sequences, or --dataset moving-mnist")
+    refuse_unused(args.given, DATASET_ONLY, "with --data (it trains --epochs over the file)")
     sequences = _load_sequences(args.data, args.key, args.time_axis)
     training = _training_count(args, len(sequences))
     out = output_folder(args.out)
@@ -190,7 +204,7 @@ def _train_moving_mnist(args: argparse.Namespace) -> int:
                                              "command": str})
         runs.check_architecture(state, args, args.given, state_file)
         model = _read_model(checkpoint, "--resume")
-        runs.restore_optimizer(optimizer, optimizer_file)
+        runs.restore_optimizer(optimizer, optimizer_file, model.trainable_weights()[0])
         print(f"resuming after step {state['steps_done']}")
     else:
         with limits.weight_budget("--filters/--layers/--kernel"):
@@ -470,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=COUNT, default=8, help="sequences per step")
     train.add_argument("--learning-rate", type=POSITIVE, default=3e-3,
                        help="Adam's step size")
-    train.add_argument("--learning-rate-decay", type=POSITIVE, default=1.0,
+    train.add_argument("--learning-rate-decay", type=number(0, 1, up_to=True), default=1.0,
                        help="--dataset: factor the step size shrinks by over --steps")
     train.add_argument("--validation-split", type=number(0, 1, or_equal=True), default=0.1,
                        help="--data: fraction held out for validation")

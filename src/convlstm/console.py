@@ -1,6 +1,6 @@
-"""What the ``convlstm`` command shares between its subcommands: the usage error, the output
-folder and the progress bar. Together with :mod:`convlstm.cli` and :mod:`convlstm.demo`, the
-only code that prints."""
+"""What the ``convlstm`` command shares between its subcommands: the usage error, the refusal
+of flags that do nothing, the output folder and the progress bar. Together with
+:mod:`convlstm.cli` and :mod:`convlstm.demo`, the only code that prints."""
 
 from __future__ import annotations
 
@@ -17,12 +17,25 @@ class UsageError(Exception):
     """A problem with the user's input: reported in one line, exit status 2."""
 
 
+def refuse_unused(given: set[str], flags: tuple[str, ...], where: str) -> None:
+    """Refuse the ``flags`` written in ``given`` that do nothing ``where`` (e.g. "with --data"),
+    rather than ignore them silently."""
+    unused = [flag for flag in flags if flag in given]
+    if unused:
+        raise UsageError(f"{'/'.join(unused)}: {'has' if len(unused) == 1 else 'have'} no "
+                         f"effect {where}")
+
+
 def output_folder(out: str | os.PathLike) -> Path:
     """``--out`` made if it does not exist; refuses a file, or a folder that cannot be made or
     written to."""
+    if not os.fspath(out):  # Path("") is the current folder
+        raise UsageError("--out: expected a folder; got ''")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} is a file, not a folder")
+    if out.is_symlink() and not out.exists():
+        raise UsageError(f"--out: {out} is a symbolic link to nothing")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:

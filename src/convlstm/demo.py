@@ -19,7 +19,7 @@ import numpy as np
 from convlstm import data, datasets, figures, forecasting, limits
 from convlstm._files import atomic_path, atomic_write
 from convlstm.callbacks import StepLimit, TimeLimit
-from convlstm.console import ProgressBar, UsageError, duration, output_folder
+from convlstm.console import ProgressBar, UsageError, duration, output_folder, refuse_unused
 from convlstm.optimizers import Adam
 
 CONTEXT, HORIZON = 10, 10
@@ -57,7 +57,8 @@ def settings(args: argparse.Namespace, table: dict[str, dict]) -> dict:
 
 def demo_folder(args: argparse.Namespace) -> Path:
     """``--out``, or a new time-stamped folder (see :func:`console.output_folder`)."""
-    return output_folder(args.out or datetime.now().strftime("convlstm-demo-%Y%m%d-%H%M%S"))
+    return output_folder(datetime.now().strftime("convlstm-demo-%Y%m%d-%H%M%S")
+                         if args.out is None else args.out)
 
 
 def draw(path: Path, figure: Callable[..., None], *args: Any, **kwargs: Any) -> None:
@@ -72,12 +73,23 @@ def train_seed(seed: int, round_number: int) -> int:
     return int(np.random.default_rng([seed, round_number]).integers(2**31))
 
 
+SHAPES_ONLY = ("--size", "--frames", "--objects", "--speed", "--sequences")
+MOVING_MNIST_ONLY = ("--minutes", "--test-sequences")
+TRAINING = ("--steps", "--minutes", "--filters", "--batch-size", "--learning-rate")
+"""The demo flags that only one data set takes, and the ones ``--pretrained`` makes moot."""
+
+
 def run(args: argparse.Namespace) -> int:
     """The demo subcommand; returns the exit status."""
+    given = getattr(args, "given", set())
     if args.dataset == "shapes":
         if args.pretrained:
             raise UsageError("--pretrained: the shipped model is for --dataset moving-mnist")
+        refuse_unused(given, MOVING_MNIST_ONLY, "with --dataset shapes")
         return shapes_demo(args)
+    refuse_unused(given, SHAPES_ONLY, "with --dataset moving-mnist (the shapes' options)")
+    if args.pretrained:
+        refuse_unused(given, TRAINING, "with --pretrained (it trains nothing)")
     return moving_mnist_demo(args)
 
 

@@ -30,6 +30,8 @@ MAX_CONFIG_OBJECTS = 10_000
 each stacked cell of a ``num_layers`` layer counted as one."""
 MAX_STACKED_CELLS = 1_000
 """``num_layers`` of one ConvLSTM or ConvGRU layer."""
+MAX_INTEGER_BITS = 256
+"""Bits of one integer in a config (a seed may be large; no shape or count comes near)."""
 MAX_FILE_ARRAYS = 10_000
 """Arrays in one native model file."""
 MAX_WEIGHT_ELEMENTS = 2**28
@@ -57,10 +59,23 @@ def parse_config(where: str, text: str | bytes, what: str) -> Any:
         raise ValueError(f"{where}: {what} nests {depth} levels deep; expected at most "
                          f"MAX_CONFIG_DEPTH = {MAX_CONFIG_DEPTH}.")
     try:
-        value = json.loads(data)
+        value = json.loads(data, object_pairs_hook=_unique_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{where}: {what} is not valid JSON ({error}).") from None
+    except ValueError as error:  # a repeated key, or an integer beyond int()'s digit limit
+        raise ValueError(f"{where}: {what} is refused: {error}.") from None
     check_config(where, value, what)
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's dict; a key given twice is refused (which one counts is ambiguous:
+    parsers differ)."""
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"it repeats the key {repeated[:40]!r} in one object")
     return value
 
 
@@ -73,8 +88,9 @@ def json_depth(data: bytes) -> int:
 
 def check_config(where: str, value: Any, what: str = "the config") -> None:
     """Refuse a parsed config that describes more than :data:`MAX_CONFIG_OBJECTS` objects, one
-    layer of more than :data:`MAX_STACKED_CELLS` stacked cells, or nests deeper than
-    :data:`MAX_CONFIG_DEPTH`; walks without recursion."""
+    layer of more than :data:`MAX_STACKED_CELLS` stacked cells, nests deeper than
+    :data:`MAX_CONFIG_DEPTH` or holds an integer of more than :data:`MAX_INTEGER_BITS`; walks
+    without recursion."""
     objects = 0
     pending = [(value, 1)]
     while pending:
@@ -82,6 +98,9 @@ def check_config(where: str, value: Any, what: str = "the config") -> None:
         if depth > MAX_CONFIG_DEPTH:
             raise ValueError(f"{where}: {what} nests more than MAX_CONFIG_DEPTH = "
                              f"{MAX_CONFIG_DEPTH} levels deep.")
+        if isinstance(item, int) and item.bit_length() > MAX_INTEGER_BITS:
+            raise ValueError(f"{where}: {what} holds an integer of {item.bit_length():,} bits; "
+                             f"expected at most MAX_INTEGER_BITS = {MAX_INTEGER_BITS}.")
         if isinstance(item, dict):
             if "class_name" in item:
                 objects += 1 + _extra_cells(where, item)
@@ -139,14 +158,16 @@ def weight_budget(where: str) -> Iterator[None]:
 
 
 @contextmanager
-def building(where: str, config: Any) -> Iterator[None]:
-    """The limits while a ``from_config`` builds from ``config``: the outermost call checks the
-    config (:func:`check_config`) and opens a :func:`weight_budget`; the calls it makes for
-    nested layers (and the ones a file's loading makes) share the budget already open."""
+def building(cls: type, config: Any) -> Iterator[None]:
+    """The limits while ``cls.from_config`` builds from ``config``: the outermost call checks the
+    config (:func:`check_config`, ``num_layers`` of ``cls`` itself included) and opens a
+    :func:`weight_budget`; the calls it makes for nested layers (and the ones a file's loading
+    makes) share the budget already open."""
     if _BUDGET.get() is not None:
         yield
         return
-    check_config(where, config)
+    where = f"{cls.__name__}.from_config"
+    check_config(where, {"class_name": cls.__name__, "config": config})
     with weight_budget(where):
         yield
 

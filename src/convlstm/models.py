@@ -354,7 +354,7 @@ class Sequential(Layer):
                 n is None or (type(n) is int and n > 0) for n in input_shape)):
             raise TypeError(f"Sequential.from_config: expected input_shape to be a list of "
                             f"positive ints (or None); got {input_shape!r:.80}.")
-        with limits.building("Sequential.from_config", config):
+        with limits.building(cls, config):
             return cls([deserialize(spec) for spec in layers], input_shape)
 
     def __repr__(self) -> str:

@@ -5,14 +5,15 @@ replaced (``--overwrite``), and a resumed run keeps its architecture."""
 
 from __future__ import annotations
 
-import zipfile
+import math
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from convlstm import limits
-from convlstm._files import atomic_write
+from convlstm import limits, saving
+from convlstm._files import atomic_write, regular_file
 from convlstm.console import UsageError
 from convlstm.optimizers import Optimizer
 
@@ -54,7 +55,10 @@ def read_state(path: Path, kinds: dict[str, type | tuple[type, ...]]) -> dict:
     """``training.json``, checked: a dict whose entries ``kinds`` names have those types (ints
     not negative), with an optional ``architecture`` of :data:`ARCHITECTURE_FLAGS` values."""
     try:
-        state = limits.parse_config(f"--resume: {path}", path.read_bytes(), "training.json")
+        regular_file(f"--resume: {path}", str(path), "a training.json file")
+        with open(path, "rb") as file:  # no more than the limit: a larger file is refused
+            text = file.read(limits.MAX_CONFIG_BYTES + 1)
+        state = limits.parse_config(f"--resume: {path}", text, "training.json")
     except OSError as error:
         raise UsageError(f"--resume: cannot read {path}: {error.strerror}") from None
     except ValueError as error:
@@ -75,14 +79,25 @@ def read_state(path: Path, kinds: dict[str, type | tuple[type, ...]]) -> dict:
 
 
 def _fits(value: object, kind: type | tuple[type, ...]) -> bool:
+    """Whether ``value`` is of ``kind``: a number finite and not negative (a bool is no number),
+    a list of numbers or nulls (the losses; NaN is a loss that diverged)."""
     if isinstance(value, bool):
         return kind is bool
-    return isinstance(value, kind) and not (isinstance(value, int) and value < 0)
+    if isinstance(value, list):
+        return kind is list and all(item is None or (isinstance(item, (int, float))
+                                                     and not isinstance(item, bool))
+                                    for item in value)
+    if isinstance(value, (int, float)):
+        return isinstance(value, kind) and math.isfinite(value) and value >= 0
+    return isinstance(value, kind)
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
+    """``int`` -> "int >= 0", ``list`` -> "list of numbers", as :func:`_fits` takes them."""
+    names = {int: "int >= 0", float: "finite float >= 0", list: "list of numbers",
+             dict: "dict of --flag: int"}
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(item.__name__ for item in kinds)
+    return " or ".join(names.get(item, item.__name__) for item in kinds)
 
 
 def save_optimizer(optimizer: Optimizer, path: Path) -> None:
@@ -91,13 +106,34 @@ def save_optimizer(optimizer: Optimizer, path: Path) -> None:
         np.savez(file, **optimizer.state_arrays())
 
 
-def restore_optimizer(optimizer: Optimizer, path: Path) -> None:
-    """Put back what :func:`save_optimizer` wrote (nothing when an older run has no file)."""
-    if not path.exists():
+def restore_optimizer(optimizer: Optimizer, path: Path, params: dict[str, np.ndarray]) -> None:
+    """Put back what :func:`save_optimizer` wrote (nothing when an older run has no file),
+    checked against the model's trainable ``params`` (by name, as ``optimizer`` keys them):
+    a non-negative integer ``iterations``, and float slots only for those params, of their
+    shapes."""
+    if not os.path.lexists(path):
         return  # an older run: the moments start again from zero
+    where = f"--resume: {path}"
     try:
-        with np.load(path, allow_pickle=False) as saved:
-            optimizer.load_state_arrays(saved)
-    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise UsageError(f"--resume: {path} is not a readable optimizer state ({error})"
-                         ) from None
+        regular_file(where, str(path), "an optimizer.npz file")
+        saved = saving.read_arrays(where, str(path), "optimizer state")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    iterations = saved.get("iterations")
+    if iterations is None or iterations.shape != () or iterations.dtype.kind not in "iu" \
+            or iterations < 0:
+        raise UsageError(f"{where} is not an optimizer state of this run: expected iterations, "
+                         f"an int >= 0; got {iterations!r:.80}")
+    for name, value in saved.items():
+        key = name.split("::", 1)[0]
+        if name != "iterations" and (key not in params or value.shape != params[key].shape
+                                     or value.dtype.kind != "f"):
+            raise UsageError(f"{where} is not an optimizer state of this model: its {name!r} "
+                             f"is {value.dtype} {value.shape}; the model's weights are "
+                             f"{_shapes(params)}")
+    optimizer.load_state_arrays(saved)
+
+
+def _shapes(params: dict[str, np.ndarray]) -> str:
+    text = ", ".join(f"{name} {value.shape}" for name, value in params.items())
+    return text if len(text) <= 300 else text[:300] + "..."

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from convlstm import limits
-from convlstm._files import atomic_write, path_text, writable_path
+from convlstm._files import atomic_write, path_text, regular_file, writable_path
 from convlstm.registry import deserialize, serialize
 
 FORMAT = "numpy-convlstm"
@@ -69,13 +69,15 @@ def save(model: Any, path: str | os.PathLike, include_states: bool = False) -> s
     return path
 
 
-def _read_entries(where: str, path: str) -> dict[str, np.ndarray]:
-    """Every array of the archive at ``path``, each header checked against
-    :mod:`convlstm.limits` before its data is read."""
+def read_arrays(where: str, path: str, what: str = "numpy-convlstm model file"
+                ) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive at ``path`` (a regular file), each header checked
+    against :mod:`convlstm.limits` before its data is read; ``what`` names the file's kind in
+    errors, which start with ``where``."""
     try:
         with open(path, "rb") as stream:
             if stream.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX:
-                raise ValueError(f"{where} is not a numpy-convlstm model file (a bare array).")
+                raise ValueError(f"{where} is not a {what} (a bare array).")
             with zipfile.ZipFile(stream) as archive:
                 members = archive.infolist()
                 if len(members) > limits.MAX_FILE_ARRAYS:
@@ -84,14 +86,16 @@ def _read_entries(where: str, path: str) -> dict[str, np.ndarray]:
                 entries, elements = {}, 0
                 for member in members:
                     name = member.filename.removesuffix(".npy")
+                    if name in entries:  # which one counts would be the reader's whim
+                        raise ValueError(f"{where} holds two arrays named {name[:80]!r}.")
                     with archive.open(member) as file:
                         entries[name], elements = _read_array(where, name, file,
                                                               member.file_size, elements)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
         if str(error).startswith(where):
             raise
-        raise ValueError(f"{where} is not a readable numpy-convlstm model file (a truncated "
-                         f"or corrupted .npz: {error}).") from None
+        raise ValueError(f"{where} is not a readable {what} (a truncated or corrupted .npz: "
+                         f"{error}).") from None
     return entries
 
 
@@ -144,16 +148,16 @@ def load(path: str | os.PathLike) -> Any:
     Raises:
         FileNotFoundError: no such file.
         TypeError: ``path`` is not a str or os.PathLike.
-        ValueError: the file is a folder, truncated, corrupted, not this format, breaks a limit,
-            or its weights do not fit its config; the message names the file and what is wrong.
+        ValueError: the file is a folder or a device, truncated, corrupted, not this format,
+            breaks a limit, or its weights do not fit its config; the message names the file
+            and what is wrong.
     """
     path = path_text("load", path)
     where = f"load: {path!r}"
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}.")
-    if os.path.isdir(path):
-        raise ValueError(f"{where} is a folder; expected a model file.")
-    entries = _read_entries(where, path)
+    regular_file(where, path, "a model file")
+    entries = read_arrays(where, path)
     if entries.get("format", np.array("")).tobytes() != np.array(FORMAT).tobytes():
         raise ValueError(f"{where} is not a numpy-convlstm model file (no format tag).")
     _version(where, entries)

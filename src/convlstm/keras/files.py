@@ -11,7 +11,7 @@ import zlib
 from typing import Any
 
 from convlstm import limits
-from convlstm._files import atomic_write, path_text, writable_path
+from convlstm._files import atomic_write, path_text, regular_file, writable_path
 from convlstm.keras.from_keras import import_model
 from convlstm.keras.mapping import (
     FIXED_ZIP_TIME,
@@ -47,7 +47,12 @@ def _read_archive(where: str, path: str) -> tuple[Any, str, bytes]:
             f"{where} is not a readable .keras archive (a truncated or corrupted zip: {error})."
         ) from None
     with archive:
-        names = set(archive.namelist())
+        listed = archive.namelist()
+        names = set(listed)
+        twice = sorted(name for name in names & {"config.json", "metadata.json",
+                                                 "model.weights.h5"} if listed.count(name) > 1)
+        if twice:  # which copy counts would be the reader's whim
+            raise ValueError(f"{where} holds {twice[0]} twice.")
         if "config.json" not in names:
             raise ValueError(
                 f"{where} has no config.json; a Keras 3 .keras archive holds config.json, "
@@ -103,6 +108,7 @@ def _target(
     if config is not None:
         if isinstance(config, (str, os.PathLike)):
             config_path = os.fspath(config)
+            regular_file(f"load_keras: the config {config_path!r}", config_path, "a .json file")
             try:
                 with open(config_path, "rb") as stream:
                     text = stream.read(limits.MAX_CONFIG_BYTES + 1)
@@ -155,8 +161,7 @@ def load_keras(
     where = f"load_keras: {path!r}"
     if not os.path.exists(path):
         raise FileNotFoundError(f"load_keras: no such file {path!r}.")
-    if not os.path.isfile(path):
-        raise ValueError(f"{where} is a folder, not a Keras file.")
+    regular_file(where, path, "a Keras .keras or .h5 file")
     if model is not None and config is not None:
         raise ValueError("load_keras: pass model= or config=, not both.")
     try:

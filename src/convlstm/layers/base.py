@@ -54,7 +54,7 @@ class Layer(ABC):
     def from_config(cls, config: dict[str, Any]) -> Layer:
         """Build a layer from ``get_config()`` output (weights are not part of the config); a
         config that is not a dict, lacks a required argument or has an unknown one is refused."""
-        with limits.building(f"{cls.__name__}.from_config", config):
+        with limits.building(cls, config):
             return cls(**config_arguments(cls, config, check.KERAS_NAMES))
 
     @property

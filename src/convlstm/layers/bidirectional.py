@@ -268,7 +268,7 @@ class Bidirectional(Layer):
     def from_config(cls, config: dict[str, Any]) -> Bidirectional:
         config = config_arguments(cls, config)
         backward = config.get("backward_layer")
-        with limits.building(f"{cls.__name__}.from_config", config):
+        with limits.building(cls, config):
             return cls(deserialize(config["layer"]), config.get("merge_mode", "concat"),
                        None if backward is None else deserialize(backward))
 

@@ -115,5 +115,5 @@ class TimeDistributed(CachedLayer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TimeDistributed:
-        with limits.building(f"{cls.__name__}.from_config", config):
+        with limits.building(cls, config):
             return cls(deserialize(config_arguments(cls, config)["layer"]))
