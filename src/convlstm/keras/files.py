@@ -164,6 +164,8 @@ def load_keras(
     regular_file(where, path, "a Keras .keras or .h5 file")
     if model is not None and config is not None:
         raise ValueError("load_keras: pass model= or config=, not both.")
+    if isinstance(config, (str, os.PathLike)) and not os.path.exists(config):
+        raise FileNotFoundError(f"load_keras: no such config file {os.fspath(config)!r}.")
     try:
         return _load(where, h5py, path, model, config)
     except (OSError, RuntimeError) as error:  # HDF5 data that h5py cannot read
