@@ -211,6 +211,11 @@ class Softmax(_Elementwise):
                 f"{owner}: expected x with an axis {self.axis}; got shape "
                 f"{check.shape_text(x.shape)}."
             )
+        if len({a % x.ndim for a in axes}) < len(axes):
+            raise ValueError(
+                f"{owner}: expected axis {self.axis} to name distinct axes of x; got shape "
+                f"{check.shape_text(x.shape)}, where two of them are the same axis."
+            )
         y = softmax(x, self.axis)
         return y, (y if training else None)
 
