@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convlstm._validation import _is_int, choice, positive_int, seed_arg
+from convlstm._validation import _is_int, choice, fits_in_memory, positive_int, seed_arg
 
 DIGIT_SIZE = 28
 SPLITS = ("train", "test", "all")
@@ -216,6 +216,12 @@ def moving_mnist(
     digits = positive_int(owner, "digits", digits)
     split = choice(owner, "split", split, SPLITS)
     seed = seed_arg(owner, seed)
+    fits_in_memory(owner, "n, frames and size giving sequences", (n, frames, size, size, 1),
+                   np.float32)
+    fits_in_memory(owner, "n, frames and digits giving trajectories", (n * digits, frames, 2),
+                   np.float64)
+    fits_in_memory(owner, "n and digits giving digit images", (n, digits, DIGIT_SIZE, DIGIT_SIZE),
+                   np.uint8)
 
     pool, _ = mnist_digits(split)
     rng = np.random.default_rng(seed)

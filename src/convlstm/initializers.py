@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from convlstm import _validation as validation
+
 Initializer = Callable[[tuple[int, ...], np.random.Generator], np.ndarray]
 
 # Standard deviation of a unit normal truncated to [-2, 2]; Keras divides by it.
@@ -85,5 +87,24 @@ def check(owner: str, name: str, identifier: object) -> str:
 def initialize(
     name: str, shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype
 ) -> np.ndarray:
-    """Draw a new array of ``shape`` and ``dtype`` from the initializer called ``name``."""
+    """Draw a new array of ``shape`` and ``dtype`` from the initializer called ``name``.
+
+    Raises:
+        TypeError: ``rng`` is not a ``np.random.Generator`` or ``shape`` is not ints.
+        ValueError: an unknown name, a negative size, or a weight too large for this machine
+            (the layer's sizes, such as filters or kernel_size, are named in the message).
+    """
+    owner = "initializers.initialize"
+    name = check(owner, "name", name)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{owner}: expected rng to be a np.random.Generator; got {rng!r}.")
+    if not isinstance(shape, tuple) or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape):
+        raise TypeError(f"{owner}: expected shape to be a tuple of ints; got {shape!r}.")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{owner}: expected shape to be a tuple of ints >= 0; got {shape!r}.")
+    validation.fits_in_memory(
+        owner, "a weight shape (set by the layer's filters, units, kernel_size and input "
+        "channels)",
+        shape, np.float64)
     return np.asarray(INITIALIZERS[name](shape, rng), dtype=dtype)
