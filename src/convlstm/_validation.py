@@ -199,7 +199,7 @@ def fits_in_memory(owner: str, what: str, shape: Sequence[int], dtype: np.dtype)
     needed = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
     if needed > _physical_memory():
         raise ValueError(
-            f"{owner}: expected {what} that fits in this machine's "
+            f"{owner}: expected {what} to fit in this machine's "
             f"{_physical_memory() / 2**30:,.1f} GiB of memory; got {shape_text(shape)}, "
             f"{needed / 2**30:,.1f} GiB of {np.dtype(dtype)}."
         )

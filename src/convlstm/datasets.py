@@ -216,11 +216,11 @@ def moving_mnist(
     digits = positive_int(owner, "digits", digits)
     split = choice(owner, "split", split, SPLITS)
     seed = seed_arg(owner, seed)
-    fits_in_memory(owner, "n, frames and size giving sequences", (n, frames, size, size, 1),
+    fits_in_memory(owner, "the sequences (of n, frames and size)", (n, frames, size, size, 1),
                    np.float32)
-    fits_in_memory(owner, "n, frames and digits giving trajectories", (n * digits, frames, 2),
+    fits_in_memory(owner, "the trajectories (of n, frames and digits)", (n * digits, frames, 2),
                    np.float64)
-    fits_in_memory(owner, "n and digits giving digit images", (n, digits, DIGIT_SIZE, DIGIT_SIZE),
+    fits_in_memory(owner, "the digit images (of n and digits)", (n, digits, DIGIT_SIZE, DIGIT_SIZE),
                    np.uint8)
 
     pool, _ = mnist_digits(split)

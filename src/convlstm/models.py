@@ -123,8 +123,8 @@ class Sequential(Layer):
         unbuilt = self._unbuilt_layers()
         if unbuilt:
             raise RuntimeError(
-                f"Sequential.set_weights: the model is not built ({', '.join(unbuilt)} have no "
-                "weights yet: their input channels are unknown); pass input_shape= to "
+                "Sequential.set_weights: the model is not built (no weights yet, input "
+                f"channels unknown, in: {', '.join(unbuilt)}); pass input_shape= to "
                 "Sequential, call model.build((None, *sample_shape)), or call the model on data "
                 "first."
             )
