@@ -488,8 +488,12 @@ def _per_layer_states(owner: str, name: str, value: object, num_layers: int,
         raise TypeError(
             f"{owner}: expected {name} to be a list {listed}; got {type(value).__name__}."
         )
-    if len(value) == len(names) and all(isinstance(item, np.ndarray) for item in value):
-        per_layer = [value]
+    def one_layers_list(item: object) -> bool:  # [h, c] of arrays (or None)
+        return isinstance(item, Sequence) and not isinstance(item, str) and len(item) == len(
+            names) and all(state is None or isinstance(state, np.ndarray) for state in item)
+
+    if num_layers == 1 and len(value) == len(names) and not all(map(one_layers_list, value)):
+        per_layer = [value]  # one layer's states, each an array or nested lists
     else:
         per_layer = list(value)
     if len(per_layer) != num_layers or not all(
