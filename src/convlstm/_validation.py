@@ -108,7 +108,7 @@ def float_dtype(owner: str, value: object) -> np.dtype:
     """Return the NumPy dtype for ``"float32"`` or ``"float64"`` (or the dtype objects)."""
     try:
         dtype = np.dtype(value)
-    except TypeError:
+    except (TypeError, ValueError, SyntaxError):  # NumPy parses strings such as "0:" or "01"
         dtype = None
     if dtype is None or dtype.name not in FLOAT_DTYPES:
         raise ValueError(f"{owner}: expected dtype to be 'float32' or 'float64'; got {value!r}.")

@@ -104,7 +104,7 @@ def initialize(
     if any(n < 0 for n in shape):
         raise ValueError(f"{owner}: expected shape to be a tuple of ints >= 0; got {shape!r}.")
     validation.fits_in_memory(
-        owner, "the weight (its shape set by the layer's filters, units, kernel_size and "
-        "input channels)",
+        owner, "the weight (its shape set by the layer's filters or out_channels, units, "
+        "kernel_size and in_channels)",
         shape, np.float64)
     return np.asarray(INITIALIZERS[name](shape, rng), dtype=dtype)

@@ -216,7 +216,7 @@ class Softmax(_Elementwise):
                 f"{owner}: expected axis {self.axis} to name distinct axes of x; got shape "
                 f"{check.shape_text(x.shape)}, where two of them are the same axis."
             )
-        y = softmax(x, self.axis)
+        y = softmax(x, self.axis) if x.size else np.zeros_like(x)  # no values: nothing to do
         return y, (y if training else None)
 
     def _gradient(self, y, d_output):

@@ -161,7 +161,7 @@ class ConvRNNCellOptions:
             raise ValueError(
                 f"{owner}: frames of {'x'.join(map(str, spatial))} are too small for "
                 f"kernel_size={self.kernel_size} with dilation={self.dilation} and "
-                f"padding={self.padding!r}."
+                f"padding={self.padding!r} (expected x with frames of at least one window)."
             )
         return out
 
@@ -277,6 +277,10 @@ class _SequenceFields:
             object.__setattr__(self, name, check.boolean(owner, name, getattr(self, name)))
         object.__setattr__(self, "num_layers",
                            check.positive_int(owner, "num_layers", self.num_layers))
+        deeper_layer = self.cell_options(self.out_channels, None).weight_shapes()
+        check.fits_in_memory(owner, "the weights of num_layers layers", (
+            self.num_layers, sum(int(np.prod(shape)) for shape in deeper_layer.values())),
+            np.float64)
         for name in ("dropout", "recurrent_dropout"):
             object.__setattr__(self, name, check.rate(owner, name, getattr(self, name)))
 
