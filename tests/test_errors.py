@@ -443,6 +443,16 @@ MODEL_ERRORS = [
      TypeError, r"expected weights\[0\] \(0/0/kernel\) to be a real numeric array"),
     (lambda: small_model().set_weights({"kernel": 1}), TypeError,
      r"expected a list of 5 arrays; got dict"),
+    (lambda: small_model().build(3), TypeError,
+     r"^Sequential.build: expected input_shape to be a tuple of ints; got 3"),
+    (lambda: small_model().compute_output_shape("abc"), TypeError,
+     r"^Sequential.compute_output_shape: expected input_shape to be a tuple of ints; got 'abc'"),
+    (lambda: small_model().summary(print_fn=3), TypeError,
+     r"^Sequential.summary: expected print_fn to be None or a callable; got 3"),
+    (lambda: small_model().evaluate(SEQUENCES, SEQUENCES, return_dict="x"), TypeError,
+     r"^Sequential.evaluate: expected return_dict to be True or False; got 'x'"),
+    (lambda: losses.MeanSquaredError()([[1], [1, 2]], [[1], [1, 2]]), ValueError,
+     r"^MeanSquaredError: expected y_pred to be a rectangular numeric array; got a ragged list"),
 ]
 
 

@@ -94,7 +94,7 @@ class Sequential(Layer):
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         """Build every lazy layer for a batch of ``input_shape`` (batch axis first)."""
-        shape = tuple(input_shape)
+        shape = shape_arg("Sequential.build", "input_shape", input_shape)
         self.input_shape = shape[1:]
         for layer in self.layers:
             if hasattr(layer, "build"):
@@ -131,7 +131,7 @@ class Sequential(Layer):
         super().set_weights(weights)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
-        shape = tuple(input_shape)
+        shape = shape_arg("Sequential.compute_output_shape", "input_shape", input_shape)
         for layer in self.layers:
             shape = layer.compute_output_shape(shape)
         return shape
@@ -143,6 +143,9 @@ class Sequential(Layer):
             print_fn: called with each line (default: ``print``); e.g. ``lines.append`` keeps
                 the text.
         """
+        if print_fn is not None and not callable(print_fn):
+            raise TypeError(f"Sequential.summary: expected print_fn to be None or a callable; "
+                            f"got {print_fn!r}.")
         if self.input_shape is None:
             raise RuntimeError(
                 "Sequential.summary: the input shape is unknown; pass input_shape= or call the "
@@ -301,6 +304,7 @@ class Sequential(Layer):
         if self.loss is None:
             raise RuntimeError("Sequential.evaluate: call compile(optimizer=..., loss=...) first.")
         batch_size = check.positive_int("Sequential.evaluate", "batch_size", batch_size)
+        return_dict = check.boolean("Sequential.evaluate", "return_dict", return_dict)
         x, y = _checked_pair("evaluate", x, y)
         tracked = [metrics_module.get(metric) for metric in self.metrics]
         total = 0.0
