@@ -23,8 +23,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import convlstm
-from convlstm import metrics, optimizers
-from convlstm.callbacks import StepLimit
+from convlstm import (
+    callbacks,
+    datasets,
+    forecasting,
+    losses,
+    metrics,
+    optimizers,
+    training_metrics,
+)
 from convlstm.layers.base import Layer
 
 PACKAGE = Path(convlstm.__file__).resolve().parent
@@ -167,6 +174,7 @@ def _model() -> convlstm.Sequential:
 
 
 SAMPLE = (2, 2, 3, 3, 1)
+SEQUENCES = np.random.default_rng(1).random(SAMPLE)
 FIT_ARGUMENTS = ["epochs", "batch_size", "validation_split", "validation_data", "shuffle",
                  "callbacks", "verbose", "seed"]
 
@@ -176,8 +184,9 @@ FIT_ARGUMENTS = ["epochs", "batch_size", "validation_split", "validation_data", 
 @given(value=HOSTILE)
 def test_fit_answers_every_argument(argument, value):
     x = np.random.default_rng(0).random(SAMPLE)
-    arguments = {"verbose": 0, "callbacks": [StepLimit(1)], argument: value}  # a huge epochs
-    answered_well(lambda: _model().fit(x, x, **arguments), [argument], [x, value])  # is valid
+    # One step at most: a huge epochs is valid, and would train for ever.
+    arguments = {"verbose": 0, "callbacks": [callbacks.StepLimit(1)], argument: value}
+    answered_well(lambda: _model().fit(x, x, **arguments), [argument], [x, value])
 
 
 @FAST
@@ -241,3 +250,98 @@ def test_metrics_answer_any_arrays(name, data):
     extra = {"threshold": data.draw(HOSTILE)} if name in ("csi", "pod", "far") else {}
     answered_well(lambda: function(y_true, y_pred, **extra),
                   ["y_true", "y_pred", "threshold"], [y_true, y_pred])
+
+
+@pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error",
+                                  "binary_crossentropy", "categorical_crossentropy"])
+@FAST
+@given(data=st.data())
+def test_losses_answer_any_arrays(name, data):
+    y_true = data.draw(arrays(near=(2, 3)))
+    y_pred = data.draw(arrays(near=(2, 3)))
+    loss = losses.get(name)
+    answered_well(lambda: loss.value_and_gradient(y_true, y_pred), ["y_true", "y_pred"],
+                  [y_true, y_pred])
+
+
+@pytest.mark.parametrize("name", ["mae", "rmse", "binary_accuracy", "categorical_accuracy",
+                                  "accuracy"])
+@FAST
+@given(data=st.data())
+def test_training_metrics_answer_any_arrays(name, data):
+    y_true = data.draw(arrays(near=(2, 3)))
+    y_pred = data.draw(arrays(near=(2, 3)))
+    metric = training_metrics.get(name)
+    answered_well(lambda: metric.update(y_true, y_pred), ["y_true", "y_pred"], [y_true, y_pred])
+
+
+RECURRENT = ["ConvLSTM1D", "ConvLSTM2D", "ConvGRU2D", "ConvGRU3D"]
+HOSTILE_STATE = {"h": None}
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+@FAST
+@given(data=st.data())
+def test_initial_state_answers_any_states(name, data):
+    make, required, shape = LAYERS[name]
+    layer = make(**required, kernel_size=3, padding="same")
+    x = np.random.default_rng(0).random(shape)
+    state_shape = (shape[0], *shape[2:-1], 2)
+    states = data.draw(st.lists(arrays(near=state_shape), max_size=3))
+    given_states = data.draw(st.sampled_from([states, tuple(states), [states], HOSTILE_STATE]))
+    answered_well(lambda: layer.forward(x, initial_state=given_states), ["initial_state"],
+                  [x, *states])
+    answered_well(lambda: layer.reset_states(given_states), ["states"], states)
+
+
+
+@pytest.mark.parametrize(("kind", "argument"), [
+    (callbacks.EarlyStopping, "monitor"), (callbacks.EarlyStopping, "min_delta"),
+    (callbacks.EarlyStopping, "patience"), (callbacks.EarlyStopping, "mode"),
+    (callbacks.EarlyStopping, "restore_best_weights"), (callbacks.ModelCheckpoint, "filepath"),
+    (callbacks.ModelCheckpoint, "save_best_only"), (callbacks.TimeLimit, "seconds"),
+    (callbacks.StepLimit, "steps"), (callbacks.ProgressLogger, "print_fn"),
+])
+@FAST
+@given(value=st.one_of(HOSTILE, st.text(alphabet="{}:.!x_epoch", max_size=8)))
+def test_callbacks_answer_every_argument(kind, argument, value):
+    required = {"filepath": "m.npz"} if kind is callbacks.ModelCheckpoint else {}
+    if kind in (callbacks.TimeLimit, callbacks.StepLimit):
+        required = {}
+    answered_well(lambda: kind(**{**required, argument: value}), [argument])
+
+
+@pytest.mark.parametrize(("function", "argument"), [
+    (lambda **kw: datasets.moving_mnist(**{"n": 1, "frames": 1, "size": 28, **kw}), "n"),
+    (lambda **kw: datasets.moving_mnist(**{"n": 1, "frames": 1, "size": 28, **kw}), "frames"),
+    (lambda **kw: datasets.moving_mnist(**{"n": 1, "frames": 1, "size": 28, **kw}), "size"),
+    (lambda **kw: datasets.moving_mnist(**{"n": 1, "frames": 1, "size": 28, **kw}), "digits"),
+    (lambda **kw: datasets.moving_mnist(**{"n": 1, "frames": 1, "size": 28, **kw}), "seed"),
+    (lambda **kw: forecasting.direct_pairs(**{"sequences": SEQUENCES, "context": 1, **kw}),
+     "context"),
+    (lambda **kw: forecasting.forecast(_model(), **{"context": SEQUENCES, "steps": 1, **kw}),
+     "steps"),
+    (lambda **kw: forecasting.forecast(_model(), **{"context": SEQUENCES, "steps": 1, **kw}),
+     "batch_size"),
+    (lambda **kw: forecasting.forecast(_model(), **{"context": SEQUENCES, "steps": 1, **kw}),
+     "method"),
+    (lambda **kw: forecasting.baselines(**{"context": SEQUENCES, "steps": 1,
+                                           "mean_frame": SEQUENCES[0, 0], **kw}), "steps"),
+])
+@FAST
+@given(value=HOSTILE)
+def test_datasets_and_forecasting_answer_every_argument(function, argument, value):
+    answered_well(lambda: function(**{argument: value}), [argument], [SEQUENCES])
+
+
+@pytest.mark.parametrize("name", ["direct_pairs", "forecast", "baselines"])
+@FAST
+@given(data=st.data())
+def test_forecasting_answers_any_sequences(name, data):
+    sequences = data.draw(arrays(near=SAMPLE))
+    call = {
+        "direct_pairs": lambda: forecasting.direct_pairs(sequences, 1),
+        "forecast": lambda: forecasting.forecast(_model(), sequences, 2),
+        "baselines": lambda: forecasting.baselines(sequences, 2, np.zeros(SAMPLE[2:])),
+    }[name]
+    answered_well(call, ["sequences", "context", "mean_frame", "x"], [sequences])

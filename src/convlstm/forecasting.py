@@ -248,6 +248,8 @@ def forecast(
     method = check.choice(owner, "method", method, METHODS)
     steps = check.positive_int(owner, "steps", steps)
     context = _sequences(owner, "context", context).astype(np.float32, copy=False)
+    check.fits_in_memory(owner, "the forecast (of steps frames)",
+                         (len(context), steps, *context.shape[2:]), np.float32)
     if method == "direct":
         blank = np.zeros((len(context), steps - 1, *context.shape[2:]), np.float32)
         outputs = model.predict(np.concatenate([context, blank], axis=1), batch_size)
@@ -285,6 +287,7 @@ def baselines(
     mean_frame = check.real_array(owner, "mean_frame", mean_frame)
     check.check_shape(owner, "mean_frame", mean_frame, context.shape[2:])
     shape = (len(context), steps, *context.shape[2:])
+    check.fits_in_memory(owner, "each forecast (of steps frames)", shape, np.float32)
     return {
         "repeat_last_frame": np.broadcast_to(context[:, -1:], shape),
         "mean_frame": np.broadcast_to(np.asarray(mean_frame, np.float32), shape),

@@ -61,6 +61,8 @@ class Metric(ABC):
             raise ValueError(f"{owner}: expected y_true and y_pred of the same shape; got "
                              f"{check.shape_text(y_true.shape)} and "
                              f"{check.shape_text(y_pred.shape)}.")
+        if y_true.size == 0:  # an empty batch adds nothing (argmax has no empty answer)
+            return
         values = self._values(y_true.astype(np.float64), y_pred.astype(np.float64))
         self.total += float(values.sum())
         self.count += values.size
