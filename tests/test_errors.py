@@ -747,3 +747,33 @@ def test_no_call_changes_the_callers_arrays():
     for array, copy in [(x, x_copy), (y, y_copy), (state, np.ones_like(state)),
                         (gradient, np.ones_like(gradient)), *zip(weights, weight_copies)]:
         np.testing.assert_array_equal(array, copy)
+
+
+UNREACHABLE = "tcp://127.0.0.1:9"  # nothing listens: connecting would fail, after a wait
+
+DISTRIBUTED_ERRORS = [
+    ({"epochs": 2.5}, TypeError, r"^distributed.fit: expected epochs to be a positive int"),
+    ({"batch_size": 0}, ValueError, r"expected batch_size to be a positive int; got 0"),
+    ({"seed": -1}, TypeError, r"expected seed to be None or a non-negative int; got -1"),
+    ({"callbacks": "x"}, TypeError, r"expected callbacks to be a list"),
+    ({"verbose": "1"}, ValueError, r"expected verbose to be 0, 1 or 2"),
+    ({"shuffle": "yes"}, TypeError, r"expected shuffle to be True or False"),
+    ({"validation_split": 1.0}, ValueError, r"expected validation_split in \[0, 1\); got 1.0"),
+    ({"validation_split": "0.5"}, TypeError, r"expected validation_split in"),
+    ({"validation_data": (SEQUENCES,)}, ValueError, r"expected validation_data to be a pair"),
+    ({"validation_data": (SEQUENCES, SEQUENCES[:, :, :2])}, ValueError,
+     r"^distributed.fit: expected y_val of shape \(samples, \*\(3, 4, 4, 1\)\), the model's "
+     r"output for x_val of shape \(2, 3, 4, 4, 1\); got \(2, 3, 2, 4, 1\)"),
+    ({"y": SEQUENCES[:, :, :2]}, ValueError, r"expected y of shape \(samples, \*\(3, 4, 4, 1\)\)"),
+    ({"y": SEQUENCES[:1]}, ValueError, r"expected x and y with the same number of samples"),
+    ({"x": SEQUENCES[:0], "y": SEQUENCES[:0]}, ValueError,
+     r"expected at least one sample in x and y; got none"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), DISTRIBUTED_ERRORS)
+def test_distributed_fit_checks_its_arguments_before_any_cluster_work(kwargs, error, match):
+    distributed = pytest.importorskip("convlstm.distributed")
+    arguments = {"x": SEQUENCES, "y": SEQUENCES, "client": UNREACHABLE, "verbose": 0, **kwargs}
+    with pytest.raises(error, match=match):
+        distributed.fit(small_model(), **arguments)

@@ -181,17 +181,6 @@ def numeric_array(owner: str, name: str, value: object, dtype: np.dtype) -> np.n
     return real_array(owner, name, value).astype(dtype, copy=False)
 
 
-def samples_array(owner: str, name: str, value: object) -> np.ndarray:
-    """``value`` as a real array with a first (samples) axis of length >= 1."""
-    array = real_array(owner, name, value)
-    if array.ndim == 0 or len(array) == 0:
-        raise ValueError(
-            f"{owner}: expected {name} with at least one sample on its first axis; got shape "
-            f"{shape_text(array.shape)}."
-        )
-    return array
-
-
 def fits_in_memory(owner: str, what: str, shape: Sequence[int], dtype: np.dtype) -> None:
     """Raise ``ValueError`` when an array of ``shape`` and ``dtype`` would need more bytes than
     this machine's memory (the request would fail or thrash rather than compute); ``what``

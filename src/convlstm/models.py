@@ -446,7 +446,8 @@ def run_epochs(
     """
     options = fit_options("run_epochs", epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                           callbacks=callbacks, verbose=verbose, seed=seed)
-    epochs, batch_size, shuffle, callbacks, verbose, seed = options.values()
+    epochs, batch_size, shuffle = options["epochs"], options["batch_size"], options["shuffle"]
+    callbacks, verbose, seed = options["callbacks"], options["verbose"], options["seed"]
     samples = check.positive_int("run_epochs", "samples", samples)
     callbacks = callbacks + ([ProgressLogger()] if verbose else [])
     for callback in callbacks:
@@ -502,7 +503,7 @@ def fit_options(
                         f"objects; got {check.describe(callbacks)}.")
     if isinstance(verbose, bool):
         verbose = int(verbose)
-    if verbose not in (0, 1, 2) or not isinstance(verbose, (int, np.integer)):
+    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
         raise ValueError(f"{owner}: expected verbose to be 0, 1 or 2; got {verbose!r}.")
     return {
         "epochs": check.positive_int(owner, "epochs", epochs),
