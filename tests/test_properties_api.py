@@ -68,25 +68,30 @@ def arrays(draw, near: Sequence[int] | None = None, max_dims: int = 6) -> np.nda
 
 
 def answered_well(call: Callable[[], object], names: Sequence[str],
-                  inputs: Sequence[object] = (), call_order: bool = False) -> None:
-    """Run ``call``: it succeeds, or raises a documented error from this package naming one of
-    ``names``; the arrays among ``inputs`` are unchanged either way."""
-    copies = [np.array(a, copy=True) for a in inputs if isinstance(a, np.ndarray)]
+                  inputs: Sequence[object] = (), call_order: bool = False) -> object:
+    """Run ``call``: it succeeds (its result is returned), or raises a documented error from
+    this package naming one of ``names`` (None is returned). The arrays among ``inputs`` are
+    made read-only first, so any write into them fails, and must be unchanged after."""
+    given_arrays = [a for a in inputs if isinstance(a, np.ndarray)]
+    copies = [np.array(a, copy=True) for a in given_arrays]
+    for array in given_arrays:
+        array.flags.writeable = False
     documented = (ValueError, TypeError, RuntimeError) if call_order else (ValueError, TypeError)
+    result = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # NaN/inf propagate, as in Keras
-            call()
+            result = call()
     except documented as error:
         origin = Path(traceback.extract_tb(error.__traceback__)[-1].filename).resolve()
         assert PACKAGE in origin.parents, f"raised from {origin}: {error}"
         message = str(error)
         assert any(name in message for name in names), f"{names} not in: {message}"
-    arrays_given = [a for a in inputs if isinstance(a, np.ndarray)]
-    for given_array, copy in zip(arrays_given, copies):
+    for given_array, copy in zip(given_arrays, copies):
         assert given_array.shape == copy.shape and given_array.dtype == copy.dtype
         assert given_array.tobytes() == copy.tobytes() or np.array_equal(
             given_array, copy, equal_nan=given_array.dtype.kind in "fc"), "caller array changed"
+    return result
 
 
 # Every layer: how to make a small one, the input it takes, and its constructor's arguments.
@@ -147,7 +152,9 @@ def test_forward_and_backward_answer_any_array(name, data):
     x = data.draw(arrays(near=shape))
     training = data.draw(st.sampled_from([True, False, 1, None]))
     layer = make(**required)
-    answered_well(lambda: layer.forward(x, training=training), ["x", "training", "axis"], [x])
+    output = answered_well(lambda: layer.forward(x, training=training),
+                           ["x", "training", "axis"], [x])
+    assert not isinstance(output, np.ndarray) or not np.shares_memory(output, x)
     d_output = data.draw(arrays(near=shape))
     answered_well(lambda: layer.backward(d_output), ["d_output", "forward"], [d_output],
                   call_order=True)
