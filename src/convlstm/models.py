@@ -119,7 +119,8 @@ class Sequential(Layer):
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Replace every weight from a list in the order of :meth:`get_weights` (the model must
         be built: its layers' weights exist)."""
-        self.ensure_built()
+        if self._unbuilt_layers():
+            self.ensure_built()  # from a recorded input_shape, if there is one
         unbuilt = self._unbuilt_layers()
         if unbuilt:
             raise RuntimeError(
@@ -289,8 +290,8 @@ class Sequential(Layer):
         if self.input_shape is None:
             self.build((None, *input_shape[1:]))
         output_shape = self.compute_output_shape(input_shape)
-        weights = [array.dtype for array in self.get_weights()]
-        return np.empty(output_shape, np.result_type(*weights) if weights else np.float32)
+        dtypes = [owner.params[key].dtype for _, owner, key in self.named_params()]
+        return np.empty(output_shape, np.result_type(*dtypes) if dtypes else np.float32)
 
     def evaluate(
         self, x: np.ndarray, y: np.ndarray, batch_size: int = 32, return_dict: bool = False
