@@ -7,8 +7,10 @@ the right kind but wrong size or shape, with a message naming the owner (``"Conv
 
 from __future__ import annotations
 
+import math
 import numbers
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -26,6 +28,28 @@ def positive_int(owner: str, name: str, value: object) -> int:
     if value < 1:
         raise ValueError(f"{owner}: expected {name} to be a positive int; got {value!r}.")
     return int(value)
+
+
+def non_negative_int(owner: str, name: str, value: object) -> int:
+    """Return ``value`` as an int, requiring an integer >= 0."""
+    if not _is_int(value):
+        raise TypeError(f"{owner}: expected {name} to be an int >= 0; got {value!r}.")
+    if value < 0:
+        raise ValueError(f"{owner}: expected {name} to be an int >= 0; got {value!r}.")
+    return int(value)
+
+
+def finite_number(
+    owner: str, name: str, value: object, what: str, valid: Callable[[float], bool] = math.isfinite
+) -> float:
+    """Return ``value`` as a float if it is a finite real number (not a bool) for which ``valid``
+    holds; ``what`` describes the expectation in the message (``"a positive float"``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: expected {name} to be {what}; got {value!r}.")
+    number = float(value)
+    if not (math.isfinite(number) and valid(number)):
+        raise ValueError(f"{owner}: expected {name} to be {what}; got {value!r}.")
+    return number
 
 
 def int_tuple(owner: str, name: str, value: object, length: int, minimum: int = 1) -> tuple:
@@ -62,11 +86,7 @@ def padding_arg(owner: str, value: object, length: int, allow_explicit: bool) ->
 
 def rate(owner: str, name: str, value: object) -> float:
     """Return ``value`` as a float in [0, 1) (a dropout rate)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: expected {name} to be a float in [0, 1); got {value!r}.")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{owner}: expected {name} to be a float in [0, 1); got {value!r}.")
-    return float(value)
+    return finite_number(owner, name, value, "a float in [0, 1)", lambda v: 0.0 <= v < 1.0)
 
 
 def choice(owner: str, name: str, value: object, options: Sequence[str]) -> str:
@@ -88,7 +108,7 @@ def float_dtype(owner: str, value: object) -> np.dtype:
     """Return the NumPy dtype for ``"float32"`` or ``"float64"`` (or the dtype objects)."""
     try:
         dtype = np.dtype(value)
-    except TypeError:
+    except (TypeError, ValueError, SyntaxError):  # NumPy parses strings such as "0:" or "01"
         dtype = None
     if dtype is None or dtype.name not in FLOAT_DTYPES:
         raise ValueError(f"{owner}: expected dtype to be 'float32' or 'float64'; got {value!r}.")
@@ -110,9 +130,39 @@ def shape_text(names: Sequence[object]) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
+def describe(value: object) -> str:
+    """A short account of what was given: an array's shape and dtype, a sequence's length and
+    item kinds, or the repr of anything else (cut to 60 characters)."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {shape_text(value.shape)} and dtype {value.dtype}"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return f"a {type(value).__name__} of {len(value)} items ({item_kinds(value)})"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def item_kinds(items: Sequence[object]) -> str:
+    """The kinds of the first few ``items``: ``"list of length 2, None"``."""
+    def kind(item: object) -> str:
+        if isinstance(item, np.ndarray):
+            return f"array of shape {shape_text(item.shape)}"
+        if isinstance(item, Sequence) and not isinstance(item, str):
+            return f"{type(item).__name__} of length {len(item)}"
+        return "None" if item is None else type(item).__name__
+
+    return ", ".join(kind(item) for item in items[:4]) + (", ..." if len(items) > 4 else "")
+
+
 def real_array(owner: str, name: str, value: object) -> np.ndarray:
-    """``np.asarray(value)``, refusing complex, object, string or other non-real kinds."""
-    array = np.asarray(value)
+    """``np.asarray(value)``, refusing ragged nesting and complex, object, string or other
+    non-real kinds."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # NumPy refuses nested lists of unequal lengths
+        raise ValueError(
+            f"{owner}: expected {name} to be a rectangular numeric array; got a ragged "
+            f"{type(value).__name__} (nested sequences of unequal lengths)."
+        ) from None
     if array.dtype.kind not in "biuf":
         raise TypeError(
             f"{owner}: expected {name} to be a real numeric array (bool, int or float); "
@@ -129,6 +179,26 @@ def numeric_array(owner: str, name: str, value: object, dtype: np.dtype) -> np.n
     booleans are cast; complex, object, string or other kinds raise ``TypeError``.
     """
     return real_array(owner, name, value).astype(dtype, copy=False)
+
+
+def fits_in_memory(owner: str, what: str, shape: Sequence[int], dtype: np.dtype) -> None:
+    """Raise ``ValueError`` when an array of ``shape`` and ``dtype`` would need more bytes than
+    this machine's memory (the request would fail or thrash rather than compute); ``what``
+    names the array and the arguments that set its shape."""
+    needed = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
+    if needed > _physical_memory():
+        raise ValueError(
+            f"{owner}: expected {what} to fit in this machine's "
+            f"{_physical_memory() / 2**30:,.1f} GiB of memory; got {shape_text(shape)}, "
+            f"{needed / 2**30:,.1f} GiB of {np.dtype(dtype)}."
+        )
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: assume a large machine
+        return 1 << 40
 
 
 def check_shape(owner: str, name: str, array: np.ndarray, expected: Sequence[object]) -> None:

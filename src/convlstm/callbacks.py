@@ -7,9 +7,15 @@ A callback's hooks receive the epoch (or batch) index and a ``logs`` dict such a
 from __future__ import annotations
 
 import math
+import numbers
+import os
+import string
 import time
 from collections.abc import Callable
 from typing import Any
+
+from convlstm import _validation as check
+from convlstm import training_metrics
 
 
 class Callback:
@@ -38,6 +44,9 @@ class ProgressLogger(Callback):
     (2.1 s)``. ``fit(verbose=1)`` adds one that prints; pass ``verbose=0`` to stay silent."""
 
     def __init__(self, print_fn: Callable[[str], None] = print) -> None:
+        if not callable(print_fn):
+            raise TypeError(f"ProgressLogger: expected print_fn to be a callable; got "
+                            f"{print_fn!r}.")
         self.print_fn = print_fn
         self.epochs = 0
 
@@ -83,9 +92,9 @@ class StepLimit(Callback):
     """
 
     def __init__(self, steps: int) -> None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 1:
             raise ValueError(f"StepLimit: expected steps to be a positive int; got {steps!r}.")
-        self.steps, self.done = steps, 0
+        self.steps, self.done = int(steps), 0
 
     def on_batch_end(self, batch: int, logs: dict[str, float]) -> None:
         self.done += 1
@@ -97,9 +106,14 @@ class _Monitor(Callback):
     """Tracks the best value of ``monitor`` ("min" or "max" mode)."""
 
     def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+        owner = type(self).__name__
         if mode not in ("min", "max"):
-            raise ValueError(f"{type(self).__name__}: expected mode 'min' or 'max'; got {mode!r}.")
-        self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
+            raise ValueError(f"{owner}: expected mode 'min' or 'max'; got {mode!r}.")
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"{owner}: expected monitor to be the name of a logged value such as "
+                            f"'val_loss'; got {monitor!r}.")
+        self.monitor, self.mode = monitor, mode
+        self.min_delta = abs(check.finite_number(owner, "min_delta", min_delta, "a finite float"))
         self.best = math.inf if mode == "min" else -math.inf
 
     def _improved(self, logs: dict[str, float]) -> bool:
@@ -132,8 +146,9 @@ class EarlyStopping(_Monitor):
         restore_best_weights: bool = False,
     ) -> None:
         super().__init__(monitor, mode, min_delta)
-        self.patience = patience
-        self.restore_best_weights = restore_best_weights
+        self.patience = check.non_negative_int("EarlyStopping", "patience", patience)
+        self.restore_best_weights = check.boolean(
+            "EarlyStopping", "restore_best_weights", restore_best_weights)
         self.wait = 0
         self.best_weights = None
         self.stopped_epoch: int | None = None
@@ -155,8 +170,14 @@ class EarlyStopping(_Monitor):
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the model in the native format after every epoch (``filepath`` may contain
-    ``{epoch}``), or only when ``monitor`` improved with ``save_best_only``."""
+    """Save the model in the native format after every epoch, or only when ``monitor``
+    improved with ``save_best_only``.
+
+    ``filepath`` may hold format fields, as Keras: ``{epoch}`` (counted from 1), ``{loss}``, the
+    name of a compiled metric known to :mod:`convlstm.training_metrics` (``{mae}``), and each of
+    those with ``val_`` (``{val_loss:.4f}``). Any other field is refused here, and a field with
+    no value at the end of an epoch (``{val_loss}`` without validation data) is an error then.
+    """
 
     def __init__(
         self,
@@ -166,10 +187,53 @@ class ModelCheckpoint(_Monitor):
         mode: str = "min",
     ) -> None:
         super().__init__(monitor, mode, 0.0)
-        self.filepath = str(filepath)
-        self.save_best_only = save_best_only
+        self.filepath = _checked_pattern(filepath)
+        self.save_best_only = check.boolean("ModelCheckpoint", "save_best_only", save_best_only)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         if self.save_best_only and not self._improved(logs):
             return
+        missing = sorted(set(_fields(self.filepath)) - {"epoch", *logs})
+        if missing:
+            raise ValueError(
+                f"ModelCheckpoint: expected every field of filepath {self.filepath!r} among the "
+                f"logged values {sorted(logs)}; got {', '.join(missing)} without a value (pass "
+                "validation data for val_ fields)."
+            )
         self.model.save(self.filepath.format(epoch=epoch + 1, **logs))
+
+
+# The values a checkpoint's filepath may name: the epoch, the loss and the known metrics.
+_LOGGED = ("loss", *training_metrics.METRICS, *training_metrics.ACCURACY_NAMES)
+CHECKPOINT_FIELDS = ("epoch", *_LOGGED, *(f"val_{name}" for name in _LOGGED))
+
+
+def _fields(pattern: str) -> list[str]:
+    """The field names of a format string (``""`` for ``{}``)."""
+    return [field for _, field, _, _ in string.Formatter().parse(pattern) if field is not None]
+
+
+def _checked_pattern(filepath: object) -> str:
+    """``filepath`` as a string whose format fields are known and format a sample epoch."""
+    owner = "ModelCheckpoint"
+    if not isinstance(filepath, (str, os.PathLike)):
+        raise TypeError(f"{owner}: expected filepath to be a path (str or os.PathLike); got "
+                        f"{filepath!r}.")
+    pattern = os.fspath(filepath)
+    expected = ("a path whose {fields} are epoch, loss or a metric name (with val_ for "
+                "validation), e.g. 'model_{epoch:02d}_{val_loss:.3f}.npz'")
+    try:
+        fields = _fields(pattern)
+    except ValueError as error:  # a lone brace
+        raise ValueError(f"{owner}: expected filepath to be {expected}; got {pattern!r} "
+                         f"({error}).") from None
+    unknown = [field or "{}" for field in fields if field not in CHECKPOINT_FIELDS]
+    if unknown:
+        raise ValueError(f"{owner}: expected filepath to be {expected}; got {pattern!r} with "
+                         f"unknown field(s) {', '.join(unknown)}.")
+    try:
+        pattern.format(epoch=1, **dict.fromkeys(CHECKPOINT_FIELDS[1:], 0.5))
+    except (ValueError, TypeError) as error:  # a format spec that does not fit the value
+        raise ValueError(f"{owner}: expected filepath to be {expected}; got {pattern!r} "
+                         f"({error}).") from None
+    return pattern

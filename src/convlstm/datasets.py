@@ -34,7 +34,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from convlstm._files import path_text
-from convlstm._validation import _is_int, choice, positive_int, seed_arg
+from convlstm._validation import _is_int, choice, fits_in_memory, positive_int, seed_arg
 
 DIGIT_SIZE = 28
 SPLITS = ("train", "test", "all")
@@ -217,6 +217,12 @@ def moving_mnist(
     digits = positive_int(owner, "digits", digits)
     split = choice(owner, "split", split, SPLITS)
     seed = seed_arg(owner, seed)
+    fits_in_memory(owner, "the sequences (of n, frames and size)", (n, frames, size, size, 1),
+                   np.float32)
+    fits_in_memory(owner, "the trajectories (of n, frames and digits)", (n * digits, frames, 2),
+                   np.float64)
+    fits_in_memory(owner, "the digit images (of n and digits)", (n, digits, DIGIT_SIZE, DIGIT_SIZE),
+                   np.uint8)
 
     pool, _ = mnist_digits(split)
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ Two ways to forecast ``steps`` frames after a context of observed frames:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -62,7 +62,11 @@ def forecaster(
         A model mapping (B, T, H, W, C) frames to (B, T, H, W, C) values in [0, 1], with
         ``metadata["forecast"] == "direct"``.
     """
-    height, width, channels = frame_shape
+    owner = "forecaster"
+    height, width, channels = _frame_shape(owner, "frame_shape", frame_shape, 3)
+    layers = check.positive_int(owner, "layers", layers)
+    seed = check.non_negative_int(owner, "seed", seed)
+    block_size = check.positive_int(owner, "block_size", block_size)
     depth = channels * block_size * block_size
     stack: list = [SpaceToDepth(block_size)]
     for index in range(layers):
@@ -97,7 +101,10 @@ def next_frame_model(
         A model mapping (B, T, H, W, C) frames to (B, T, H, W, C) predictions of the frame
         after each one, in [0, 1].
     """
-    channels = input_shape[-1]
+    owner = "next_frame_model"
+    channels = _frame_shape(owner, "input_shape", input_shape, 4)[-1]
+    layers = check.positive_int(owner, "layers", layers)
+    seed = check.non_negative_int(owner, "seed", seed)
     stack = []
     for index in range(layers):
         if index:
@@ -108,6 +115,26 @@ def next_frame_model(
     model = Sequential(stack, input_shape=input_shape)
     model.metadata["forecast"] = "autoregressive"
     return model
+
+
+def _frame_shape(owner: str, name: str, value: object, length: int) -> tuple:
+    """A shape of ``length`` entries: positive ints, the first may be None (any length)."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != length or any(
+            not (check._is_int(n) and n >= 1) and not (n is None and i == 0 and length == 4)
+            for i, n in enumerate(value)):
+        names = ("time", "height", "width", "channels")[-length:]
+        raise ValueError(f"{owner}: expected {name} to be ({', '.join(names)}) of positive ints; "
+                         f"got {value!r}.")
+    return tuple(value)
+
+
+def _sequences(owner: str, name: str, value: object) -> np.ndarray:
+    """``value`` as a real (N, T, H, W, C) array with T >= 1."""
+    array = check.real_array(owner, name, value)
+    if array.ndim != 5 or array.shape[1] < 1:
+        raise ValueError(f"{owner}: expected {name} of shape (N, T, H, W, C) with T >= 1; got "
+                         f"{check.shape_text(array.shape)}.")
+    return array
 
 
 def direct_pairs(sequences: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +148,8 @@ def direct_pairs(sequences: np.ndarray, context: int) -> tuple[np.ndarray, np.nd
         ``x`` (N, T - 1, H, W, C): the first ``context`` frames, then zeros; ``y``
         (N, T - 1, H, W, C): frames 1 to T - 1, each the successor of the same step of ``x``.
     """
-    sequences = np.asarray(sequences)
     owner = "direct_pairs"
+    sequences = check.real_array(owner, "sequences", sequences)
     if sequences.ndim != 5:
         raise ValueError(f"{owner}: expected sequences of shape (N, T, H, W, C); got "
                          f"{sequences.shape}.")
@@ -162,8 +189,30 @@ def train_direct(
     Yields:
         ``(round, loss)`` after each round, loss being its mean training loss.
     """
+    owner = "train_direct"
+    _check_model(owner, model)
+    if not callable(sample):
+        raise TypeError(f"{owner}: expected sample to be a callable sample(count, round); got "
+                        f"{sample!r}.")
+    if not isinstance(rounds, Iterable):
+        raise TypeError(f"{owner}: expected rounds to be an iterable of round numbers such as "
+                        f"range(10); got {rounds!r}.")
+    context = check.positive_int(owner, "context", context)
+    round_size = check.positive_int(owner, "round_size", round_size)
+    batch_size = check.positive_int(owner, "batch_size", batch_size)
+    return _rounds(owner, model, sample, context, rounds, round_size, batch_size, callbacks)
+
+
+def _rounds(owner, model, sample, context, rounds, round_size, batch_size, callbacks):
+    """The generator of :func:`train_direct`, once its arguments are checked."""
     for round_number in rounds:
-        x, y = direct_pairs(sample(round_size, round_number), context)
+        check.non_negative_int(owner, "each round number", round_number)
+        sequences = _sequences(owner, "sample(round_size, round)'s result",
+                               sample(round_size, round_number))
+        if len(sequences) != round_size:
+            raise ValueError(f"{owner}: expected sample(round_size, round) to return round_size="
+                             f"{round_size} sequences; got {len(sequences)}.")
+        x, y = direct_pairs(sequences, context)
         history = model.fit(x, y, epochs=1, batch_size=batch_size, callbacks=callbacks,
                             verbose=0, seed=round_number)
         yield round_number, history.history["loss"][0]
@@ -193,13 +242,14 @@ def forecast(
         (B, steps, H, W, C) float32.
     """
     owner = "forecast"
+    _check_model(owner, model)
+    batch_size = check.positive_int(owner, "batch_size", batch_size)
     method = method or getattr(model, "metadata", {}).get("forecast", "autoregressive")
     method = check.choice(owner, "method", method, METHODS)
     steps = check.positive_int(owner, "steps", steps)
-    context = np.asarray(context, dtype=np.float32)
-    if context.ndim != 5 or context.shape[1] < 1:
-        raise ValueError(f"{owner}: expected context of shape (B, T, H, W, C) with T >= 1; got "
-                         f"{context.shape}.")
+    context = _sequences(owner, "context", context).astype(np.float32, copy=False)
+    check.fits_in_memory(owner, "the forecast (of steps frames)",
+                         (len(context), steps, *context.shape[2:]), np.float32)
     if method == "direct":
         blank = np.zeros((len(context), steps - 1, *context.shape[2:]), np.float32)
         outputs = model.predict(np.concatenate([context, blank], axis=1), batch_size)
@@ -210,6 +260,12 @@ def forecast(
         predicted.append(following)
         sequence = np.concatenate([sequence, following], axis=1)
     return np.concatenate(predicted, axis=1)
+
+
+def _check_model(owner: str, model: object) -> None:
+    if not isinstance(model, Sequential):
+        raise TypeError(f"{owner}: expected model to be a convlstm Sequential; got "
+                        f"{type(model).__name__}.")
 
 
 def baselines(
@@ -225,7 +281,13 @@ def baselines(
     Returns:
         ``{"repeat_last_frame": ..., "mean_frame": ...}``, each (B, steps, H, W, C).
     """
+    owner = "baselines"
+    context = _sequences(owner, "context", context)
+    steps = check.positive_int(owner, "steps", steps)
+    mean_frame = check.real_array(owner, "mean_frame", mean_frame)
+    check.check_shape(owner, "mean_frame", mean_frame, context.shape[2:])
     shape = (len(context), steps, *context.shape[2:])
+    check.fits_in_memory(owner, "each forecast (of steps frames)", shape, np.float32)
     return {
         "repeat_last_frame": np.broadcast_to(context[:, -1:], shape),
         "mean_frame": np.broadcast_to(np.asarray(mean_frame, np.float32), shape),
@@ -246,6 +308,13 @@ def evaluate(
         ``{method: {"mse_frame": [...], "mse_pixel": [...], "mae_frame": [...], "ssim": [...],
         "psnr": [...]}}``, each list holding T values (see :mod:`convlstm.metrics`).
     """
+    owner = "evaluate"
+    truth = check.real_array(owner, "truth", truth)
+    if not isinstance(forecasts, Mapping):
+        raise TypeError(f"{owner}: expected forecasts to be a dict of arrays by method name; got "
+                        f"{check.describe(forecasts)}.")
+    for name, forecast in forecasts.items():
+        check.check_shape(owner, f"forecasts[{name!r}]", np.asarray(forecast), truth.shape)
     return {
         name: {
             "mse_frame": metrics.mse(truth, forecast).tolist(),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from convlstm import _validation as validation
 from convlstm import limits
 
 Initializer = Callable[[tuple[int, ...], np.random.Generator], np.ndarray]
@@ -89,6 +90,25 @@ def initialize(
 ) -> np.ndarray:
     """Draw a new array of ``shape`` and ``dtype`` from the initializer called ``name``; while a
     file or a config builds (:func:`convlstm.limits.building`), ``shape`` is checked first
-    against the weight limits."""
+    against the weight limits.
+
+    Raises:
+        TypeError: ``rng`` is not a ``np.random.Generator`` or ``shape`` is not ints.
+        ValueError: an unknown name, a negative size, or a weight too large for this machine
+            (the layer's sizes, such as filters or kernel_size, are named in the message).
+    """
+    owner = "initializers.initialize"
+    name = check(owner, "name", name)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{owner}: expected rng to be a np.random.Generator; got {rng!r}.")
+    if not isinstance(shape, tuple) or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape):
+        raise TypeError(f"{owner}: expected shape to be a tuple of ints; got {shape!r}.")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{owner}: expected shape to be a tuple of ints >= 0; got {shape!r}.")
     limits.charge_weight(shape)
+    validation.fits_in_memory(
+        owner, "the weight (its shape set by the layer's filters or out_channels, units, "
+        "kernel_size and in_channels)",
+        shape, np.float64)
     return np.asarray(INITIALIZERS[name](shape, rng), dtype=dtype)

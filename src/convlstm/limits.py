@@ -172,6 +172,13 @@ def building(cls: type, config: Any) -> Iterator[None]:
         yield
 
 
+def budget_open() -> bool:
+    """Whether a :func:`weight_budget` is open: a file, a config or a command's flags are
+    building a model, and its weights answer to the limits (stricter than the machine's
+    memory) as they are drawn."""
+    return _BUDGET.get() is not None
+
+
 def charge_weight(shape: tuple[int, ...]) -> None:
     """Called before a weight of ``shape`` is drawn: refuses it inside :func:`weight_budget`
     when it breaks a limit; does nothing outside one."""

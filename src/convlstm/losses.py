@@ -26,7 +26,7 @@ EPSILON = 1e-7
 
 def _pair(owner: str, y_true: object, y_pred: object) -> tuple[np.ndarray, np.ndarray]:
     """Both arrays in the computation dtype, after checking kinds and shapes."""
-    y_pred = np.asarray(y_pred)
+    y_pred = check.real_array(owner, "y_pred", y_pred)
     dtype = y_pred.dtype if y_pred.dtype.name in check.FLOAT_DTYPES else np.dtype("float64")
     y_pred = check.numeric_array(owner, "y_pred", y_pred, dtype)
     y_true = check.numeric_array(owner, "y_true", y_true, dtype)

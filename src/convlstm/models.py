@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from convlstm import _validation as check
 from convlstm import limits, saving
 from convlstm import losses as losses_module
 from convlstm import optimizers as optimizers_module
 from convlstm import training_metrics as metrics_module
 from convlstm.callbacks import Callback, ProgressLogger
-from convlstm.layers.base import Layer
+from convlstm.layers.base import Layer, shape_arg
 from convlstm.registry import config_arguments, deserialize, register, serialize
 
 
@@ -46,12 +48,14 @@ class Sequential(Layer):
     def __init__(
         self, layers: Sequence[Layer] = (), input_shape: Sequence[int] | None = None
     ) -> None:
+        if isinstance(layers, (Layer, str)) or not isinstance(layers, Sequence):
+            raise TypeError(f"Sequential: expected layers to be a list of layers; got "
+                            f"{check.describe(layers)}.")
         self.layers: list[Layer] = []
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
-        self.input_shape = None if input_shape is None else tuple(
-            None if n is None else int(n) for n in input_shape
-        )
+        self.input_shape = None if input_shape is None else shape_arg(
+            "Sequential", "input_shape", input_shape)
         self.optimizer: optimizers_module.Optimizer | None = None
         self.loss: losses_module.Loss | None = None
         self.metrics: list[metrics_module.Metric] = []
@@ -90,7 +94,7 @@ class Sequential(Layer):
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         """Build every lazy layer for a batch of ``input_shape`` (batch axis first)."""
-        shape = tuple(input_shape)
+        shape = shape_arg("Sequential.build", "input_shape", input_shape)
         self.input_shape = shape[1:]
         for layer in self.layers:
             if hasattr(layer, "build"):
@@ -102,8 +106,33 @@ class Sequential(Layer):
         if self.input_shape is not None:
             self.build((None, *self.input_shape))
 
+    def _unbuilt_layers(self) -> list[str]:
+        """The names of the layers (nested ones included) that have no weights yet."""
+        unbuilt, pending = [], list(self.layers)
+        while pending:
+            layer = pending.pop(0)
+            if getattr(layer, "built", True) is False:
+                unbuilt.append(type(layer).__name__)
+            pending += layer.sublayers()
+        return unbuilt
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Replace every weight from a list in the order of :meth:`get_weights` (the model must
+        be built: its layers' weights exist)."""
+        if self._unbuilt_layers():
+            self.ensure_built()  # from a recorded input_shape, if there is one
+        unbuilt = self._unbuilt_layers()
+        if unbuilt:
+            raise RuntimeError(
+                "Sequential.set_weights: the model is not built (no weights yet, input "
+                f"channels unknown, in: {', '.join(unbuilt)}); pass input_shape= to "
+                "Sequential, call model.build((None, *sample_shape)), or call the model on data "
+                "first."
+            )
+        super().set_weights(weights)
+
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple:
-        shape = tuple(input_shape)
+        shape = shape_arg("Sequential.compute_output_shape", "input_shape", input_shape)
         for layer in self.layers:
             shape = layer.compute_output_shape(shape)
         return shape
@@ -115,6 +144,9 @@ class Sequential(Layer):
             print_fn: called with each line (default: ``print``); e.g. ``lines.append`` keeps
                 the text.
         """
+        if print_fn is not None and not callable(print_fn):
+            raise TypeError(f"Sequential.summary: expected print_fn to be None or a callable; "
+                            f"got {print_fn!r}.")
         if self.input_shape is None:
             raise RuntimeError(
                 "Sequential.summary: the input shape is unknown; pass input_shape= or call the "
@@ -202,6 +234,8 @@ class Sequential(Layer):
             ``[loss, *metrics]`` of this batch, and with ``return_dict`` a dict by name.
         """
         self._require_compiled("train_on_batch")
+        return_dict = check.boolean("Sequential.train_on_batch", "return_dict", return_dict)
+        x, y = _checked_pair("train_on_batch", x, y)
         loss, prediction = self._train_step(x, y)
         if not self.metrics and not return_dict:
             return loss
@@ -224,17 +258,40 @@ class Sequential(Layer):
         if self.loss is None:
             raise RuntimeError(
                 "Sequential.compute_gradients: call compile(optimizer=..., loss=...) first.")
+        x, y = _checked_pair("compute_gradients", x, y)
         prediction = self.forward(x, training=True)
         loss, d_prediction = self.loss.value_and_gradient(y, prediction)
         self.backward(d_prediction)
         return loss, prediction
 
     def predict(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Inference over ``x`` in batches."""
-        x = np.asarray(x)
+        """Inference over ``x`` in batches.
+
+        Args:
+            x: (N, ...) samples in the model's input layout; N may be 0.
+            batch_size: samples per forward pass, a positive int.
+
+        Returns:
+            (N, ...) the outputs; for N == 0 an empty array of the output's shape, as Keras.
+        """
+        owner = "Sequential.predict"
+        batch_size = check.positive_int(owner, "batch_size", batch_size)
+        x = check.real_array(owner, "x", x)
+        if x.ndim == 0:
+            raise ValueError(f"{owner}: expected x with a first (samples) axis; got a scalar.")
+        if len(x) == 0:
+            return self._empty_output(x.shape)
         return np.concatenate(
             [self.forward(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
         )
+
+    def _empty_output(self, input_shape: tuple[int, ...]) -> np.ndarray:
+        """The output for a batch of no samples: zero rows of the output's shape and dtype."""
+        if self.input_shape is None:
+            self.build((None, *input_shape[1:]))
+        output_shape = self.compute_output_shape(input_shape)
+        dtypes = [owner.params[key].dtype for _, owner, key in self.named_params()]
+        return np.empty(output_shape, np.result_type(*dtypes) if dtypes else np.float32)
 
     def evaluate(
         self, x: np.ndarray, y: np.ndarray, batch_size: int = 32, return_dict: bool = False
@@ -247,6 +304,8 @@ class Sequential(Layer):
         """
         if self.loss is None:
             raise RuntimeError("Sequential.evaluate: call compile(optimizer=..., loss=...) first.")
+        batch_size = check.positive_int("Sequential.evaluate", "batch_size", batch_size)
+        return_dict = check.boolean("Sequential.evaluate", "return_dict", return_dict)
         x, y = _checked_pair("evaluate", x, y)
         tracked = [metrics_module.get(metric) for metric in self.metrics]
         total = 0.0
@@ -294,16 +353,18 @@ class Sequential(Layer):
             batch's loss (before its update) weighted by its size, as Keras reports it.
         """
         self._require_compiled("fit")
+        options = fit_options("Sequential.fit", epochs=epochs, batch_size=batch_size,
+                              shuffle=shuffle, callbacks=callbacks, verbose=verbose, seed=seed)
         x, y = _checked_pair("fit", x, y)
-        if validation_data is None and validation_split:
-            if not 0.0 < validation_split < 1.0:
-                raise ValueError(
-                    f"Sequential.fit: expected validation_split in (0, 1); got {validation_split}."
-                )
-            split = math.floor(len(x) * (1.0 - validation_split))
-            x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
         if validation_data is not None:
-            validation_data = _checked_pair("fit", *validation_data)
+            validation_data = _checked_pair("fit", *validation_pair("Sequential.fit",
+                                                                    validation_data),
+                                            names=("x_val", "y_val"))
+        else:
+            split = training_samples("Sequential.fit", len(x), validation_split)
+            if split < len(x):
+                x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+
         def step(rows: np.ndarray) -> float:
             loss, prediction = self._train_step(x[rows], y[rows])
             for metric in self.metrics:
@@ -313,9 +374,8 @@ class Sequential(Layer):
         return run_epochs(
             self, len(x), step,
             None if validation_data is None else (lambda: self.evaluate(
-                *validation_data, batch_size=batch_size, return_dict=True)),
-            epochs=epochs, batch_size=batch_size, shuffle=shuffle, callbacks=callbacks,
-            verbose=verbose, seed=seed)
+                *validation_data, batch_size=options["batch_size"], return_dict=True)),
+            **options)
 
     # ------------------------------------------------------------------- files
 
@@ -395,7 +455,12 @@ def run_epochs(
     Returns:
         The :class:`History`.
     """
-    callbacks = list(callbacks) + ([ProgressLogger()] if verbose else [])
+    options = fit_options("run_epochs", epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                          callbacks=callbacks, verbose=verbose, seed=seed)
+    epochs, batch_size, shuffle = options["epochs"], options["batch_size"], options["shuffle"]
+    callbacks, verbose, seed = options["callbacks"], options["verbose"], options["seed"]
+    samples = check.positive_int("run_epochs", "samples", samples)
+    callbacks = callbacks + ([ProgressLogger()] if verbose else [])
     for callback in callbacks:
         callback.model = model
     rng = np.random.default_rng(seed)
@@ -429,6 +494,71 @@ def run_epochs(
     return history
 
 
+def fit_options(
+    owner: str, *, epochs: object, batch_size: object, shuffle: object, callbacks: object,
+    verbose: object, seed: object,
+) -> dict[str, Any]:
+    """The arguments of :meth:`Sequential.fit` that :func:`run_epochs` takes, checked (before
+    any data is touched or any cluster is reached) and normalised: ints, a bool, a list of
+    callbacks (None is none), verbose 0, 1 or 2.
+
+    Raises:
+        TypeError: an argument of the wrong kind (bools are not counts).
+        ValueError: a count below 1, a verbose other than 0, 1 or 2.
+    """
+    if callbacks is None:
+        callbacks = []
+    if isinstance(callbacks, (str, Callback)) or not isinstance(callbacks, Sequence) or not all(
+            isinstance(callback, Callback) for callback in callbacks):
+        raise TypeError(f"{owner}: expected callbacks to be a list of convlstm.callbacks "
+                        f"objects; got {check.describe(callbacks)}.")
+    if isinstance(verbose, bool):
+        verbose = int(verbose)
+    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
+        raise ValueError(f"{owner}: expected verbose to be 0, 1 or 2; got {verbose!r}.")
+    return {
+        "epochs": check.positive_int(owner, "epochs", epochs),
+        "batch_size": check.positive_int(owner, "batch_size", batch_size),
+        "shuffle": check.boolean(owner, "shuffle", shuffle),
+        "callbacks": list(callbacks),
+        "verbose": int(verbose),
+        "seed": check.seed_arg(owner, seed),
+    }
+
+
+def validation_pair(owner: str, validation_data: object) -> tuple[Any, Any]:
+    """``validation_data`` as its two items, ``(x_val, y_val)``."""
+    if not isinstance(validation_data, (tuple, list)):
+        raise TypeError(f"{owner}: expected validation_data to be a pair (x_val, y_val); got "
+                        f"{check.describe(validation_data)}.")
+    if len(validation_data) != 2:
+        raise ValueError(f"{owner}: expected validation_data to be a pair (x_val, y_val); got "
+                         f"{len(validation_data)} items.")
+    return validation_data[0], validation_data[1]
+
+
+def training_samples(owner: str, samples: int, validation_split: object) -> int:
+    """How many of ``samples`` stay for training when the last ``validation_split`` of them
+    is held out (all of them for a split of 0); both parts must keep a sample."""
+    if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split,
+                                                                        numbers.Real):
+        raise TypeError(f"{owner}: expected validation_split in [0, 1) (a float); got "
+                        f"{validation_split!r}.")
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"{owner}: expected validation_split in [0, 1); got "
+                         f"{validation_split!r}.")
+    if validation_split == 0:
+        return samples
+    split = math.floor(samples * (1.0 - validation_split))
+    if not 0 < split < samples:
+        raise ValueError(
+            f"{owner}: expected validation_split to leave at least one training and one "
+            f"validation sample of the {samples}; got {validation_split!r} ({samples - split} "
+            "held out)."
+        )
+    return split
+
+
 def _scores(
     metrics: list[metrics_module.Metric], y: np.ndarray, prediction: np.ndarray,
     reset: bool = True,
@@ -447,13 +577,18 @@ def _notify(callbacks: list[Callback], hook: str, *arguments: Any) -> None:
         getattr(callback, hook)(*arguments)
 
 
-def _checked_pair(owner: str, x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
-    x, y = np.asarray(x), np.asarray(y)
+def _checked_pair(
+    owner: str, x: object, y: object, names: tuple[str, str] = ("x", "y")
+) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` as real arrays with the same number (>= 1) of samples."""
+    owner = f"Sequential.{owner}"
+    x, y = (check.real_array(owner, name, value) for name, value in zip(names, (x, y)))
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
         raise ValueError(
-            f"Sequential.{owner}: expected x and y with the same number of samples; got shapes "
-            f"{x.shape} and {y.shape}."
+            f"{owner}: expected {names[0]} and {names[1]} with the same number of samples; got "
+            f"shapes {x.shape} and {y.shape}."
         )
     if len(x) == 0:
-        raise ValueError(f"Sequential.{owner}: expected at least one sample; got none.")
+        raise ValueError(f"{owner}: expected at least one sample in {names[0]} and {names[1]}; "
+                         "got none.")
     return x, y

@@ -13,7 +13,6 @@ dtype. One ``apply`` call, as in Keras:
 from __future__ import annotations
 
 import math
-import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,12 +28,9 @@ Schedule = Callable[[int], float]
 def _number(
     owner: str, name: str, value: object, what: str, valid: Callable[[float], bool]
 ) -> float:
-    """Return ``value`` as a float if it is a real number (not a bool) for which ``valid`` holds."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: expected {name} to be {what}; got {value!r}.")
-    if not valid(float(value)):
-        raise ValueError(f"{owner}: expected {name} to be {what}; got {value!r}.")
-    return float(value)
+    """Return ``value`` as a float if it is a finite real number (not a bool) for which
+    ``valid`` holds: no hyperparameter may be NaN or infinite."""
+    return check.finite_number(owner, name, value, what, valid)
 
 
 def _positive(owner: str, name: str, value: object) -> float:
@@ -151,7 +147,11 @@ class Optimizer(ABC):
     def current_learning_rate(self) -> float:
         """The learning rate of the next update (the schedule's value at ``iterations``)."""
         if callable(self.learning_rate):
-            return float(self.learning_rate(self.iterations))
+            return _number(
+                f"{type(self).__name__}.apply",
+                f"the learning_rate schedule's value at step {self.iterations}",
+                self.learning_rate(self.iterations), "a positive finite float", lambda v: v > 0,
+            )
         return self.learning_rate
 
     def state_arrays(self) -> dict[str, np.ndarray]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from convlstm import _validation as check
 from convlstm import losses
 
 
@@ -53,7 +54,16 @@ class Metric(ABC):
 
     def update(self, y_true: np.ndarray, y_pred: np.ndarray) -> None:
         """Add a batch: ``y_true`` and ``y_pred`` of the same shape, samples first."""
-        values = self._values(np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64))
+        owner = f"{type(self).__name__}.update"
+        y_true, y_pred = (check.real_array(owner, name, value)
+                          for name, value in (("y_true", y_true), ("y_pred", y_pred)))
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"{owner}: expected y_true and y_pred of the same shape; got "
+                             f"{check.shape_text(y_true.shape)} and "
+                             f"{check.shape_text(y_pred.shape)}.")
+        if y_true.size == 0:  # an empty batch adds nothing (argmax has no empty answer)
+            return
+        values = self._values(y_true.astype(np.float64), y_pred.astype(np.float64))
         self.total += float(values.sum())
         self.count += values.size
 
@@ -101,7 +111,8 @@ class BinaryAccuracy(Metric):
     default_name = "binary_accuracy"
 
     def __init__(self, name: str | None = None, threshold: float = 0.5) -> None:
-        self.threshold = float(threshold)
+        self.threshold = check.finite_number(type(self).__name__, "threshold", threshold,
+                                             "a finite float")
         super().__init__(name)
 
     def _values(self, y_true, y_pred):

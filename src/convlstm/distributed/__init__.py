@@ -25,7 +25,6 @@ Needs Dask (``pip install -e '.[distributed]'`` from a clone); the rest of the p
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -43,9 +42,9 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 from convlstm.callbacks import Callback
 from convlstm.distributed.inference import forecast, predict
-from convlstm.distributed.sources import check_model, pair, positive_int, samples, write
+from convlstm.distributed.sources import check_model, pair, samples, write
 from convlstm.distributed.training import train
-from convlstm.models import History, Sequential
+from convlstm.models import History, Sequential, fit_options, training_samples, validation_pair
 
 CONNECT_TIMEOUT = 10.0
 """Seconds :func:`connect` (and :func:`fit` given an address) waits for a scheduler, and
@@ -94,6 +93,20 @@ def connect(
             f"distributed.connect: cannot reach the Dask scheduler at {scheduler} within "
             f"{timeout:g} s ({error})."
         ) from None
+
+
+def _check_targets(owner: str, model: Sequential, x: Any, y: Any, names: tuple[str, str]) -> None:
+    """Refuse targets whose sample shape is not the model's output for ``x``, before any work
+    reaches the cluster."""
+    sample = tuple(x.shape[1:])
+    if model.input_shape is None:
+        model.build((None, *sample))
+    expected = tuple(model.compute_output_shape((None, *sample))[1:])
+    given = tuple(y.shape[1:])
+    if len(expected) != len(given) or any(e not in (None, g) for e, g in zip(expected, given)):
+        raise ValueError(f"{owner}: expected {names[1]} of shape (samples, *{expected}), the "
+                         f"model's output for {names[0]} of shape {tuple(x.shape)}; got "
+                         f"{tuple(y.shape)}.")
 
 
 def _client(owner: str, client: object) -> Client:
@@ -156,24 +169,23 @@ def fit(
     check_model(owner, model)
     if model.optimizer is None or model.loss is None:
         raise RuntimeError(f"{owner}: call model.compile(optimizer=..., loss=...) first.")
-    epochs = positive_int(owner, "epochs", epochs)
-    batch_size = positive_int(owner, "batch_size", batch_size)
+    options = fit_options(owner, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                          callbacks=callbacks, verbose=verbose, seed=seed)
     x_source, y_source = pair(owner, x, y)
     train_rows = np.arange(x_source.shape[0])
     validation = None
     if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise TypeError(f"{owner}: expected validation_data to be a pair (x_val, y_val); "
-                            f"got {type(validation_data).__name__}.")
-        x_val, y_val = pair(owner, *validation_data)
+        x_val, y_val = pair(owner, *validation_pair(owner, validation_data),
+                            names=("x_val", "y_val"))
         validation = (x_val, y_val, np.arange(x_val.shape[0]))
-    elif validation_split:
-        if not 0.0 < validation_split < 1.0:
-            raise ValueError(f"{owner}: expected validation_split in (0, 1); got "
-                             f"{validation_split}.")
-        split = math.floor(len(train_rows) * (1.0 - validation_split))
-        train_rows, held_out = train_rows[:split], train_rows[split:]
-        validation = (x_source, y_source, held_out)
+    else:
+        split = training_samples(owner, len(train_rows), validation_split)
+        if split < len(train_rows):
+            train_rows, held_out = train_rows[:split], train_rows[split:]
+            validation = (x_source, y_source, held_out)
+    _check_targets(owner, model, x_source, y_source, ("x", "y"))
+    if validation is not None and validation_data is not None:
+        _check_targets(owner, model, validation[0], validation[1], ("x_val", "y_val"))
     owned = isinstance(client, str)  # connected here, so closed here
     client = _client(owner, client)
     try:
@@ -182,9 +194,7 @@ def fit(
         except TimeoutError:
             raise TimeoutError(f"{owner}: the cluster has no worker after "
                                f"{CONNECT_TIMEOUT:g} s.") from None
-        return train(model, client, x_source, y_source, train_rows, validation, epochs=epochs,
-                     batch_size=batch_size, shuffle=shuffle, seed=seed, callbacks=callbacks,
-                     verbose=verbose)
+        return train(model, client, x_source, y_source, train_rows, validation, **options)
     finally:
         if owned:
             client.close()

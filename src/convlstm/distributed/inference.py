@@ -9,7 +9,8 @@ import dask.array as da
 import numpy as np
 from distributed import Client
 
-from convlstm.distributed.sources import as_samples, check_model, positive_int
+from convlstm import _validation as check
+from convlstm.distributed.sources import as_samples, check_model
 from convlstm.distributed.tasks import ModelSpec, predict_block
 from convlstm.models import Sequential
 
@@ -41,14 +42,14 @@ def forecast(model: Sequential, x: Any, frames: int, *, client: Client | None = 
 
     Args and returns as :func:`predict`; the result is (N, frames, H, W, C).
     """
-    frames = positive_int("distributed.forecast", "frames", frames)
+    frames = check.positive_int("distributed.forecast", "frames", frames)
     return _map_samples("distributed.forecast", model, x, client, batch_size, frames)
 
 
 def _map_samples(owner: str, model: Sequential, x: Any, client: Client | None,
                  batch_size: int, frames: int | None) -> da.Array:
     check_model(owner, model)
-    batch_size = positive_int(owner, "batch_size", batch_size)
+    batch_size = check.positive_int(owner, "batch_size", batch_size)
     if client is not None and not isinstance(client, Client):
         raise TypeError(f"{owner}: expected client to be a distributed.Client or None; got "
                         f"{type(client).__name__}.")

@@ -13,6 +13,7 @@ import dask.array as da
 import numpy as np
 from distributed import Client, as_completed
 
+from convlstm import _validation as check
 from convlstm.models import Sequential
 
 
@@ -21,12 +22,6 @@ def check_model(owner: str, model: object) -> Sequential:
         raise TypeError(f"{owner}: expected a convlstm Sequential model; got "
                         f"{type(model).__name__}.")
     return model
-
-
-def positive_int(owner: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: expected {name} to be a positive int; got {value!r}.")
-    return int(value)
 
 
 
@@ -123,7 +118,7 @@ def samples(x: Any, *, batch_size: int = 32) -> da.Array:
         A lazy (N, ...) dask array.
     """
     return as_samples("distributed.samples", x,
-                    positive_int("distributed.samples", "batch_size", batch_size))
+                    check.positive_int("distributed.samples", "batch_size", batch_size))
 
 
 def as_samples(owner: str, x: Any, batch_size: int) -> da.Array:
@@ -189,11 +184,14 @@ def write_block(block: np.ndarray, target: Any, start: int) -> None:
 
 
 
-def pair(owner: str, x: object, y: object) -> tuple[Any, Any]:
-    x, y = source(owner, "x", x, dask_ok=False), source(owner, "y", y, dask_ok=False)
+def pair(owner: str, x: object, y: object,
+         names: tuple[str, str] = ("x", "y")) -> tuple[Any, Any]:
+    """``x`` and ``y`` as :func:`source` arrays with the same number (>= 1) of samples."""
+    x, y = (source(owner, name, value, dask_ok=False) for name, value in zip(names, (x, y)))
     if len(x.shape) == 0 or len(y.shape) == 0 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"{owner}: expected x and y with the same number of samples; got "
-                         f"shapes {tuple(x.shape)} and {tuple(y.shape)}.")
+        raise ValueError(f"{owner}: expected {names[0]} and {names[1]} with the same number of "
+                         f"samples; got shapes {tuple(x.shape)} and {tuple(y.shape)}.")
     if x.shape[0] == 0:
-        raise ValueError(f"{owner}: expected at least one sample; got none.")
+        raise ValueError(f"{owner}: expected at least one sample in {names[0]} and "
+                         f"{names[1]}; got none.")
     return x, y

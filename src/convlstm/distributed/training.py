@@ -37,7 +37,7 @@ def train(model: Sequential, client: Client, x: Any, y: Any, rows: np.ndarray,
     return run_epochs(
         model, len(rows), lambda chosen: trainer.step(x, y, rows[chosen]),
         None if validation is None else (lambda: trainer.evaluate(*validation)),
-        epochs=epochs, batch_size=batch_size, shuffle=shuffle, callbacks=callbacks or (),
+        epochs=epochs, batch_size=batch_size, shuffle=shuffle, callbacks=callbacks,
         verbose=verbose, seed=seed)
 
 

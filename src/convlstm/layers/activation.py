@@ -211,7 +211,12 @@ class Softmax(_Elementwise):
                 f"{owner}: expected x with an axis {self.axis}; got shape "
                 f"{check.shape_text(x.shape)}."
             )
-        y = softmax(x, self.axis)
+        if len({a % x.ndim for a in axes}) < len(axes):
+            raise ValueError(
+                f"{owner}: expected axis {self.axis} to name distinct axes of x; got shape "
+                f"{check.shape_text(x.shape)}, where two of them are the same axis."
+            )
+        y = softmax(x, self.axis) if x.size else np.zeros_like(x)  # no values: nothing to do
         return y, (y if training else None)
 
     def _gradient(self, y, d_output):

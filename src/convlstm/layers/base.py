@@ -20,6 +20,7 @@ bools, float16) to float32. No layer modifies the caller's array or returns a vi
 
 from __future__ import annotations
 
+import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -199,9 +200,11 @@ def training_arg(owner: str, training: object) -> bool:
 
 
 def float_arg(owner: str, name: str, value: object, minimum: float | None = None) -> float:
-    """A real number (not a bool) as a float, optionally at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    """A finite real number (not a bool) as a float, optionally at least ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: expected {name} to be a float; got {value!r}.")
     if minimum is not None and not value >= minimum:
         raise ValueError(f"{owner}: expected {name} to be a float >= {minimum}; got {value!r}.")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: expected {name} to be a finite float; got {value!r}.")
     return float(value)

@@ -164,10 +164,18 @@ class Bidirectional(Layer):
         training = training_arg(owner, training)
         halves: list = [None, None]
         if initial_state is not None:
-            if not isinstance(initial_state, Sequence) or len(initial_state) % 2:
+            inner = self.forward_layer
+            per_direction = inner.num_layers if inner.num_layers > 1 else len(inner.state_names)
+            if not isinstance(initial_state, Sequence) or isinstance(initial_state, str):
+                raise TypeError(
+                    f"{owner}: expected initial_state to be a list of the forward layer's states "
+                    f"followed by the backward layer's; got {check.describe(initial_state)}."
+                )
+            if len(initial_state) != 2 * per_direction:
                 raise ValueError(
                     f"{owner}: expected initial_state to be the forward layer's states followed "
-                    f"by the backward layer's (an even count); got {initial_state!r:.60}."
+                    f"by the backward layer's ({2 * per_direction} items); got "
+                    f"{len(initial_state)} items ({check.item_kinds(initial_state)})."
                 )
             half = len(initial_state) // 2
             halves = [list(initial_state[:half]), list(initial_state[half:])]

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from convlstm import _validation as check
-from convlstm import initializers
+from convlstm import initializers, limits
 from convlstm.functional import activations
 from convlstm.functional.windows import Pads, output_size, resolve_pads
 from convlstm.layers.layout import DATA_FORMATS, Layout
@@ -161,7 +161,7 @@ class ConvRNNCellOptions:
             raise ValueError(
                 f"{owner}: frames of {'x'.join(map(str, spatial))} are too small for "
                 f"kernel_size={self.kernel_size} with dilation={self.dilation} and "
-                f"padding={self.padding!r}."
+                f"padding={self.padding!r} (expected x with frames of at least one window)."
             )
         return out
 
@@ -277,6 +277,12 @@ class _SequenceFields:
             object.__setattr__(self, name, check.boolean(owner, name, getattr(self, name)))
         object.__setattr__(self, "num_layers",
                            check.positive_int(owner, "num_layers", self.num_layers))
+        if not limits.budget_open():  # else the limits refuse each weight by name when drawn
+            deeper_layer = self.cell_options(self.out_channels, None).weight_shapes()
+            per_layer = sum(int(np.prod(shape)) for shape in deeper_layer.values())
+            check.fits_in_memory(
+                owner, "the weights (num_layers x the elements of a layer, set by out_channels "
+                "and kernel_size)", (self.num_layers, per_layer), np.float64)
         for name in ("dropout", "recurrent_dropout"):
             object.__setattr__(self, name, check.rate(owner, name, getattr(self, name)))
 

@@ -134,6 +134,7 @@ class ConvRNNCell(_BuiltOnFirstCall):
         check.check_shape(owner, "x", x, layout.names(options.in_channels, "batch"))
         frames = layout.to_channels_last(x)[:, None]  # (B, 1, *spatial, C)
         B, _, *spatial, _ = frames.shape
+        _require_samples(owner, x.shape)
         out_spatial = options.checked_output_spatial(owner, tuple(spatial))
         starting = _state_tuple(owner, "states", states, self.state_names,
                                 (B, *out_spatial, options.out_channels), layout, options.dtype)
@@ -310,6 +311,7 @@ class ConvRNN(_BuiltOnFirstCall):
         B, T, *spatial, _ = frames.shape
         if T == 0:
             raise ValueError(f"{owner}: expected x with at least one time step; got {x.shape}.")
+        _require_samples(owner, x.shape)
         mask = _checked_mask(owner, mask, B, T)
         states = self._starting_states(owner, initial_state, B, tuple(spatial), layout)
         if self.go_backwards:
@@ -486,8 +488,12 @@ def _per_layer_states(owner: str, name: str, value: object, num_layers: int,
         raise TypeError(
             f"{owner}: expected {name} to be a list {listed}; got {type(value).__name__}."
         )
-    if len(value) == len(names) and all(isinstance(item, np.ndarray) for item in value):
-        per_layer = [value]
+    def one_layers_list(item: object) -> bool:  # [h, c] of arrays (or None)
+        return isinstance(item, Sequence) and not isinstance(item, str) and len(item) == len(
+            names) and all(state is None or isinstance(state, np.ndarray) for state in item)
+
+    if num_layers == 1 and len(value) == len(names) and not all(map(one_layers_list, value)):
+        per_layer = [value]  # one layer's states, each an array or nested lists
     else:
         per_layer = list(value)
     if len(per_layer) != num_layers or not all(
@@ -495,7 +501,8 @@ def _per_layer_states(owner: str, name: str, value: object, num_layers: int,
     ):
         word = "pairs" if len(names) == 2 else "lists"
         expected = listed if num_layers == 1 else f"{num_layers} {listed} {word}, one per layer"
-        raise ValueError(f"{owner}: expected {name} to be {expected}; got {len(value)} items.")
+        raise ValueError(f"{owner}: expected {name} to be {expected}; got {len(value)} items "
+                         f"({check.item_kinds(value)}).")
     return per_layer
 
 
@@ -516,10 +523,17 @@ def _state_tuple(owner, name, states, names: tuple[str, ...], shape, layout: Lay
     return tuple(checked)
 
 
+def _require_samples(owner: str, shape: tuple[int, ...]) -> None:
+    """Refuse a batch of no samples (the recurrent kernels need at least one)."""
+    if shape[0] == 0:
+        raise ValueError(f"{owner}: expected x with at least one sample (batch >= 1); got "
+                         f"{shape}.")
+
+
 def _checked_mask(owner: str, mask: object, B: int, T: int) -> np.ndarray | None:
     if mask is None:
         return None
-    mask = np.asarray(mask)
+    mask = check.real_array(owner, "mask", mask)
     if mask.dtype.kind not in "biu":
         raise TypeError(f"{owner}: expected mask to be a bool array; got dtype {mask.dtype}.")
     check.check_shape(owner, "mask", mask, (B, T))

@@ -204,6 +204,11 @@ class BatchNormalization(CachedLayer):
                 axis,
                 self.epsilon,
             )
+        if x.size == 0:  # no values to take statistics of: the moving averages would be NaN
+            raise ValueError(
+                f"{owner}: expected x with at least one value per feature to compute batch "
+                f"statistics in training; got shape {check.shape_text(x.shape)}."
+            )
         y, mean, variance, x_hat, inv_std = batch_norm_train(x, gamma, beta, axis, self.epsilon)
         momentum = self.momentum
         for key, batch_value in (("moving_mean", mean), ("moving_variance", variance)):

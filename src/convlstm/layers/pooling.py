@@ -73,6 +73,10 @@ class _MaxPooling(CachedLayer):
         volumes = self._layout.to_channels_last(x)
         spatial = volumes.shape[1:-1]
         pads, out = self._geometry(spatial)
+        if min(spatial) < 1:
+            names = ", ".join(SPATIAL_NAMES[self.rank])
+            raise ValueError(f"{owner}: expected x with every one of ({names}) >= 1; got "
+                             f"{check.shape_text(spatial)}.")
         if min(out) < 1:
             raise ValueError(
                 f"{owner}: a window of pool_size={self.pool_size} does not fit in the "
