@@ -280,7 +280,7 @@ def test_split_uses_only_its_own_digits(offsets, split, other):
         ({"size": False}, TypeError, r"expected size to be an int >= 28; got False"),
         ({"digits": 0}, ValueError, r"expected digits to be a positive int; got 0"),
         ({"split": "val"}, ValueError, r"^moving_mnist: expected split to be one of 'train', "),
-        ({"seed": -1}, TypeError, r"expected seed to be None or a non-negative int; got -1"),
+        ({"seed": -1}, ValueError, r"expected seed to be None or a non-negative int; got -1"),
         ({"seed": 1.5}, TypeError, r"expected seed to be None or a non-negative int; got 1\.5"),
     ],
 )

@@ -78,7 +78,7 @@ X = np.zeros((2, 3, 5, 5, 1), dtype=np.float32)
         ({"use_bias": 1}, TypeError, r"expected use_bias to be True or False; got 1"),
         ({"data_format": "NHWC"}, ValueError, r"data_format to be one of 'channels_last'"),
         ({"dtype": "float16"}, ValueError, r"expected dtype to be 'float32' or 'float64'"),
-        ({"seed": -3}, TypeError, r"expected seed to be None or a non-negative int"),
+        ({"seed": -3}, ValueError, r"expected seed to be None or a non-negative int"),
     ],
 )
 def test_constructor_errors(kwargs, error, match):
@@ -241,7 +241,7 @@ TRAINING_ARGUMENT_ERRORS = [
     (fit(batch_size=True), TypeError, r"expected batch_size to be a positive int; got True"),
     (fit(epochs=2.5), TypeError, r"expected epochs to be a positive int; got 2.5"),
     (fit(epochs=-1), ValueError, r"expected epochs to be a positive int; got -1"),
-    (fit(seed=-1), TypeError, r"expected seed to be None or a non-negative int; got -1"),
+    (fit(seed=-1), ValueError, r"expected seed to be None or a non-negative int; got -1"),
     (fit(seed=2.5), TypeError, r"expected seed to be None or a non-negative int; got 2.5"),
     (fit(callbacks="x"), TypeError, r"expected callbacks to be a list of convlstm.callbacks "
                                     r"objects; got 'x'"),
@@ -754,7 +754,7 @@ UNREACHABLE = "tcp://127.0.0.1:9"  # nothing listens: connecting would fail, aft
 DISTRIBUTED_ERRORS = [
     ({"epochs": 2.5}, TypeError, r"^distributed.fit: expected epochs to be a positive int"),
     ({"batch_size": 0}, ValueError, r"expected batch_size to be a positive int; got 0"),
-    ({"seed": -1}, TypeError, r"expected seed to be None or a non-negative int; got -1"),
+    ({"seed": -1}, ValueError, r"expected seed to be None or a non-negative int; got -1"),
     ({"callbacks": "x"}, TypeError, r"expected callbacks to be a list"),
     ({"verbose": "1"}, ValueError, r"expected verbose to be 0, 1 or 2"),
     ({"shuffle": "yes"}, TypeError, r"expected shuffle to be True or False"),
@@ -777,3 +777,20 @@ def test_distributed_fit_checks_its_arguments_before_any_cluster_work(kwargs, er
     arguments = {"x": SEQUENCES, "y": SEQUENCES, "client": UNREACHABLE, "verbose": 0, **kwargs}
     with pytest.raises(error, match=match):
         distributed.fit(small_model(), **arguments)
+
+
+@pytest.mark.parametrize(("arrays", "message"), [
+    ({}, r"Adam.load_state_arrays: expected iterations, an int >= 0; got None"),
+    ({"iterations": np.array(1.5)}, r"expected iterations, an int >= 0; got array\(1\.5\)"),
+    ({"iterations": np.array(2), "w::m": np.zeros(3, int)},
+     r"expected float slots named '<weight>::<slot>' for the weights w \(3,\); "
+     r"got 'w::m': int64 \(3,\)"),
+    ({"iterations": np.array(2), "w::m": np.zeros(4)}, r"got 'w::m': float64 \(4,\)"),
+    ({"iterations": np.array(2), "v::m": np.zeros(3)}, r"got 'v::m'"),
+    ({"iterations": np.array(2), "w": np.zeros(3)}, r"got 'w': float64"),
+])
+def test_an_optimizer_state_that_does_not_fit_is_refused_and_changes_nothing(arrays, message):
+    optimizer = optimizers.Adam()
+    with pytest.raises(ValueError, match=message):
+        optimizer.load_state_arrays(arrays, {"w": np.zeros(3)})
+    assert optimizer.iterations == 0 and not optimizer.state

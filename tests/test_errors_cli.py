@@ -268,12 +268,12 @@ STATE = {"rounds_done": 0, "steps_done": 0, "seconds": 0.0, "loss": [], "command
 @pytest.mark.parametrize(("state", "optimizer", "message"), [
     (STATE, b"not a zip", r"--resume: .*optimizer.npz is not a readable optimizer state"),
     (STATE, {"iterations": np.array(-3)},
-     r"optimizer.npz is not an optimizer state of this run: expected iterations, an int >= 0"),
+     r"optimizer.npz: expected iterations, an int >= 0; got array\(-3\)"),
     (STATE, {"iterations": np.array(3), "0/0/kernel::momentum": np.zeros((9, 9), np.float32)},
-     r"optimizer.npz is not an optimizer state of this model: its '0/0/kernel::momentum' is "
-     r"float32 \(9, 9\); the model's weights are 0/0/kernel \(3, 3, 1, 4\)"),
+     r"optimizer.npz: expected float slots named '<weight>::<slot>' for the weights "
+     r"0/0/kernel \(3, 3, 1, 4\).*; got '0/0/kernel::momentum': float32 \(9, 9\)"),
     (STATE, {"iterations": np.array(3), "9/kernel::momentum": np.zeros(4, np.float32)},
-     r"its '9/kernel::momentum' is float32 \(4,\)"),
+     r"got '9/kernel::momentum': float32 \(4,\)"),
     ({**STATE, "seconds": float("inf")}, None, r"expected seconds \(int >= 0 or finite float"),
     ({**STATE, "seconds": -1.5}, None, r"expected seconds \(int >= 0 or finite float"),
 ])

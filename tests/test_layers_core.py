@@ -323,7 +323,7 @@ def test_config_contents():
         (lambda: Dense(2, use_bias=1), TypeError, r"expected use_bias to be True or False"),
         (lambda: Dense(2, kernel_initializer="he"), ValueError, r"unknown kernel_initializer"),
         (lambda: Dense(2, dtype="float16"), ValueError, r"expected dtype to be 'float32'"),
-        (lambda: Dense(2, seed=-1), TypeError, r"expected seed to be None or a non-negative"),
+        (lambda: Dense(2, seed=-1), ValueError, r"expected seed to be None or a non-negative"),
         (lambda: Flatten("NHWC"), ValueError, r"^Flatten: expected data_format to be one of"),
         (lambda: Dropout(1), ValueError, r"^Dropout: expected rate to be a float in \[0, 1\)"),
         (lambda: Dropout(-0.1), ValueError, r"^Dropout: expected rate to be a float in \[0, 1\)"),

@@ -116,11 +116,13 @@ def float_dtype(owner: str, value: object) -> np.dtype:
 
 
 def seed_arg(owner: str, value: object) -> int | None:
-    """Return ``value`` if it is None or a non-negative int."""
+    """Return ``value`` if it is None or a non-negative int: a ``TypeError`` for another kind,
+    a ``ValueError`` for a negative int."""
     if value is None:
         return None
     if not _is_int(value) or value < 0:
-        raise TypeError(f"{owner}: expected seed to be None or a non-negative int; got {value!r}.")
+        error = TypeError if not _is_int(value) else ValueError
+        raise error(f"{owner}: expected seed to be None or a non-negative int; got {value!r}.")
     return int(value)
 
 

@@ -161,9 +161,37 @@ class Optimizer(ABC):
                   for slot, value in slots.items()}
         return {"iterations": np.array(self.iterations), **arrays}
 
-    def load_state_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Continue from :meth:`state_arrays` output (copies are taken)."""
-        self.iterations = int(arrays["iterations"])
+    def load_state_arrays(self, arrays: Mapping[str, np.ndarray],
+                          params: Mapping[str, np.ndarray] | None = None,
+                          where: str | None = None) -> None:
+        """Continue from :meth:`state_arrays` output (copies are taken).
+
+        Args:
+            arrays: ``iterations`` (an int >= 0) and ``"<weight>::<slot>"`` float arrays.
+            params: the weights these slots belong to, by the same names: each slot must name
+                one of them and have its shape.
+            where: starts the error messages (default ``"<Class>.load_state_arrays"``).
+
+        Raises:
+            ValueError: ``arrays`` is not such a state (of these ``params``); nothing changes.
+        """
+        where = where or f"{type(self).__name__}.load_state_arrays"
+        iterations = np.asarray(arrays.get("iterations")) if "iterations" in arrays else None
+        if iterations is None or iterations.shape != () or iterations.dtype.kind not in "iu" \
+                or iterations < 0:
+            raise ValueError(f"{where}: expected iterations, an int >= 0; got "
+                             f"{arrays.get('iterations')!r:.80}.")
+        for name, value in arrays.items():
+            value = np.asarray(value)
+            key = name.split("::", 1)[0]
+            if name != "iterations" and ("::" not in name or value.dtype.kind != "f" or (
+                    params is not None and (key not in params
+                                            or value.shape != params[key].shape))):
+                expected = "float slots named '<weight>::<slot>'" + (
+                    f" for the weights {_shapes(params)}" if params is not None else "")
+                raise ValueError(f"{where}: expected {expected}; got {name!r}: "
+                                 f"{value.dtype} {value.shape}.")
+        self.iterations = int(iterations)
         for name, value in arrays.items():
             if "::" in name:
                 key, slot = name.split("::", 1)
@@ -507,3 +535,9 @@ def get(identifier: str | Optimizer) -> Optimizer:
             f"optimizers.get: unknown optimizer {identifier!r}; expected one of {listed}."
         )
     return OPTIMIZERS[identifier.lower()]()
+
+
+def _shapes(params: Mapping[str, np.ndarray]) -> str:
+    """``name (shape), ...`` of ``params``, cut at 300 characters."""
+    text = ", ".join(f"{name} {np.shape(value)}" for name, value in params.items())
+    return text if len(text) <= 300 else text[:300] + "..."

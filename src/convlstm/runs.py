@@ -117,23 +117,6 @@ def restore_optimizer(optimizer: Optimizer, path: Path, params: dict[str, np.nda
     try:
         regular_file(where, str(path), "an optimizer.npz file")
         saved = saving.read_arrays(where, str(path), "optimizer state")
+        optimizer.load_state_arrays(saved, params, where)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    iterations = saved.get("iterations")
-    if iterations is None or iterations.shape != () or iterations.dtype.kind not in "iu" \
-            or iterations < 0:
-        raise UsageError(f"{where} is not an optimizer state of this run: expected iterations, "
-                         f"an int >= 0; got {iterations!r:.80}")
-    for name, value in saved.items():
-        key = name.split("::", 1)[0]
-        if name != "iterations" and (key not in params or value.shape != params[key].shape
-                                     or value.dtype.kind != "f"):
-            raise UsageError(f"{where} is not an optimizer state of this model: its {name!r} "
-                             f"is {value.dtype} {value.shape}; the model's weights are "
-                             f"{_shapes(params)}")
-    optimizer.load_state_arrays(saved)
-
-
-def _shapes(params: dict[str, np.ndarray]) -> str:
-    text = ", ".join(f"{name} {value.shape}" for name, value in params.items())
-    return text if len(text) <= 300 else text[:300] + "..."
