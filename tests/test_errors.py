@@ -794,3 +794,12 @@ def test_an_optimizer_state_that_does_not_fit_is_refused_and_changes_nothing(arr
     with pytest.raises(ValueError, match=message):
         optimizer.load_state_arrays(arrays, {"w": np.zeros(3)})
     assert optimizer.iterations == 0 and not optimizer.state
+
+
+@pytest.mark.parametrize(("state", "given"), [
+    ([None, None], r"got None\."), (["a", "b"], r"got 'a'\."), ([{}, 1], r"got \{\}\."),
+])
+def test_a_state_that_is_not_an_array_is_described_as_given(state, given):
+    with pytest.raises(TypeError, match=r"expected initial_state h to be a real numeric array "
+                                        r"\(bool, int or float\); " + given):
+        ConvLSTM2D(1, 2, 3, "same").forward(X, initial_state=state)

@@ -166,9 +166,11 @@ def real_array(owner: str, name: str, value: object) -> np.ndarray:
             f"{type(value).__name__} (nested sequences of unequal lengths)."
         ) from None
     if array.dtype.kind not in "biuf":
+        given = f"dtype {array.dtype}" if isinstance(value, np.ndarray) or array.ndim else (
+            describe(value))
         raise TypeError(
             f"{owner}: expected {name} to be a real numeric array (bool, int or float); "
-            f"got dtype {array.dtype}."
+            f"got {given}."
         )
     return array
 
