@@ -453,7 +453,8 @@ def convlstm_backward(
     recurrent_activation: Activation,
     use_bias: bool,
     peephole: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    need_d_x: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Backpropagation through time for :func:`convlstm_forward`; consumes ``cache``.
 
     Args:
@@ -464,11 +465,12 @@ def convlstm_backward(
         activation, recurrent_activation: as in the forward; each needs its ``derivative``.
         use_bias: whether to return a bias gradient.
         peephole: the (3, F) peephole weights the forward used, or None.
+        need_d_x: False when nothing reads the input's gradient (the frames are data).
 
     Returns:
-        d_x (B, T, H, W, C), d_h0 and d_c0 (B, H', W', F), and the weight gradients
-        ``{"kernel", "recurrent_kernel", "bias", "peephole"}`` in the weights' shapes (bias and
-        peephole when used).
+        d_x (B, T, H, W, C) (None unless ``need_d_x``), d_h0 and d_c0 (B, H', W', F), and the
+        weight gradients ``{"kernel", "recurrent_kernel", "bias", "peephole"}`` in the
+        weights' shapes (bias and peephole when used).
     """
     T, F4, P = cache.gates.shape
     F = F4 // 4
@@ -517,7 +519,7 @@ def convlstm_backward(
 
     d_x, d_kernel = input_gradients(
         cache.x, d_gates, np.ascontiguousarray(kernel.reshape(-1, F4)[:, order]), window,
-        cache.stride, cache.pads, cache.dilation, cache.input_masks)
+        cache.stride, cache.pads, cache.dilation, cache.input_masks, need_d_x)
 
     def keras_layout(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         keras_columns = np.empty(gradient.shape, dtype)
