@@ -17,7 +17,14 @@ from convlstm.functional.windows import Pads, output_size, same_pads
 
 def planes(array: np.ndarray) -> np.ndarray:
     """(B, ..., C) channels-last to (C, B, ...) (a view)."""
-    return np.moveaxis(array, -1, 0)
+    # transpose, not np.moveaxis: a streamed frame calls this several times, and moveaxis'
+    # argument checks cost more than the rest of these calls
+    return array.transpose(array.ndim - 1, *range(array.ndim - 1))
+
+
+def channels_last_view(planar: np.ndarray) -> np.ndarray:
+    """(C, B, ...) planes to (B, ..., C) (a view): the inverse of :func:`planes`."""
+    return planar.transpose(*range(1, planar.ndim), 0)
 
 
 def planar_state(gradient: np.ndarray | None, F: int, P: int, dtype: np.dtype) -> np.ndarray:
@@ -29,7 +36,7 @@ def planar_state(gradient: np.ndarray | None, F: int, P: int, dtype: np.dtype) -
 
 def store_channels_last(source: np.ndarray, out: np.ndarray, samples: slice) -> None:
     """``out[samples] = source[:, samples]`` channels-last: (F, P) planes, out (B, H', W', F)."""
-    out[samples] = np.moveaxis(source.reshape(-1, *out.shape[:-1])[:, samples], 0, -1)
+    out[samples] = channels_last_view(source.reshape(-1, *out.shape[:-1])[:, samples])
 
 
 def channels_last(source: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -223,7 +230,7 @@ def input_gradients(
             d_frame[...] = 0.0
         inputs(frames[:, t], d_gates[t], gate_masks, d_frame)
         if d_x is not None:
-            d_x[:, t] = np.moveaxis(d_frame, 0, -1)
+            d_x[:, t] = channels_last_view(d_frame)
     return d_x, inputs.d_weights
 
 
