@@ -181,7 +181,7 @@ def _flat_images(x: np.ndarray, rank: int) -> bool:
     return True
 
 
-COPY_WORK = 4
+COPY_WORK = 2
 """Elements a gather or scatter moves per element of elementwise work (see
 ``threads.split_run``): a copy costs less than an arithmetic pass. Split at m's first layer,
 (32, 8, 16, 16) planes, a gather took 254 us on two threads against 75 on one; at c's

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-MIN_ELEMENTS_PER_THREAD = 1 << 18
+MIN_ELEMENTS_PER_THREAD = 1 << 19
 """Below about this many elements of work per thread, handing work to a thread costs more than
 running it here."""
 
