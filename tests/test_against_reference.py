@@ -168,7 +168,7 @@ def test_backward_masks_and_direction(kernel, padding, stride, dilation, mask, g
 
 
 def test_backward_hard_sigmoid_against_reference():
-    # Another recurrent activation: the kernel's general path (not the negated-sigmoid rows).
+    # Another recurrent activation: the kernel's general path (not the scaled sigmoid rows).
     rng = np.random.default_rng(RNG_SEED)
     _check_single_layer_backward(rng, (5, 5), 3, "same", 1, 1, mask=MASK,
                                  recurrent_activation="hard_sigmoid")

@@ -67,7 +67,9 @@ def test_backward_keeps_float32():
     ("pool", "stride", "padding"),
     [((2, 2, 2), (2, 2, 2), "valid"), ((3, 2, 1), (1, 1, 1), "valid"),
      ((2, 3, 3), (2, 1, 3), "same"), ((1, 2, 2), (3, 3, 3), "same"),
-     ((3, 3, 3), (2, 2, 2), "same")],
+     ((3, 3, 3), (2, 2, 2), "same"),
+     # windows that tile the (padded) input: the backward's routed path
+     ((2, 2, 2), (2, 2, 2), "same"), ((1, 3, 5), (1, 3, 5), "valid")],
 )
 @pytest.mark.parametrize("block_bytes", [1, 300, 4000, 1 << 21])
 def test_blocked_kernels_match_the_reference(pool, stride, padding, block_bytes):
@@ -86,3 +88,24 @@ def test_blocked_kernels_match_the_reference(pool, stride, padding, block_bytes)
         maxpool3d_backward_reference(x, pool, stride, pads, d_out),
         rtol=1e-6, atol=1e-6,
     )
+
+
+@pytest.mark.parametrize(("shape", "pool"), [((2, 8, 4, 6, 3), (2, 2, 2)),
+                                             ((1, 3, 8, 2, 4), (3, 4, 1)),
+                                             ((2, 4, 6, 2), (2, 3))])
+def test_tiling_windows_route_every_gradient_to_the_first_maximum(shape, pool):
+    # stride == pool, no remainder: every cell is written once; ties go to the first maximum in
+    # scan order (np.argmax over each window flattened in C order), zeros elsewhere.
+    rng = np.random.default_rng(3)
+    x = rng.integers(-1, 2, shape).astype(np.float32)  # many ties
+    rank = len(pool)
+    pooled, cache = max_pool(x, pool, pool, ((0, 0),) * rank, training=True)
+    d_out = rng.normal(size=pooled.shape).astype(np.float32)
+    n, *out_size, C = pooled.shape
+    tiles = x.reshape(n, *(size for pair in zip(out_size, pool) for size in pair), C)
+    window_axes = tuple(range(2, 2 * rank + 1, 2))
+    windows = np.moveaxis(tiles, window_axes, range(-rank, 0))  # (n, *out, C, *pool)
+    first_max = np.argmax(windows.reshape(*pooled.shape, -1), axis=-1)
+    routed = (np.arange(np.prod(pool)) == first_max[..., None]) * d_out[..., None]
+    expected = np.moveaxis(routed.reshape(windows.shape), range(-rank, 0), window_axes)
+    np.testing.assert_array_equal(max_pool_backward(d_out, cache), expected.reshape(shape))

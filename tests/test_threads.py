@@ -4,6 +4,7 @@ same numbers on 3 threads as on 1 (the unit tests' arrays are otherwise too smal
 import multiprocessing
 import os
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -39,6 +40,18 @@ def test_split_run_covers_every_item_once(split_everything):
 
     threads.split_run(mark, 7, 1)
     np.testing.assert_array_equal(seen, np.ones(7, int))
+
+
+def test_split_run_keeps_the_first_slice_on_the_calling_thread(split_everything):
+    split_everything(3)
+    ran_on = {}
+
+    def record(items):
+        ran_on[items.start] = threading.get_ident()
+
+    threads.split_run(record, 6, 1)
+    here = threading.get_ident()
+    assert ran_on[0] == here and ran_on[2] != here and ran_on[4] != here
 
 
 def test_split_run_stays_here_for_small_work(monkeypatch):

@@ -17,6 +17,7 @@ from convlstm import optimizers as optimizers_module
 from convlstm import training_metrics as metrics_module
 from convlstm.callbacks import Callback, ProgressLogger
 from convlstm.layers.base import Layer, shape_arg
+from convlstm.layers.convrnn import ConvRNN
 from convlstm.registry import config_arguments, deserialize, register, serialize
 
 
@@ -184,11 +185,21 @@ class Sequential(Layer):
             x = layer.forward(x, training=training)
         return x
 
-    def backward(self, d_output: np.ndarray) -> np.ndarray:
-        """Backward through every layer in reverse order; fills each layer's ``grads``."""
-        for layer in reversed(self.layers):
+    def backward(self, d_output: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
+        """Backward through every layer in reverse order; fills each layer's ``grads``.
+
+        Without ``input_gradient`` (the input is data) it returns None, skips the layers below
+        the first one with weights, and a recurrent first layer skips its input's gradient.
+        """
+        first = 0 if input_gradient else next(
+            (k for k, layer in enumerate(self.layers) if any(layer.named_params())),
+            len(self.layers))
+        for index in reversed(range(first, len(self.layers))):
+            layer = self.layers[index]
+            if index == first and not input_gradient and isinstance(layer, ConvRNN):
+                return layer.backward(d_output, input_gradient=False)
             d_output = layer.backward(d_output)
-        return d_output
+        return d_output if input_gradient else None
 
     def trainable_weights(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """``(params, grads)`` dicts of every trainable weight under its unique name."""
@@ -261,7 +272,7 @@ class Sequential(Layer):
         x, y = _checked_pair("compute_gradients", x, y)
         prediction = self.forward(x, training=True)
         loss, d_prediction = self.loss.value_and_gradient(y, prediction)
-        self.backward(d_prediction)
+        self.backward(d_prediction, input_gradient=False)
         return loss, prediction
 
     def predict(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:

@@ -198,7 +198,8 @@ def convgru_backward(
     activation: Activation,
     recurrent_activation: Activation,
     use_bias: bool,
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    need_d_x: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, dict[str, np.ndarray]]:
     """Backpropagation through time for :func:`convgru_forward`; consumes ``cache``.
 
     Args:
@@ -208,10 +209,11 @@ def convgru_backward(
         kernel, recurrent_kernel: the weights the forward used.
         activation, recurrent_activation: as in the forward, with their ``derivative``.
         use_bias: whether to return a bias gradient.
+        need_d_x: False when nothing reads the input's gradient (the frames are data).
 
     Returns:
-        d_x (B, T, *spatial, C), d_h0 (B, *spatial', F) and the weight gradients
-        ``{"kernel", "recurrent_kernel", "bias"}`` in the weights' shapes.
+        d_x (B, T, *spatial, C) (None unless ``need_d_x``), d_h0 (B, *spatial', F) and the
+        weight gradients ``{"kernel", "recurrent_kernel", "bias"}`` in the weights' shapes.
     """
     T, F3, P = cache.gates.shape
     F = F3 // 3
@@ -272,7 +274,7 @@ def convgru_backward(
 
     d_x, d_kernel = input_gradients(
         cache.x, d_x_part, np.ascontiguousarray(kernel.reshape(-1, F3)), window, cache.stride,
-        cache.pads, cache.dilation, cache.input_masks)
+        cache.pads, cache.dilation, cache.input_masks, need_d_x)
 
     d_U = recurrent.d_weights if cache.reset_after else np.concatenate(
         [recurrent.d_weights, reset.d_weights], axis=1)

@@ -11,10 +11,11 @@ no (4F, T*pixels) buffer either. It therefore consumes its cache.
 Inside, arrays are channels-first planes (C, ..., H, W) (any number of spatial axes; ConvLSTM2D
 has two): each kernel tap then copies whole image rows, and each gate is a contiguous block of
 rows of the product. The gates are kept in the order i, f, o, c (Keras stores i, f, c, o) so
-the three sigmoid gates form one block; with the default sigmoid gates, where this machine's
-``exp`` beats its ``tanh`` (``activations.sigmoid_form``, measured once), the sigmoid rows of the
-weights are negated so that the product holds -x and sigmoid(x) = 1 / (1 + exp(-x)) takes three
-passes (exp, add, reciprocal); elsewhere the sigmoid goes through tanh.
+the three sigmoid gates form one block. With the default sigmoid gates, the sigmoid rows of the
+weights are scaled once so that the sigmoid takes three passes (:func:`_gate_scale`): negated
+where this machine's ``exp`` beats its ``tanh`` (``activations.sigmoid_form``, measured once),
+so the product holds -x and sigmoid(x) = 1 / (1 + exp(-x)); else halved, so it holds x/2 and
+sigmoid(x) = (1 + tanh(x/2)) / 2.
 
 With Keras' dropout, each gate convolves its own masked copy of the input (or state), so the
 product splits into four, one per gate.
@@ -73,6 +74,25 @@ def _negated_sigmoid(z: np.ndarray) -> None:
     np.reciprocal(z, out=z)
 
 
+def _halved_sigmoid(z: np.ndarray) -> None:
+    """sigmoid(x) in place, from z = x/2: (1 + tanh(z)) / 2."""
+    np.tanh(z, out=z)
+    z *= 0.5
+    z += 0.5
+
+
+_SCALED_SIGMOIDS = {-1.0: _negated_sigmoid, 0.5: _halved_sigmoid}
+
+
+def _gate_scale(recurrent_activation: Activation) -> float:
+    """The factor on the gates' rows of the weights (and the peepholes): -1 or 1/2 for the
+    sigmoid (its form this machine computes faster, see _SCALED_SIGMOIDS), 1 for any other
+    gate activation. Both factors are exact in floating point, so the gates are the same."""
+    if recurrent_activation is not ACTIVATIONS["sigmoid"]:
+        return 1.0
+    return -1.0 if sigmoid_form() == "exp" else 0.5
+
+
 @dataclass
 class ConvLSTMCache:
     """What :func:`convlstm_backward` needs from a training forward (see the module docstring).
@@ -96,7 +116,7 @@ class ConvLSTMCache:
 # reordered once, see internal_order); every array is (rows, P), P = B*H'*W' pixels:
 #
 #     z        = [W | U | b] @ [windows(x_t); windows(h_{t-1}); 1]        (4F, P)
-#     i, f, o  = recurrent_activation(z[:3F])   (sigmoid: from negated rows, see _negated_sigmoid)
+#     i, f, o  = recurrent_activation(z[:3F])   (sigmoid: from scaled rows, see _gate_scale)
 #     g        = activation(z[3F:])
 #     c_t      = f * c_{t-1} + i * g
 #     h_t      = o * activation(c_t)
@@ -116,21 +136,21 @@ class _StepForward:
 
     def __init__(self, F: int, P: int, image_pixels: int, dtype: np.dtype,
                  activation: Activation, recurrent_activation: Activation,
-                 negated_gates: bool, peephole: np.ndarray | None = None) -> None:
+                 gate_scale: float, peephole: np.ndarray | None = None) -> None:
         self.scratch = np.empty((F, P), dtype)
         self.image_pixels = image_pixels
         self.activation, self.recurrent_activation = activation, recurrent_activation
-        self.negated_gates = negated_gates
-        # (3, F, 1) columns, negated with the gates' rows (see _negated_sigmoid), or None
+        self.gate_scale = gate_scale
+        # (3, F, 1) columns, scaled with the gates' rows (see _gate_scale), or None
         self.peephole = None if peephole is None else (
-            (-1.0 if negated_gates else 1.0) * peephole.astype(dtype)[:, :, None])
+            gate_scale * peephole.astype(dtype)[:, :, None])
 
     def _gates(self, z: np.ndarray) -> None:
-        """recurrent_activation in place on gate rows of z."""
-        if self.negated_gates:
-            _negated_sigmoid(z)
-        else:
+        """recurrent_activation in place on gate rows of z (scaled by ``gate_scale``)."""
+        if self.gate_scale == 1.0:
             self.recurrent_activation(z, out=z)
+        else:
+            _SCALED_SIGMOIDS[self.gate_scale](z)
 
     def __call__(self, z: np.ndarray, c: np.ndarray, next_c: np.ndarray, next_h: np.ndarray,
                  output: np.ndarray | None) -> None:
@@ -200,10 +220,10 @@ def _plan_key(x_shape: tuple[int, ...], dtype: np.dtype, kernel_shape: tuple[int
               recurrent_shape: tuple[int, ...], stride: tuple[int, ...], pads: Pads,
               dilation: tuple[int, ...], activation: Activation,
               recurrent_activation: Activation) -> tuple:
-    negated_gates = recurrent_activation is ACTIVATIONS["sigmoid"] and sigmoid_form() == "exp"
     B, _, *spatial, C = x_shape
     return ((B, *spatial, C), np.dtype(dtype), kernel_shape, recurrent_shape, tuple(stride),
-            tuple(pads), tuple(dilation), activation, recurrent_activation, negated_gates)
+            tuple(pads), tuple(dilation), activation, recurrent_activation,
+            _gate_scale(recurrent_activation))
 
 
 def forward_plan(
@@ -250,11 +270,10 @@ def forward_plan(
         recurrent_kernel.reshape(recurrent_rows, F4).T[order],
         (np.zeros(F4, dtype) if bias is None else bias[order])[:, None],
     ], axis=1)
-    negated_gates = key[-1]
-    if negated_gates:
-        weights[: 3 * F] *= -1.0  # see _negated_sigmoid
+    gate_scale = key[-1]
+    weights[: 3 * F] *= gate_scale
     cell_update = _StepForward(F, P, image_pixels, dtype, activation, recurrent_activation,
-                               negated_gates, peephole)
+                               gate_scale, peephole)
     return ForwardPlan(key, tuple(None if a is None else a.copy() for a in sources), weights,
                        cols, input_windows, recurrent_windows, cell_update)
 
@@ -453,7 +472,8 @@ def convlstm_backward(
     recurrent_activation: Activation,
     use_bias: bool,
     peephole: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    need_d_x: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Backpropagation through time for :func:`convlstm_forward`; consumes ``cache``.
 
     Args:
@@ -464,11 +484,12 @@ def convlstm_backward(
         activation, recurrent_activation: as in the forward; each needs its ``derivative``.
         use_bias: whether to return a bias gradient.
         peephole: the (3, F) peephole weights the forward used, or None.
+        need_d_x: False when nothing reads the input's gradient (the frames are data).
 
     Returns:
-        d_x (B, T, H, W, C), d_h0 and d_c0 (B, H', W', F), and the weight gradients
-        ``{"kernel", "recurrent_kernel", "bias", "peephole"}`` in the weights' shapes (bias and
-        peephole when used).
+        d_x (B, T, H, W, C) (None unless ``need_d_x``), d_h0 and d_c0 (B, H', W', F), and the
+        weight gradients ``{"kernel", "recurrent_kernel", "bias", "peephole"}`` in the
+        weights' shapes (bias and peephole when used).
     """
     T, F4, P = cache.gates.shape
     F = F4 // 4
@@ -517,7 +538,7 @@ def convlstm_backward(
 
     d_x, d_kernel = input_gradients(
         cache.x, d_gates, np.ascontiguousarray(kernel.reshape(-1, F4)[:, order]), window,
-        cache.stride, cache.pads, cache.dilation, cache.input_masks)
+        cache.stride, cache.pads, cache.dilation, cache.input_masks, need_d_x)
 
     def keras_layout(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         keras_columns = np.empty(gradient.shape, dtype)

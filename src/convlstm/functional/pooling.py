@@ -8,6 +8,7 @@ passes to stay in the CPU cache instead of streaming the whole array through mem
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -149,6 +150,28 @@ def max_pool(
     return out, cache
 
 
+def _route_tiles(d_block_out: np.ndarray, block_winner: np.ndarray, window: tuple[int, ...],
+                 d_block: np.ndarray) -> None:
+    """Backward of a block whose windows tile it exactly (stride == window, no remainder):
+    ``d_block`` (n, *spatial, C) is overwritten, every cell once.
+
+    Each offset's gradients are routed in the output's layout, where every pass is contiguous
+    (``routed[k] = d_out * (winner == k)``), then one copy puts them in the block's memory
+    order (n, o1, k1, o2, k2, ..., C). Writing each offset straight into the block instead
+    takes 8 strided passes of C floats at a time, about 15% slower at (2, 2, 2).
+    """
+    n, *out_size, C = d_block_out.shape
+    rank = len(window)
+    routed = np.empty((math.prod(window), *d_block_out.shape), d_block_out.dtype)
+    codes = np.arange(len(routed), dtype=block_winner.dtype).reshape(-1, *(1,) * (rank + 2))
+    np.equal(block_winner, codes, out=routed, casting="unsafe")  # 1.0 where offset k won
+    routed *= d_block_out
+    # (k1, ..., kr, n, o1, ..., or, C) -> (n, o1, k1, ..., or, kr, C)
+    order = [rank, *(axis for i in range(rank) for axis in (rank + 1 + i, i)), 2 * rank + 1]
+    tiles = d_block.reshape(n, *(size for pair in zip(out_size, window) for size in pair), C)
+    np.copyto(tiles, routed.reshape(*window, *d_block_out.shape).transpose(order))
+
+
 def max_pool_backward(d_out: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     """Route each window's gradient to the element that won it; overlapping windows add up.
 
@@ -163,13 +186,19 @@ def max_pool_backward(d_out: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     window, stride, block_bytes = cache.window, cache.stride, cache.block_bytes
     # Without overlap every input cell gets at most one window's gradient: write, don't add.
     overlapping = any(s < k for s, k in zip(stride, window))
-    d_padded = np.zeros(padded_shape, d_out.dtype)
+    # Windows that tile the padded input write every cell: no zero fill.
+    tiled = tuple(stride) == tuple(window) and all(
+        n == out * k for n, out, k in zip(padded_shape[1:-1], d_out.shape[1:-1], window))
+    d_padded = (np.empty if tiled else np.zeros)(padded_shape, d_out.dtype)
     for samples, out_rows, in_rows in _blocks(
         padded_shape, d_out.itemsize, d_out.shape[1], window[0], stride[0], block_bytes
     ):
         d_block = d_padded[samples, in_rows]
         d_block_out = d_out[samples, out_rows]
         block_winner = winner[samples, out_rows]
+        if tiled:
+            _route_tiles(d_block_out, block_winner, window, d_block)
+            continue
         is_winner = np.empty(block_winner.shape, bool)
         for k, index in _offset_views(window, stride, d_block_out.shape[1:-1]):
             np.equal(block_winner, k, out=is_winner)

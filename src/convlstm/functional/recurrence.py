@@ -17,7 +17,14 @@ from convlstm.functional.windows import Pads, output_size, same_pads
 
 def planes(array: np.ndarray) -> np.ndarray:
     """(B, ..., C) channels-last to (C, B, ...) (a view)."""
-    return np.moveaxis(array, -1, 0)
+    # transpose, not np.moveaxis: a streamed frame calls this several times, and moveaxis'
+    # argument checks cost more than the rest of these calls
+    return array.transpose(array.ndim - 1, *range(array.ndim - 1))
+
+
+def channels_last_view(planar: np.ndarray) -> np.ndarray:
+    """(C, B, ...) planes to (B, ..., C) (a view): the inverse of :func:`planes`."""
+    return planar.transpose(*range(1, planar.ndim), 0)
 
 
 def planar_state(gradient: np.ndarray | None, F: int, P: int, dtype: np.dtype) -> np.ndarray:
@@ -29,7 +36,7 @@ def planar_state(gradient: np.ndarray | None, F: int, P: int, dtype: np.dtype) -
 
 def store_channels_last(source: np.ndarray, out: np.ndarray, samples: slice) -> None:
     """``out[samples] = source[:, samples]`` channels-last: (F, P) planes, out (B, H', W', F)."""
-    out[samples] = np.moveaxis(source.reshape(-1, *out.shape[:-1])[:, samples], 0, -1)
+    out[samples] = channels_last_view(source.reshape(-1, *out.shape[:-1])[:, samples])
 
 
 def channels_last(source: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -161,10 +168,11 @@ class ConvolutionBackward:
         source: np.ndarray,
         d_z: np.ndarray,
         gate_masks: np.ndarray | None,
-        d_source: np.ndarray,
+        d_source: np.ndarray | None,
     ) -> None:
         """Add the gradients of the convolution of ``source`` (C, B, H, W), given those of the
-        product d_z (4F, P), to ``d_weights`` and to ``d_source`` (C, B, H, W).
+        product d_z (4F, P), to ``d_weights`` and to ``d_source`` (C, B, H, W) (skipped when
+        None).
 
         ``gate_masks`` (gates, C, B, H, W) are the per-gate dropout masks the forward applied
         (``d_z``'s rows split evenly between them), or None.
@@ -177,6 +185,8 @@ class ConvolutionBackward:
                 d_z_chunk = d_z[rows, first * self.pixels : (first + self.chunk) * self.pixels]
                 columns = self.windows.columns(source[:, samples], chunk_mask)
                 self.d_weights[:, rows] += split_matmul_transposed(columns, d_z_chunk)
+                if d_source is None:
+                    continue
                 split_matmul(self.weights[:, rows], d_z_chunk, self.d_columns)
                 d_chunk = self.windows.scatter(self.d_columns)
                 if chunk_mask is not None:
@@ -193,7 +203,8 @@ def input_gradients(
     pads: Pads,
     dilation: tuple[int, ...],
     gate_masks: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
+    need_d_x: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray]:
     """After BPTT, the input convolution's gradients, frame by frame (it does not depend on
     the state: any order works).
 
@@ -203,19 +214,23 @@ def input_gradients(
         weight_columns: (prod(window)*C, rows), the kernel as the product reads it.
         window, stride, pads, dilation: the input convolution's geometry.
         gate_masks: the per-gate dropout masks the forward applied to the frames, or None.
+        need_d_x: False when nothing reads the input's gradient (the frames are data).
 
     Returns:
-        d_x (B, T, *spatial, C) and d_weights shaped like ``weight_columns``.
+        d_x (B, T, *spatial, C) (None unless ``need_d_x``) and d_weights shaped like
+        ``weight_columns``.
     """
     C, T, B, *spatial = frames.shape
     inputs = ConvolutionBackward((C, B, *spatial), window, stride, pads, dilation,
                                  weight_columns)
-    d_frame = np.empty((C, B, *spatial), d_gates.dtype)
-    d_x = np.empty((B, T, *spatial, C), d_gates.dtype)
+    d_frame = np.empty((C, B, *spatial), d_gates.dtype) if need_d_x else None
+    d_x = np.empty((B, T, *spatial, C), d_gates.dtype) if need_d_x else None
     for t in range(T):
-        d_frame[...] = 0.0
+        if d_frame is not None:
+            d_frame[...] = 0.0
         inputs(frames[:, t], d_gates[t], gate_masks, d_frame)
-        d_x[:, t] = np.moveaxis(d_frame, 0, -1)
+        if d_x is not None:
+            d_x[:, t] = channels_last_view(d_frame)
     return d_x, inputs.d_weights
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-MIN_ELEMENTS_PER_THREAD = 1 << 18
+MIN_ELEMENTS_PER_THREAD = 1 << 19
 """Below about this many elements of work per thread, handing work to a thread costs more than
 running it here."""
 
@@ -34,7 +34,8 @@ PRODUCT_WORK = 16
 """Multiply-adds of a matrix product that count as one element of elementwise work (a product
 runs them about this much faster than an elementwise pass touches memory)."""
 
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (process id, threads): a forked
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (process id, threads of a split;
+# the pool holds one fewer, the caller being the other): a forked
 # child inherits the parent's pools without their threads, so it must make its own.
 
 
@@ -64,11 +65,16 @@ def split_run(function: Callable[[slice], None], count: int, elements_per_item: 
         return
     bounds = [count * k // threads for k in range(threads + 1)]
     slices = [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
+    # The calling thread takes the first slice itself: one thread fewer to wake per call.
     key = (os.getpid(), threads)
     if key not in _pools:
-        _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="convlstm")
-    for _ in _pools[key].map(function, slices):  # re-raises a worker's exception here
-        pass
+        _pools[key] = ThreadPoolExecutor(threads - 1, thread_name_prefix="convlstm")
+    others = [_pools[key].submit(function, items) for items in slices[1:]]
+    try:
+        function(slices[0])
+    finally:
+        for other in others:
+            other.result()  # waits for every slice; re-raises a worker's exception here
 
 
 BLAS_THREADS_VARIABLE = "CONVLSTM_BLAS_THREADS"
@@ -106,12 +112,19 @@ def recurrence() -> Iterator[None]:
     if threads is None or controller is None or not controller.lib_controllers:
         yield
         return
-    with controller.limit(limits=threads):
-        _single_blas[0] += threads == 1
-        try:
-            yield
-        finally:
-            _single_blas[0] -= threads == 1
+    # Each library's own setter: threadpoolctl's limit() reads every library's info again on
+    # each call (19 us against 6 here), and a stream enters once per frame.
+    libraries = controller.lib_controllers
+    previous = [library.get_num_threads() for library in libraries]
+    for library in libraries:
+        library.set_num_threads(threads)
+    _single_blas[0] += threads == 1
+    try:
+        yield
+    finally:
+        _single_blas[0] -= threads == 1
+        for library, count in zip(libraries, previous):
+            library.set_num_threads(count)
 
 
 def _column_parts(columns: int) -> list[slice]:

@@ -47,14 +47,16 @@ class ConvGRUCell(ConvRNNCell):
         return outputs, (h,), cache
 
     def backprop(self, owner: str, d_outputs: np.ndarray,
-                 d_states: Sequence[np.ndarray | None], cache: ConvGRUCache
-                 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """BPTT for :meth:`run`: fills ``grads``; returns d_x and (d_h0,)."""
+                 d_states: Sequence[np.ndarray | None], cache: ConvGRUCache,
+                 need_d_x: bool = True) -> tuple[np.ndarray | None, tuple[np.ndarray, ...]]:
+        """BPTT for :meth:`run`: fills ``grads``; returns d_x (None unless ``need_d_x``)
+        and (d_h0,)."""
         options = self.options
         d_x, d_h0, self.grads = convgru_backward(
             d_outputs, d_states[0], cache, self.params["kernel"],
             self.params["recurrent_kernel"], activation=options.activation,
-            recurrent_activation=options.recurrent_activation, use_bias=options.use_bias)
+            recurrent_activation=options.recurrent_activation, use_bias=options.use_bias,
+            need_d_x=need_d_x)
         return d_x, (d_h0,)
 
 

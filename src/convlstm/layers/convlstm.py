@@ -63,9 +63,10 @@ class ConvLSTMCell(ConvRNNCell):
         return outputs, (h, c), cache
 
     def backprop(self, owner: str, d_outputs: np.ndarray,
-                 d_states: Sequence[np.ndarray | None], cache: ConvLSTMCache
-                 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """BPTT for :meth:`run`: fills ``grads``; returns d_x and (d_h0, d_c0)."""
+                 d_states: Sequence[np.ndarray | None], cache: ConvLSTMCache,
+                 need_d_x: bool = True) -> tuple[np.ndarray | None, tuple[np.ndarray, ...]]:
+        """BPTT for :meth:`run`: fills ``grads``; returns d_x (None unless ``need_d_x``)
+        and (d_h0, d_c0)."""
         options = self.options
         with threads.recurrence():
             d_x, d_h0, d_c0, self.grads = convlstm_backward(
@@ -78,6 +79,7 @@ class ConvLSTMCell(ConvRNNCell):
                 recurrent_activation=options.recurrent_activation,
                 use_bias=options.use_bias,
                 peephole=self.params.get("peephole"),
+                need_d_x=need_d_x,
             )
         return d_x, (d_h0, d_c0)
 

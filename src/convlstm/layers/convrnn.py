@@ -150,10 +150,10 @@ class ConvRNNCell(_BuiltOnFirstCall):
 
     @abstractmethod
     def backprop(self, owner: str, d_outputs: np.ndarray,
-                 d_states: Sequence[np.ndarray | None], cache: Any
-                 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """BPTT for :meth:`run`: fills ``grads``; returns d_x and the initial states'
-        gradients."""
+                 d_states: Sequence[np.ndarray | None], cache: Any, need_d_x: bool = True
+                 ) -> tuple[np.ndarray | None, tuple[np.ndarray, ...]]:
+        """BPTT for :meth:`run`: fills ``grads``; returns d_x (None unless ``need_d_x``) and
+        the initial states' gradients."""
 
     def check_derivatives(self, owner: str) -> None:
         """Refuse to train with a plain callable activation (no derivative)."""
@@ -345,7 +345,8 @@ class ConvRNN(_BuiltOnFirstCall):
         return (output, *(layout.from_channels_last(state).copy()
                           for state in final_states[-1]))
 
-    def backward(self, d_output: np.ndarray, *d_final_states: np.ndarray | None) -> np.ndarray:
+    def backward(self, d_output: np.ndarray, *d_final_states: np.ndarray | None,
+                 input_gradient: bool = True) -> np.ndarray | None:
         """Backpropagation through time for the last ``forward(..., training=True)``.
 
         Fills every cell's ``grads`` (same names and shapes as its weights) and
@@ -355,9 +356,11 @@ class ConvRNN(_BuiltOnFirstCall):
             d_output: gradient for the output, shaped like it.
             d_final_states: gradients for the final states returned with ``return_state``
                 (``d_h, d_c``; ConvGRU ``d_h``), each may be None or left out.
+            input_gradient: False to skip the input's gradient (when ``x`` is data).
 
         Returns:
-            The gradient for the input ``x``, shaped like it.
+            The gradient for the input ``x``, shaped like it (None without
+            ``input_gradient``).
         """
         owner = f"{type(self).__name__}.backward"
         stack = self._cache
@@ -401,11 +404,14 @@ class ConvRNN(_BuiltOnFirstCall):
             last = index == self.num_layers - 1
             self.cells[index].check_derivatives(owner)
             d_sequence, d_starting = self.cells[index].backprop(
-                owner, d_sequence, d_states if last else [None] * len(names), cache.bptt
+                owner, d_sequence, d_states if last else [None] * len(names), cache.bptt,
+                need_d_x=input_gradient or index > 0,
             )
             state_grads.append(d_starting)
         self._cache = None
         self._state_grads = state_grads[::-1]
+        if d_sequence is None:
+            return None
         if self.go_backwards:
             d_sequence = d_sequence[:, ::-1]
         return np.ascontiguousarray(layout.from_channels_last(d_sequence))
