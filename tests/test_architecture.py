@@ -100,6 +100,7 @@ ROWS = {
     "convlstm.losses": 2,
     "convlstm.optimizers": 2,
     "convlstm.callbacks": 2,
+    "convlstm.fit_arguments": 2,
     "convlstm.metrics": 2,
     "convlstm.training_metrics": 2,
     "convlstm.layers": 3,

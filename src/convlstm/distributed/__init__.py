@@ -44,7 +44,8 @@ from convlstm.callbacks import Callback
 from convlstm.distributed.inference import forecast, predict
 from convlstm.distributed.sources import check_model, pair, samples, write
 from convlstm.distributed.training import train
-from convlstm.models import History, Sequential, fit_options, training_samples, validation_pair
+from convlstm.fit_arguments import fit_options, training_samples, validation_pair
+from convlstm.models import History, Sequential
 
 CONNECT_TIMEOUT = 10.0
 """Seconds :func:`connect` (and :func:`fit` given an address) waits for a scheduler, and
