@@ -66,3 +66,22 @@ def test_contiguous_planes_are_read_in_place_and_a_second_call_overwrites():
         expected = conv_reference(np.moveaxis(x, 0, -1), kernel, None, (1, 1), pads)
         np.testing.assert_allclose(np.moveaxis(out, 0, -1), expected, rtol=1e-5, atol=1e-5)
     assert windows.source is None  # no staging copy was needed
+
+
+def test_a_given_buffer_gets_zero_edges_once_and_every_call_gathers_anew():
+    """The shift gather never writes the outputs whose windows fall above or below the image:
+    Windows zeroes them once, in a buffer it is given too (here full of NaN)."""
+    rng = np.random.default_rng(5)
+    spatial, window = (4, 5), (3, 3)
+    pads = resolve_pads("same", spatial, window, (1, 1), (1, 1))
+    buffer = np.full((9 * C, B * 20), np.nan, np.float32)
+    windows = Windows((C, B, *spatial), window, (1, 1), pads, (1, 1), np.dtype(np.float32),
+                      buffer)
+    kernel = rng.normal(size=(*window, C, F)).astype(np.float32)
+    for _ in range(2):
+        x = rng.normal(size=(B, *spatial, C)).astype(np.float32)
+        columns = windows.columns(np.moveaxis(x, -1, 0))
+        assert np.shares_memory(columns, buffer)
+        out = (kernel.reshape(-1, F).T @ columns).reshape(F, B, *spatial)
+        expected = conv_reference(x, kernel, None, (1, 1), pads)
+        np.testing.assert_allclose(np.moveaxis(out, 0, -1), expected, rtol=1e-5, atol=1e-5)

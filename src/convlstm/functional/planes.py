@@ -137,20 +137,34 @@ def shifts(
     return tuple(result)
 
 
+def zero_edges(taps_as_shifts: tuple[_Shift, ...], out: np.ndarray) -> None:
+    """Zero each tap's outputs outside [start, stop) (those whose window reads above or below
+    the image), which :func:`shift_columns` never writes: once for a reused buffer.
+
+    Args:
+        taps_as_shifts: from :func:`shifts`.
+        out: (*window, C, B, *spatial) columns.
+    """
+    rank = (out.ndim - 2) // 2
+    flat_out = out.reshape(len(taps_as_shifts), -1, math.prod(out.shape[out.ndim - rank :]))
+    for shift, tap in zip(taps_as_shifts, flat_out):
+        tap[..., : shift.start] = 0.0
+        tap[..., shift.stop :] = 0.0
+
+
 def shift_columns(source: np.ndarray, taps_as_shifts: tuple[_Shift, ...], out: np.ndarray) -> None:
     """Gather every window by shifts: :func:`im2col_planes` for a geometry of :func:`shifts`.
 
     Args:
         source: (C, B, *spatial) planes, no padding, each image contiguous.
         taps_as_shifts: from :func:`shifts`.
-        out: (*window, C, B, *spatial) columns to fill.
+        out: (*window, C, B, *spatial) columns to fill, whose edges are zero already
+            (:func:`zero_edges`: a reused buffer's edges are zeroed once, not on every call).
     """
     C, B, *spatial = source.shape
     flat_source = source.reshape(C, B, -1)  # a view: each image is contiguous
     flat_out = out.reshape(len(taps_as_shifts), C, B, -1)
     for shift, tap in zip(taps_as_shifts, flat_out):
-        tap[..., : shift.start] = 0.0
-        tap[..., shift.stop :] = 0.0
         tap[..., shift.start : shift.stop] = flat_source[
             ..., shift.start + shift.offset : shift.stop + shift.offset]
         for region in shift.outside:
@@ -224,6 +238,8 @@ class Windows:
         self.source = np.zeros(self.source_shape, dtype) if padded else None
         cols_shape = (*window, *lead, *self.out_sizes)
         self.cols = np.empty(cols_shape, dtype) if cols is None else cols.reshape(cols_shape)
+        if self.shifts is not None:
+            zero_edges(self.shifts, self.cols)  # only Windows writes its columns
         self.rows = math.prod(window) * lead[0]
         self.pixels = math.prod(self.out_sizes)  # per sample
         self.batch_axis = rank + 1  # of the columns: (*window, C, B, *out_sizes)
