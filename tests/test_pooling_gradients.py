@@ -6,6 +6,7 @@ import pytest
 from gradcheck import check_gradients
 
 from convlstm import MaxPooling2D, MaxPooling3D
+from convlstm.functional import threads
 from convlstm.functional.pooling import max_pool, max_pool_backward
 from convlstm.functional.windows import resolve_pads
 
@@ -72,7 +73,12 @@ def test_backward_keeps_float32():
      ((2, 2, 2), (2, 2, 2), "same"), ((1, 3, 5), (1, 3, 5), "valid")],
 )
 @pytest.mark.parametrize("block_bytes", [1, 300, 4000, 1 << 21])
-def test_blocked_kernels_match_the_reference(pool, stride, padding, block_bytes):
+@pytest.mark.parametrize("thread_count", [1, 3])
+def test_blocked_kernels_match_the_reference(pool, stride, padding, block_bytes, thread_count,
+                                             monkeypatch):
+    # Blocks spread over threads however small (overlapping windows' backward stays on one).
+    monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_THREAD", 1)
+    monkeypatch.setenv("CONVLSTM_NUM_THREADS", str(thread_count))
     # Small integers: many ties, which must go to the first maximum in every block split.
     rng = np.random.default_rng(7)
     x = rng.integers(-2, 3, (3, 7, 6, 5, 2)).astype(np.float32)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from convlstm.functional import threads
 from convlstm.functional.windows import Pads, crop, output_size, window_slice, zero_pad
 
 BLOCK_BYTES = 1 << 21
@@ -44,6 +45,31 @@ def _blocks(
             # Output rows [first, last) read input rows [first*s, (last-1)*s + window).
             inputs = slice(first * row_stride, (last - 1) * row_stride + row_window)
             yield slice(sample, sample + 1), slice(first, last), inputs
+
+
+def _each_block(
+    work: Callable[[slice, slice, slice], None],
+    padded_shape: tuple[int, ...],
+    itemsize: int,
+    out_rows: int,
+    row_window: int,
+    row_stride: int,
+    block_bytes: int,
+    parallel: bool = True,
+) -> None:
+    """Call ``work(samples, output rows, input rows)`` on every block of :func:`_blocks`,
+    spread over the threads (:func:`threads.split_run`) when ``parallel``: only for work whose
+    blocks write nothing another block reads or writes."""
+    blocks = list(_blocks(padded_shape, itemsize, out_rows, row_window, row_stride, block_bytes))
+
+    def run(items: slice) -> None:
+        for block in blocks[items]:
+            work(*block)
+
+    if parallel:
+        threads.split_run(run, len(blocks), block_bytes // itemsize)
+    else:
+        run(slice(None))
 
 
 def _offset_views(window, stride, out_size) -> Iterator[tuple[int, tuple[slice, ...]]]:
@@ -133,9 +159,8 @@ def max_pool(
     padded = zero_pad(x, pads, fill=-np.inf)
     out = np.empty((x.shape[0], *out_size, x.shape[-1]), x.dtype)
     winner = np.empty(out.shape, _winner_dtype(window)) if training else None
-    for samples, out_rows, in_rows in _blocks(
-        padded.shape, padded.itemsize, out_size[0], window[0], stride[0], block_bytes
-    ):
+
+    def pool(samples: slice, out_rows: slice, in_rows: slice) -> None:
         block = padded[samples, in_rows]
         block_out = out[samples, out_rows]
         block_size = block_out.shape[1:-1]
@@ -144,6 +169,10 @@ def max_pool(
                              winner[samples, out_rows])
         else:
             _separable_max(block, window, stride, block_size, block_out)
+
+    # Blocks only read the input (overlapping rows included) and write their own outputs.
+    _each_block(pool, padded.shape, padded.itemsize, out_size[0], window[0], stride[0],
+                block_bytes)
     cache = None
     if training:
         cache = MaxPoolCache(winner, padded.shape, pads, window, stride, block_bytes)
@@ -190,15 +219,14 @@ def max_pool_backward(d_out: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     tiled = tuple(stride) == tuple(window) and all(
         n == out * k for n, out, k in zip(padded_shape[1:-1], d_out.shape[1:-1], window))
     d_padded = (np.empty if tiled else np.zeros)(padded_shape, d_out.dtype)
-    for samples, out_rows, in_rows in _blocks(
-        padded_shape, d_out.itemsize, d_out.shape[1], window[0], stride[0], block_bytes
-    ):
+
+    def route(samples: slice, out_rows: slice, in_rows: slice) -> None:
         d_block = d_padded[samples, in_rows]
         d_block_out = d_out[samples, out_rows]
         block_winner = winner[samples, out_rows]
         if tiled:
             _route_tiles(d_block_out, block_winner, window, d_block)
-            continue
+            return
         is_winner = np.empty(block_winner.shape, bool)
         for k, index in _offset_views(window, stride, d_block_out.shape[1:-1]):
             np.equal(block_winner, k, out=is_winner)
@@ -206,4 +234,8 @@ def max_pool_backward(d_out: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
                 d_block[index] += d_block_out * is_winner
             else:
                 np.multiply(d_block_out, is_winner, out=d_block[index])
+
+    # Overlapping windows add into input rows that the next block shares: one thread then.
+    _each_block(route, padded_shape, d_out.itemsize, d_out.shape[1], window[0], stride[0],
+                block_bytes, parallel=not overlapping)
     return crop(d_padded, pads)
