@@ -256,10 +256,10 @@ TRAINING_ARGUMENT_ERRORS = [
     (fit(validation_data=SEQUENCES), TypeError,
      r"expected validation_data to be a pair \(x_val, y_val\); got an array of shape"),
     (fit(validation_data=(SEQUENCES, SEQUENCES[:1])), ValueError,
-     r"expected x_val and y_val with the same number of samples; got shapes \(2, 3, 4, 4, 1\) "
-     r"and \(1, 3, 4, 4, 1\)"),
+     r"expected validation_data's x_val and y_val with the same number of samples; got "
+     r"shapes \(2, 3, 4, 4, 1\) and \(1, 3, 4, 4, 1\)"),
     (fit(validation_data=(SEQUENCES[:0], SEQUENCES[:0])), ValueError,
-     r"expected at least one sample in x_val and y_val; got none"),
+     r"expected at least one sample in validation_data's x_val and y_val; got none"),
     (fit(validation_data=(SEQUENCES, SEQUENCES[..., :0])), ValueError, r"y_true and y_pred"),
     (fit(validation_split=1.0), ValueError, r"expected validation_split in \[0, 1\); got 1.0"),
     (fit(validation_split=-0.1), ValueError, r"expected validation_split in \[0, 1\); got -0.1"),

@@ -369,7 +369,7 @@ class Sequential(Layer):
         if validation_data is not None:
             validation_data = _checked_pair("fit", *validation_pair("Sequential.fit",
                                                                     validation_data),
-                                            names=("x_val", "y_val"))
+                                            names=("validation_data's x_val", "y_val"))
         else:
             split = training_samples("Sequential.fit", len(x), validation_split)
             if split < len(x):
