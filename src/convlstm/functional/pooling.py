@@ -47,27 +47,20 @@ def _blocks(
             yield slice(sample, sample + 1), slice(first, last), inputs
 
 
-def _each_block(
-    work: Callable[[slice, slice, slice], None],
-    padded_shape: tuple[int, ...],
-    itemsize: int,
-    out_rows: int,
-    row_window: int,
-    row_stride: int,
-    block_bytes: int,
-    parallel: bool = True,
-) -> None:
-    """Call ``work(samples, output rows, input rows)`` on every block of :func:`_blocks`,
-    spread over the threads (:func:`threads.split_run`) when ``parallel``: only for work whose
-    blocks write nothing another block reads or writes."""
-    blocks = list(_blocks(padded_shape, itemsize, out_rows, row_window, row_stride, block_bytes))
+def _each_block(work: Callable[[slice, slice, slice], None],
+                blocks: Iterator[tuple[slice, slice, slice]], block_elements: int,
+                parallel: bool = True) -> None:
+    """Call ``work(samples, output rows, input rows)`` on every one of ``blocks`` (of
+    :func:`_blocks`), spread over the threads (:func:`threads.split_run`) when ``parallel``:
+    only for work whose blocks write nothing another block reads or writes."""
+    blocks = list(blocks)
 
     def run(items: slice) -> None:
         for block in blocks[items]:
             work(*block)
 
     if parallel:
-        threads.split_run(run, len(blocks), block_bytes // itemsize)
+        threads.split_run(run, len(blocks), block_elements)
     else:
         run(slice(None))
 
@@ -171,8 +164,8 @@ def max_pool(
             _separable_max(block, window, stride, block_size, block_out)
 
     # Blocks only read the input (overlapping rows included) and write their own outputs.
-    _each_block(pool, padded.shape, padded.itemsize, out_size[0], window[0], stride[0],
-                block_bytes)
+    _each_block(pool, _blocks(padded.shape, padded.itemsize, out_size[0], window[0], stride[0],
+                              block_bytes), block_bytes // padded.itemsize)
     cache = None
     if training:
         cache = MaxPoolCache(winner, padded.shape, pads, window, stride, block_bytes)
@@ -236,6 +229,7 @@ def max_pool_backward(d_out: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
                 np.multiply(d_block_out, is_winner, out=d_block[index])
 
     # Overlapping windows add into input rows that the next block shares: one thread then.
-    _each_block(route, padded_shape, d_out.itemsize, d_out.shape[1], window[0], stride[0],
-                block_bytes, parallel=not overlapping)
+    _each_block(route, _blocks(padded_shape, d_out.itemsize, d_out.shape[1], window[0],
+                               stride[0], block_bytes),
+                block_bytes // d_out.itemsize, parallel=not overlapping)
     return crop(d_padded, pads)
