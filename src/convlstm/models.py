@@ -381,7 +381,7 @@ class Sequential(Layer):
                 metric.update(y[rows], prediction)
             return loss
 
-        return run_epochs(
+        return train_epochs(
             self, len(x), step,
             None if validation_data is None else (lambda: self.evaluate(
                 *validation_data, batch_size=options["batch_size"], return_dict=True)),
@@ -467,9 +467,26 @@ def run_epochs(
     """
     options = fit_options("run_epochs", epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                           callbacks=callbacks, verbose=verbose, seed=seed)
-    epochs, batch_size, shuffle = options["epochs"], options["batch_size"], options["shuffle"]
-    callbacks, verbose, seed = options["callbacks"], options["verbose"], options["seed"]
     samples = check.positive_int("run_epochs", "samples", samples)
+    return train_epochs(model, samples, step, evaluate, **options)
+
+
+def train_epochs(
+    model: Sequential,
+    samples: int,
+    step: Callable[[np.ndarray], float],
+    evaluate: Callable[[], dict[str, float]] | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    shuffle: bool,
+    callbacks: list[Callback],
+    verbose: int,
+    seed: int | None,
+) -> History:
+    """:func:`run_epochs` once its arguments are checked: ``samples`` >= 1 and the options as
+    :func:`~convlstm.fit_arguments.fit_options` returns them (callers that checked them
+    already, ``Sequential.fit`` and ``convlstm.distributed.fit``, come here directly)."""
     callbacks = callbacks + ([ProgressLogger()] if verbose else [])
     for callback in callbacks:
         callback.model = model

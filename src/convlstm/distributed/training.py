@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,14 +12,14 @@ from convlstm import training_metrics
 from convlstm.callbacks import Callback
 from convlstm.distributed.sources import part
 from convlstm.distributed.tasks import ModelSpec, batch_loss, shard_gradients
-from convlstm.models import History, Sequential, run_epochs
+from convlstm.models import History, Sequential, train_epochs
 
 
 def train(model: Sequential, client: Client, x: Any, y: Any, rows: np.ndarray,
           validation: tuple | None, *, epochs: int, batch_size: int, shuffle: bool,
-          seed: int | None, callbacks: Sequence[Callback] | None, verbose: int) -> History:
+          seed: int | None, callbacks: list[Callback], verbose: int) -> History:
     """:func:`convlstm.distributed.fit` once its arguments are checked: ``model.fit``'s epochs
-    (:func:`convlstm.models.run_epochs`), each step spread over the workers of ``client``.
+    (:func:`convlstm.models.train_epochs`), each step spread over the workers of ``client``.
 
     Args:
         model: the compiled model, trained in place.
@@ -34,7 +34,7 @@ def train(model: Sequential, client: Client, x: Any, y: Any, rows: np.ndarray,
         model.build((None, *x.shape[1:]))
     trainer = Trainer(client, model, batch_size)
 
-    return run_epochs(
+    return train_epochs(
         model, len(rows), lambda chosen: trainer.step(x, y, rows[chosen]),
         None if validation is None else (lambda: trainer.evaluate(*validation)),
         epochs=epochs, batch_size=batch_size, shuffle=shuffle, callbacks=callbacks,
