@@ -25,26 +25,16 @@ from convlstm.registry import config_arguments, config_entry
 Schedule = Callable[[int], float]
 
 
-def _number(
-    owner: str, name: str, value: object, what: str, valid: Callable[[float], bool]
-) -> float:
-    """Return ``value`` as a float if it is a finite real number (not a bool) for which
-    ``valid`` holds: no hyperparameter may be NaN or infinite."""
-    return check.finite_number(owner, name, value, what, valid)
-
-
 def _positive(owner: str, name: str, value: object) -> float:
-    return _number(owner, name, value, "a positive float", lambda v: v > 0)
-
-
-def _fraction(owner: str, name: str, value: object) -> float:
-    return _number(owner, name, value, "a float in [0, 1)", lambda v: 0 <= v < 1)
+    return check.finite_number(owner, name, value, "a positive float", lambda v: v > 0)
 
 
 def _optional(
     owner: str, name: str, value: object, what: str, valid: Callable[[float], bool]
 ) -> float | None:
-    return None if value is None else _number(owner, name, value, what, valid)
+    if value is None:
+        return None
+    return check.finite_number(owner, name, value, what, valid)
 
 
 class ExponentialDecay:
@@ -123,7 +113,7 @@ class Optimizer(ABC):
             self.learning_rate = learning_rate
         else:
             what = "a positive float or a callable schedule(step)"
-            self.learning_rate = _number(
+            self.learning_rate = check.finite_number(
                 owner, "learning_rate", learning_rate, what, lambda v: v > 0
             )
         self.weight_decay = _optional(
@@ -147,7 +137,7 @@ class Optimizer(ABC):
     def current_learning_rate(self) -> float:
         """The learning rate of the next update (the schedule's value at ``iterations``)."""
         if callable(self.learning_rate):
-            return _number(
+            return check.finite_number(
                 f"{type(self).__name__}.apply",
                 f"the learning_rate schedule's value at step {self.iterations}",
                 self.learning_rate(self.iterations), "a positive finite float", lambda v: v > 0,
@@ -338,7 +328,7 @@ class SGD(Optimizer):
         **options: float | None,
     ) -> None:
         super().__init__(learning_rate, **options)
-        self.momentum = _fraction("SGD", "momentum", momentum)
+        self.momentum = check.rate("SGD", "momentum", momentum)
         self.nesterov = check.boolean("SGD", "nesterov", nesterov)
 
     def get_config(self) -> dict[str, Any]:
@@ -383,8 +373,8 @@ class RMSprop(Optimizer):
         **options: float | None,
     ) -> None:
         super().__init__(learning_rate, **options)
-        self.rho = _fraction("RMSprop", "rho", rho)
-        self.momentum = _fraction("RMSprop", "momentum", momentum)
+        self.rho = check.rate("RMSprop", "rho", rho)
+        self.momentum = check.rate("RMSprop", "momentum", momentum)
         self.epsilon = _positive("RMSprop", "epsilon", epsilon)
         self.centered = check.boolean("RMSprop", "centered", centered)
 
@@ -447,8 +437,8 @@ class Adam(Optimizer):
     ) -> None:
         super().__init__(learning_rate, **options)
         owner = type(self).__name__
-        self.beta_1 = _fraction(owner, "beta_1", beta_1)
-        self.beta_2 = _fraction(owner, "beta_2", beta_2)
+        self.beta_1 = check.rate(owner, "beta_1", beta_1)
+        self.beta_2 = check.rate(owner, "beta_2", beta_2)
         self.epsilon = _positive(owner, "epsilon", epsilon)
         self.amsgrad = check.boolean(owner, "amsgrad", amsgrad)
 
