@@ -253,8 +253,9 @@ class Sequential(Layer):
         return logs if return_dict else list(logs.values())
 
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Forward, loss, backward and update; the loss and the prediction before the update."""
-        loss, prediction = self.compute_gradients(x, y)
+        """Forward, loss, backward and update of a checked pair; the loss and the prediction
+        before the update."""
+        loss, prediction = self._gradients(x, y)
         self.optimizer.apply(*self.trainable_weights())
         return loss, prediction
 
@@ -268,7 +269,11 @@ class Sequential(Layer):
         if self.loss is None:
             raise RuntimeError(
                 "Sequential.compute_gradients: call compile(optimizer=..., loss=...) first.")
-        x, y = _checked_pair("compute_gradients", x, y)
+        return self._gradients(*_checked_pair("compute_gradients", x, y))
+
+    def _gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """:meth:`compute_gradients` on a pair already checked (by ``fit`` once, not per
+        batch; by ``train_on_batch``)."""
         prediction = self.forward(x, training=True)
         loss, d_prediction = self.loss.value_and_gradient(y, prediction)
         self.backward(d_prediction, input_gradient=False)
