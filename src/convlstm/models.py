@@ -16,7 +16,6 @@ from convlstm import training_metrics as metrics_module
 from convlstm.callbacks import Callback, ProgressLogger
 from convlstm.fit_arguments import fit_options, training_samples, validation_pair
 from convlstm.layers.base import Layer, shape_arg
-from convlstm.layers.convrnn import ConvRNN
 from convlstm.registry import config_arguments, deserialize, register, serialize
 
 
@@ -188,15 +187,17 @@ class Sequential(Layer):
         """Backward through every layer in reverse order; fills each layer's ``grads``.
 
         Without ``input_gradient`` (the input is data) it returns None, skips the layers below
-        the first one with weights, and a recurrent first layer skips its input's gradient.
+        the first one with weights, and that one goes only as far as its weights
+        (:meth:`Layer.backward_to_weights`).
         """
         first = 0 if input_gradient else next(
             (k for k, layer in enumerate(self.layers) if any(layer.named_params())),
             len(self.layers))
         for index in reversed(range(first, len(self.layers))):
             layer = self.layers[index]
-            if index == first and not input_gradient and isinstance(layer, ConvRNN):
-                return layer.backward(d_output, input_gradient=False)
+            if index == first and not input_gradient:
+                layer.backward_to_weights(d_output)
+                return None
             d_output = layer.backward(d_output)
         return d_output if input_gradient else None
 

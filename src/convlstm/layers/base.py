@@ -68,6 +68,12 @@ class Layer(ABC):
         """The layers this one is made of (none for a plain layer)."""
         return []
 
+    def backward_to_weights(self, d_output: np.ndarray) -> None:
+        """Fill ``grads`` for the last training forward, without the input's gradient (the
+        input is data). This runs the whole backward and drops its result; a layer that can
+        skip the input's gradient overrides it."""
+        self.backward(d_output)  # type: ignore[attr-defined]
+
     def named_params(self, prefix: str = "") -> Iterator[tuple[str, Layer, str]]:
         """Yield ``(unique_name, owning_layer, key)`` for every weight, sublayers included."""
         for key in getattr(self, "params", {}):

@@ -345,6 +345,10 @@ class ConvRNN(_BuiltOnFirstCall):
         return (output, *(layout.from_channels_last(state).copy()
                           for state in final_states[-1]))
 
+    def backward_to_weights(self, d_output: np.ndarray) -> None:
+        """The backward without the input convolution's gradient (see :meth:`backward`)."""
+        self.backward(d_output, input_gradient=False)
+
     def backward(self, d_output: np.ndarray, *d_final_states: np.ndarray | None,
                  input_gradient: bool = True) -> np.ndarray | None:
         """Backpropagation through time for the last ``forward(..., training=True)``.
