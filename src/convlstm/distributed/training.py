@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,9 @@ from convlstm.callbacks import Callback
 from convlstm.distributed.sources import part
 from convlstm.distributed.tasks import ModelSpec, batch_loss, shard_gradients
 from convlstm.models import History, Sequential, train_epochs
+
+LOST_DATA_ATTEMPTS = 3
+"""How many times a step or an evaluation is sent before lost scattered data is an error."""
 
 
 def train(model: Sequential, client: Client, x: Any, y: Any, rows: np.ndarray,
@@ -47,31 +51,50 @@ class Trainer:
 
     def __init__(self, client: Client, model: Sequential, batch_size: int) -> None:
         self.client, self.model, self.batch_size = client, model, batch_size
-        self.workers = sorted(client.scheduler_info()["workers"])
-        # the config and loss travel once; the weights once per step
-        self.spec = client.scatter(ModelSpec(model, weights=False), broadcast=True, hash=False)
+        self.workers = sorted(client.scheduler_info()["workers"])  # one shard each, every step
+        self.spec = self._scatter(ModelSpec(model, weights=False))  # config and loss: once
         self.frozen = [(owner, key) for _, owner, key in model.named_params()
                        if key not in owner.trainable_params]
 
-    def _weights(self) -> Any:
-        """The current weights, sent to every worker once."""
-        return self.client.scatter([self.model.get_weights()], broadcast=True, hash=False)[0]
+    def _scatter(self, value: Any) -> Any:
+        """``value`` sent to every worker now (a future)."""
+        return self.client.scatter([value], broadcast=True, hash=False)[0]
 
-    def _submit(self, function: Callable, index: int, *arguments: Any) -> Any:
-        worker = self.workers[index % len(self.workers)]
-        return self.client.submit(function, *arguments, pure=False, workers=[worker],
-                                  allow_other_workers=True)
+    def _run(self, function: Callable, parts: list[tuple]) -> list:
+        """``function(spec, weights, *part)`` for each of ``parts`` on the workers, in order,
+        with the current weights.
+
+        Scattered data has no recipe to recompute it: once Dask keeps a single copy (its
+        memory manager drops spare replicas) and that worker dies, the tasks that need it are
+        cancelled. Then the spec and the weights are sent again and the tasks rerun, up to
+        :data:`LOST_DATA_ATTEMPTS` times in all; the result is the same, since a task depends
+        only on what it is given."""
+        for _ in range(LOST_DATA_ATTEMPTS - 1):
+            try:
+                return self._send(function, parts)
+            except CancelledError:
+                self.spec = self._scatter(ModelSpec(self.model, weights=False))
+        return self._send(function, parts)
+
+    def _send(self, function: Callable, parts: list[tuple]) -> list:
+        weights = self._scatter(self.model.get_weights())
+        futures = [
+            self.client.submit(function, self.spec, weights, *part, pure=False,
+                               workers=[self.workers[index % len(self.workers)]],
+                               allow_other_workers=True)
+            for index, part in enumerate(parts)
+        ]
+        try:
+            return self.client.gather(futures)
+        except CancelledError:
+            self.client.cancel(futures)  # a failed attempt leaves nothing running
+            raise
 
     def step(self, x: Any, y: Any, rows: np.ndarray) -> float:
         """One optimizer step on the samples ``rows``; returns the batch's loss."""
-        weights = self._weights()
-        shards = [part for part in np.array_split(rows, len(self.workers)) if len(part)]
-        futures = [
-            self._submit(shard_gradients, index, self.spec, weights, part(x, shard),
-                         part(y, shard), len(shard) / len(rows))
-            for index, shard in enumerate(shards)
-        ]
-        results = self.client.gather(futures)
+        shards = [shard for shard in np.array_split(rows, len(self.workers)) if len(shard)]
+        results = self._run(shard_gradients, [(part(x, shard), part(y, shard),
+                                               len(shard) / len(rows)) for shard in shards])
         sizes = [len(shard) for shard in shards]
         loss = sum(result[0] * size for result, size in zip(results, sizes)) / len(rows)
         grads = dict(results[0][1])
@@ -90,12 +113,9 @@ class Trainer:
     def evaluate(self, x: Any, y: Any, rows: np.ndarray) -> dict[str, float]:
         """``model.evaluate(..., return_dict=True)`` over ``rows``: the same batches, evaluated
         on the workers."""
-        weights = self._weights()
         batches = [rows[start : start + self.batch_size]
                    for start in range(0, len(rows), self.batch_size)]
-        futures = [self._submit(batch_loss, index, self.spec, weights, part(x, batch),
-                                part(y, batch)) for index, batch in enumerate(batches)]
-        results = self.client.gather(futures)
+        results = self._run(batch_loss, [(part(x, batch), part(y, batch)) for batch in batches])
         tracked = [training_metrics.get(metric) for metric in self.model.metrics]
         add_sums(tracked, [sums for _, sums in results])
         loss = sum(loss * len(batch) for (loss, _), batch in zip(results, batches)) / len(rows)
