@@ -96,14 +96,82 @@ MASK = np.array([[1, 1, 0, 1], [1, 0, 0, 1], [0, 1, 1, 1], [1, 1, 1, 1], [1, 1, 
     ],
     ids=["default", "mask", "dropout", "other_activations"],
 )
-def test_convlstm_on_three_threads_matches_one(split_everything, options, mask):
+@pytest.mark.parametrize("grouped", [False, True], ids=["steps_split", "sample_groups"])
+def test_convlstm_on_three_threads_matches_one(split_everything, monkeypatch, options, mask,
+                                              grouped):
+    monkeypatch.setattr(threads, "MIN_GROUP_PIXELS", 1 if grouped else 10**9)
     split_everything(1)
     expected = _train_step(options, mask)
     split_everything(3)
     actual = _train_step(options, mask)
-    assert (os.getpid(), 3) in threads._pools  # the work was split
+    assert (os.getpid(), 3, grouped) in threads._pools  # the work was split that way
     for got, want in zip(actual, expected):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("options", "mask"),
+    [({}, None), ({}, MASK), ({"dropout": 0.3, "recurrent_dropout": 0.2}, None),
+     ({"use_bias": False, "return_sequences": True}, MASK)],
+    ids=["default", "mask", "dropout", "no_bias_sequences"],
+)
+def test_sample_groups_compute_what_one_batch_computes(split_everything, monkeypatch, options,
+                                                       mask):
+    """Samples never meet in a recurrence: the groups' outputs, input gradients and weight
+    gradients (added group by group) are the whole batch's to float32 rounding (BLAS may
+    round a product of fewer rows differently)."""
+    split_everything(2)
+    monkeypatch.setattr(threads, "MIN_GROUP_PIXELS", 10**9)
+    whole = _train_step(options, mask)
+    monkeypatch.setattr(threads, "MIN_GROUP_PIXELS", 60)  # 2 of the 5 samples of 6x5 a group
+    assert threads.sample_groups(5, 30) == [slice(0, 2), slice(2, 5)]
+    groups = _train_step(options, mask)
+    for got, want in zip(groups[:2], whole[:2]):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    for got, want in zip(groups[2:], whole[2:]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_sample_groups_are_set_by_the_shape():
+    assert threads.sample_groups(8, 256) == [slice(0, 4), slice(4, 8)]  # workload m32
+    assert len(threads.sample_groups(16, 4096)) == threads.MAX_GROUPS
+    assert threads.sample_groups(1, 10**6) == [slice(0, 1)]
+    assert threads.sample_groups(3, 7) == [slice(0, 3)]
+
+
+def test_run_groups_gives_each_thread_its_share_and_keeps_order(split_everything):
+    split_everything(4)
+    seen = threads.run_groups(lambda index: (index, threads.thread_count()), 2)
+    assert seen == [(0, 2), (1, 2)]  # two groups at once, each splitting over two threads
+    assert threads.thread_count() == 4  # the share ends with the group
+    assert [i for i, _ in threads.run_groups(lambda i: (i, 0), 7)] == list(range(7))
+
+
+def test_splits_inside_groups_do_not_wait_behind_the_groups(split_everything):
+    """Groups and the splits inside them use separate pools: with 4 threads, 2 groups each
+    split over 2 threads would deadlock on one shared 2-thread pool."""
+    split_everything(4)
+    counted = np.zeros(8, int)
+
+    def group(index):
+        def mark(items):
+            counted[items] += 1
+        threads.split_run(mark, 8, 1)
+
+    runner = threading.Thread(target=threads.run_groups, args=(group, 2), daemon=True)
+    runner.start()
+    runner.join(timeout=30)
+    assert not runner.is_alive(), "run_groups deadlocked"
+    np.testing.assert_array_equal(counted, np.full(8, 2))
+
+
+def test_gradients_in_sample_groups(split_everything, monkeypatch):
+    split_everything(2)
+    monkeypatch.setattr(threads, "MIN_GROUP_PIXELS", 16)
+    rng = np.random.default_rng(3)
+    layer = ConvLSTM2D(2, 2, dtype="float64", return_state=True, return_sequences=True)
+    layer.set_weights([rng.uniform(-0.5, 0.5, w.shape) for w in layer.get_weights()])
+    check_gradients(layer, rng.normal(size=(3, 3, 4, 4, 2)))
 
 
 def test_gradients_on_three_threads(split_everything):

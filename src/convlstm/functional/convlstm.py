@@ -297,6 +297,7 @@ def convlstm_forward(
     training: bool = False,
     peephole: np.ndarray | None = None,
     plan: ForwardPlan | None = None,
+    outputs: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvLSTMCache | None]:
     """Run one ConvLSTM layer over a sequence (equations above :class:`_StepForward`).
 
@@ -320,6 +321,8 @@ def convlstm_forward(
         training: keep the cache that :func:`convlstm_backward` needs.
         peephole: (3, F) peephole weights (rows i, f, o), or None for none.
         plan: from :func:`forward_plan` for these arguments, or None to build one.
+        outputs: (B, T, H', W', F) array of x's dtype to write the outputs into, or None for
+            a new one.
 
     Returns:
         outputs (B, T, H', W', F), final h (B, H', W', F), final c (B, H', W', F), and the cache
@@ -348,7 +351,8 @@ def convlstm_forward(
     h_states[0], c_states[0] = planes(h0).reshape(F, P), planes(c0).reshape(F, P)
     # Written step by step while the step's state is still in cache: one transposition of the
     # whole sequence at the end is several times slower.
-    outputs = np.empty((B, T, *out_spatial, F), x.dtype)
+    if outputs is None:
+        outputs = np.empty((B, T, *out_spatial, F), x.dtype)
     skips = Skips(mask, plan.cell_update.image_pixels)
 
     for t in range(T):  # the equations above _StepForward
@@ -473,6 +477,7 @@ def convlstm_backward(
     use_bias: bool,
     peephole: np.ndarray | None = None,
     need_d_x: bool = True,
+    d_x: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Backpropagation through time for :func:`convlstm_forward`; consumes ``cache``.
 
@@ -485,6 +490,7 @@ def convlstm_backward(
         use_bias: whether to return a bias gradient.
         peephole: the (3, F) peephole weights the forward used, or None.
         need_d_x: False when nothing reads the input's gradient (the frames are data).
+        d_x: (B, T, H, W, C) array to write the input's gradient into, or None for a new one.
 
     Returns:
         d_x (B, T, H, W, C) (None unless ``need_d_x``), d_h0 and d_c0 (B, H', W', F), and the
@@ -538,7 +544,7 @@ def convlstm_backward(
 
     d_x, d_kernel = input_gradients(
         cache.x, d_gates, np.ascontiguousarray(kernel.reshape(-1, F4)[:, order]), window,
-        cache.stride, cache.pads, cache.dilation, cache.input_masks, need_d_x)
+        cache.stride, cache.pads, cache.dilation, cache.input_masks, need_d_x, d_x)
 
     def keras_layout(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         keras_columns = np.empty(gradient.shape, dtype)

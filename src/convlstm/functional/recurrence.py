@@ -1,17 +1,27 @@
 """What every convolutional recurrence shares (ConvLSTM, and any other gated cell run the same
 way): the recurrent convolution's geometry, the per-gate grouping under dropout, Keras' mask
-(:class:`Skips`) and the gradients through one of a step's convolutions, a few samples at a time
-(:class:`ConvolutionBackward`)."""
+(:class:`Skips`), the gradients through one of a step's convolutions, a few samples at a time
+(:class:`ConvolutionBackward`), and a whole recurrence run as groups of samples on the threads
+(:func:`forward_in_groups`, :func:`backward_in_groups`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 
 from convlstm.functional.planes import Windows
-from convlstm.functional.threads import split_matmul, split_matmul_transposed, split_run
+from convlstm.functional.threads import (
+    run_groups,
+    sample_groups,
+    split_matmul,
+    split_matmul_transposed,
+    split_run,
+)
 from convlstm.functional.windows import Pads, output_size, same_pads
 
 
@@ -204,6 +214,7 @@ def input_gradients(
     dilation: tuple[int, ...],
     gate_masks: np.ndarray | None,
     need_d_x: bool = True,
+    d_x: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """After BPTT, the input convolution's gradients, frame by frame (it does not depend on
     the state: any order works).
@@ -215,6 +226,8 @@ def input_gradients(
         window, stride, pads, dilation: the input convolution's geometry.
         gate_masks: the per-gate dropout masks the forward applied to the frames, or None.
         need_d_x: False when nothing reads the input's gradient (the frames are data).
+        d_x: (B, T, *spatial, C) array to write the input's gradient into, or None for a new
+            one (with ``need_d_x``).
 
     Returns:
         d_x (B, T, *spatial, C) (None unless ``need_d_x``) and d_weights shaped like
@@ -224,7 +237,10 @@ def input_gradients(
     inputs = ConvolutionBackward((C, B, *spatial), window, stride, pads, dilation,
                                  weight_columns)
     d_frame = np.empty((C, B, *spatial), d_gates.dtype) if need_d_x else None
-    d_x = np.empty((B, T, *spatial, C), d_gates.dtype) if need_d_x else None
+    if not need_d_x:
+        d_x = None
+    elif d_x is None:
+        d_x = np.empty((B, T, *spatial, C), d_gates.dtype)
     for t in range(T):
         if d_frame is not None:
             d_frame[...] = 0.0
@@ -243,3 +259,98 @@ def dropout_masks(
     ``1 / (1 - rate)``, so a masked input keeps its mean."""
     keep = rng.random((gates, *shape)) >= rate
     return keep.astype(dtype) / dtype.type(1.0 - rate)
+
+
+@dataclass
+class GroupCaches:
+    """The training caches of a recurrence run by :func:`forward_in_groups`, one per group."""
+
+    groups: list[slice]
+    caches: list[Any]
+    input_shape: tuple[int, ...]  # (B, T, ..., C)
+    dtype: np.dtype
+
+
+def _samples(array: np.ndarray | None, group: slice, axis: int = 0) -> np.ndarray | None:
+    return None if array is None else array[(slice(None),) * axis + (group,)]
+
+
+def forward_in_groups(
+    forward: Callable[..., tuple], x: np.ndarray, states: tuple[np.ndarray, ...], *,
+    mask: np.ndarray | None = None, input_masks: np.ndarray | None = None,
+    recurrent_masks: np.ndarray | None = None, training: bool = False, **options: Any,
+) -> tuple:
+    """``forward(x, *states, mask=, input_masks=, recurrent_masks=, training=, outputs=,
+    **options)``, a recurrence's kernel writing ``outputs`` (shaped ``(B, T)`` + a state's
+    sample shape) and returning ``(outputs, *final_states, cache)``, run over groups of
+    whole samples (:func:`~convlstm.functional.threads.sample_groups`) at once on the threads,
+    each group's whole time loop on one thread (or its share of them).
+
+    Samples never meet in a recurrence, so this equals one call over the batch to float
+    rounding (BLAS may round a product of fewer rows differently; the weight gradients of
+    :func:`backward_in_groups` are added group by group, in group order). The groups are set
+    by the shape alone, so any number of threads computes the same bits.
+
+    Args:
+        forward: the kernel.
+        x: (B, T, ..., C) frames; states: each (B, ...).
+        mask: (B, T) or None; input_masks, recurrent_masks: (gates, B, ...) or None.
+        training, options: passed on.
+
+    Returns:
+        As ``forward``: outputs and final states joined along the batch, and a
+        :class:`GroupCaches` (None unless ``training``).
+    """
+    groups = sample_groups(x.shape[0], math.prod(x.shape[2:-1]))
+    if len(groups) == 1:
+        return forward(x, *states, mask=mask, input_masks=input_masks,
+                       recurrent_masks=recurrent_masks, training=training, **options)
+    # each group writes its outputs in place: no second pass joins them
+    outputs = np.empty((x.shape[0], x.shape[1], *states[0].shape[1:]), x.dtype)
+
+    def run(index: int) -> tuple:
+        group = groups[index]
+        return forward(x[group], *(state[group] for state in states),
+                       mask=_samples(mask, group), input_masks=_samples(input_masks, group, 1),
+                       recurrent_masks=_samples(recurrent_masks, group, 1),
+                       training=training, outputs=outputs[group], **options)
+
+    results = run_groups(run, len(groups))
+    final_states = [np.concatenate(parts) for parts in zip(*(result[1:-1] for result in results))]
+    cache = (GroupCaches(groups, [result[-1] for result in results], x.shape, x.dtype)
+             if training else None)
+    return (outputs, *final_states, cache)
+
+
+def backward_in_groups(
+    backward: Callable[..., tuple], d_outputs: np.ndarray,
+    d_states: tuple[np.ndarray | None, ...], cache: Any, *weights: np.ndarray, **options: Any,
+) -> tuple:
+    """``backward(d_outputs, *d_states, cache, *weights, d_x=, **options)``, the kernel's BPTT
+    writing the input's gradient into ``d_x`` (when ``options`` has no false ``need_d_x``)
+    and returning ``(d_x or None, *d_initial_states, weight_gradients)``, for a cache from
+    :func:`forward_in_groups`: group by group on the threads as the forward ran, the weight
+    gradients added in group order.
+
+    Args:
+        backward: the kernel's BPTT.
+        d_outputs: (B, T, ..., F); d_states: each (B, ...) or None; cache: the forward's.
+        weights, options: passed on.
+    """
+    if not isinstance(cache, GroupCaches):
+        return backward(d_outputs, *d_states, cache, *weights, **options)
+    d_x = (np.empty(cache.input_shape, cache.dtype) if options.get("need_d_x", True)
+           else None)
+
+    def run(index: int) -> tuple:
+        group = cache.groups[index]
+        return backward(d_outputs[group], *(_samples(d, group) for d in d_states),
+                        cache.caches[index], *weights, d_x=_samples(d_x, group), **options)
+
+    results = run_groups(run, len(cache.groups))
+    d_initial = [np.concatenate(parts) for parts in zip(*(r[1:-1] for r in results))]
+    grads = dict(results[0][-1])
+    for result in results[1:]:
+        for name, grad in result[-1].items():
+            grads[name] += grad
+    return (d_x, *d_initial, grads)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,13 +35,25 @@ PRODUCT_WORK = 16
 """Multiply-adds of a matrix product that count as one element of elementwise work (a product
 runs them about this much faster than an elementwise pass touches memory)."""
 
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (process id, threads of a split;
-# the pool holds one fewer, the caller being the other): a forked
-# child inherits the parent's pools without their threads, so it must make its own.
+MIN_GROUP_PIXELS = 1024
+MAX_GROUPS = 8
+"""A recurrence over a batch runs as groups of whole samples (:func:`sample_groups`), each of
+at least this many pixels a step, at most this many groups."""
+
+_pools: dict[tuple[int, int, bool], ThreadPoolExecutor] = {}  # by (process id, threads of a
+# split, whether it splits groups); the pool holds one fewer thread, the caller being the
+# other. Groups and the splits inside them use separate pools, so that no pool's thread waits
+# for work queued behind itself. A forked child inherits the parent's pools without their
+# threads, so it must make its own.
+_share = threading.local()  # .threads: this thread's share of the threads, inside a group
 
 
 def thread_count() -> int:
-    """Threads for elementwise work (see the module docstring); at least 1."""
+    """Threads for elementwise work (see the module docstring); at least 1. Inside a group of
+    :func:`run_groups`, this thread's share of them."""
+    share = getattr(_share, "threads", None)
+    if share is not None:
+        return share
     for name in ("CONVLSTM_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(name, "").strip()
         if value.isdigit() and int(value) > 0:
@@ -63,18 +76,62 @@ def split_run(function: Callable[[slice], None], count: int, elements_per_item: 
     if threads <= 1:
         function(slice(0, count))
         return
-    bounds = [count * k // threads for k in range(threads + 1)]
-    slices = [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
-    # The calling thread takes the first slice itself: one thread fewer to wake per call.
-    key = (os.getpid(), threads)
+    _on_threads(function, _even_slices(count, threads), groups=False)
+
+
+def _even_slices(count: int, parts: int) -> list[slice]:
+    bounds = [count * k // parts for k in range(parts + 1)]
+    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
+
+
+def _on_threads(function: Callable[[slice], None], slices: list[slice], groups: bool) -> None:
+    """``function(items)`` for each of ``slices`` at once, one thread each; the calling thread
+    takes the first slice itself (one thread fewer to wake per call)."""
+    key = (os.getpid(), len(slices), groups)
     if key not in _pools:
-        _pools[key] = ThreadPoolExecutor(threads - 1, thread_name_prefix="convlstm")
+        _pools[key] = ThreadPoolExecutor(len(slices) - 1, thread_name_prefix="convlstm")
     others = [_pools[key].submit(function, items) for items in slices[1:]]
     try:
         function(slices[0])
     finally:
         for other in others:
             other.result()  # waits for every slice; re-raises a worker's exception here
+
+
+def sample_groups(batch: int, sample_pixels: int) -> list[slice]:
+    """Contiguous groups of whole samples covering ``range(batch)``: as many as give each group
+    at least :data:`MIN_GROUP_PIXELS` pixels, at most :data:`MAX_GROUPS`. Set by the shape
+    alone, never by the thread count, so any number of threads computes the same bits."""
+    groups = max(1, min(MAX_GROUPS, batch, batch * sample_pixels // MIN_GROUP_PIXELS))
+    return _even_slices(batch, groups)
+
+
+Result = TypeVar("Result")
+
+
+def run_groups(function: Callable[[int], Result], count: int) -> list[Result]:
+    """``[function(index) for index in range(count)]``, the groups of work spread over the
+    threads: each thread runs a contiguous run of groups, one after another, and splits its own
+    work over its share of the threads (:func:`thread_count` inside ``function``). A
+    recurrence run this way hands work between threads once per call instead of several times
+    per step."""
+    results: list[Any] = [None] * count
+    threads = min(thread_count(), count)
+    share = max(1, thread_count() // threads)
+
+    def run(indices: slice) -> None:
+        outer, _share.threads = getattr(_share, "threads", None), share
+        try:
+            for index in range(indices.start, indices.stop):
+                results[index] = function(index)
+        finally:
+            _share.threads = outer
+
+    if threads <= 1:
+        run(slice(0, count))
+    else:
+        _on_threads(run, _even_slices(count, threads), groups=True)
+    return results
 
 
 BLAS_THREADS_VARIABLE = "CONVLSTM_BLAS_THREADS"

@@ -17,6 +17,7 @@ from convlstm.functional.convlstm import (
     convlstm_forward,
     forward_plan,
 )
+from convlstm.functional.recurrence import GroupCaches, backward_in_groups, forward_in_groups
 from convlstm.layers.convlstm_options import (
     ConvLSTMCellOptions,
     ConvLSTMOptions,
@@ -43,7 +44,8 @@ class ConvLSTMCell(ConvRNNCell):
     _plan: ForwardPlan | None = None
 
     def run(self, x: np.ndarray, states: tuple[np.ndarray, ...], mask: np.ndarray | None = None,
-            **kwargs: Any) -> tuple[np.ndarray, tuple[np.ndarray, ...], ConvLSTMCache | None]:
+            **kwargs: Any
+            ) -> tuple[np.ndarray, tuple[np.ndarray, ...], ConvLSTMCache | GroupCaches | None]:
         """The kernel over (B, T, *spatial, C) channels-last frames; see ``convlstm_forward``
         (``kwargs``: its dropout masks and ``training``)."""
         options, params = self.options, self.params
@@ -53,25 +55,30 @@ class ConvLSTMCell(ConvRNNCell):
                         dilation=options.dilation, activation=options.activation,
                         recurrent_activation=options.recurrent_activation,
                         peephole=params.get("peephole"))
-        plan = None
-        if self.streaming and not kwargs.get("training"):
-            plan = self._plan = forward_plan(x.shape, x.dtype, *weights, **geometry,
-                                             reuse=self._plan)
         with threads.recurrence():  # BLAS on one thread, products split over ours
-            outputs, h, c, cache = convlstm_forward(x, *weights, h0, c0, mask=mask, plan=plan,
-                                                    **geometry, **kwargs)
+            if self.streaming and not kwargs.get("training"):
+                plan = self._plan = forward_plan(x.shape, x.dtype, *weights, **geometry,
+                                                 reuse=self._plan)
+                outputs, h, c, cache = convlstm_forward(x, *weights, h0, c0, mask=mask,
+                                                        plan=plan, **geometry, **kwargs)
+            else:
+                outputs, h, c, cache = forward_in_groups(
+                    lambda *group, **arguments: convlstm_forward(group[0], *weights, *group[1:],
+                                                                 **arguments),
+                    x, (h0, c0), mask=mask, **geometry, **kwargs)
         return outputs, (h, c), cache
 
     def backprop(self, owner: str, d_outputs: np.ndarray,
-                 d_states: Sequence[np.ndarray | None], cache: ConvLSTMCache,
+                 d_states: Sequence[np.ndarray | None], cache: ConvLSTMCache | GroupCaches,
                  need_d_x: bool = True) -> tuple[np.ndarray | None, tuple[np.ndarray, ...]]:
         """BPTT for :meth:`run`: fills ``grads``; returns d_x (None unless ``need_d_x``)
         and (d_h0, d_c0)."""
         options = self.options
         with threads.recurrence():
-            d_x, d_h0, d_c0, self.grads = convlstm_backward(
+            d_x, d_h0, d_c0, self.grads = backward_in_groups(
+                convlstm_backward,
                 d_outputs,
-                *d_states,
+                tuple(d_states),
                 cache,
                 self.params["kernel"],
                 self.params["recurrent_kernel"],
