@@ -2,7 +2,6 @@
 same numbers on 3 threads as on 1 (the unit tests' arrays are otherwise too small to split)."""
 
 import multiprocessing
-import os
 import sys
 import threading
 
@@ -12,6 +11,20 @@ from gradcheck import check_gradients
 
 from convlstm import ConvLSTM2D
 from convlstm.functional import threads
+
+
+@pytest.fixture
+def hand_offs(monkeypatch):
+    """The (threads, whether groups) of every hand-off of work to the threads, in order."""
+    seen = []
+    hand_off = threads._on_threads
+
+    def spy(function, slices, groups):
+        seen.append((len(slices), groups))
+        hand_off(function, slices, groups)
+
+    monkeypatch.setattr(threads, "_on_threads", spy)
+    return seen
 
 
 @pytest.fixture
@@ -97,14 +110,14 @@ MASK = np.array([[1, 1, 0, 1], [1, 0, 0, 1], [0, 1, 1, 1], [1, 1, 1, 1], [1, 1, 
     ids=["default", "mask", "dropout", "other_activations"],
 )
 @pytest.mark.parametrize("grouped", [False, True], ids=["steps_split", "sample_groups"])
-def test_convlstm_on_three_threads_matches_one(split_everything, monkeypatch, options, mask,
-                                              grouped):
+def test_convlstm_on_three_threads_matches_one(split_everything, monkeypatch, hand_offs,
+                                              options, mask, grouped):
     monkeypatch.setattr(threads, "MIN_GROUP_PIXELS", 1 if grouped else 10**9)
     split_everything(1)
     expected = _train_step(options, mask)
     split_everything(3)
     actual = _train_step(options, mask)
-    assert (os.getpid(), 3, grouped) in threads._pools  # the work was split that way
+    assert (3, grouped) in hand_offs  # the work was split that way
     for got, want in zip(actual, expected):
         np.testing.assert_array_equal(got, want)
 

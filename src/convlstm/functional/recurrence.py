@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from convlstm.functional.planes import Windows
+from convlstm.functional.threads import recurrence as blas_for_recurrence
 from convlstm.functional.threads import (
     run_groups,
     sample_groups,
@@ -315,7 +316,8 @@ def forward_in_groups(
                        recurrent_masks=_samples(recurrent_masks, group, 1),
                        training=training, outputs=outputs[group], **options)
 
-    results = run_groups(run, len(groups))
+    with blas_for_recurrence():  # the groups are the threads' work: BLAS on one thread
+        results = run_groups(run, len(groups))
     final_states = [np.concatenate(parts) for parts in zip(*(result[1:-1] for result in results))]
     cache = (GroupCaches(groups, [result[-1] for result in results], x.shape, x.dtype)
              if training else None)
@@ -347,7 +349,8 @@ def backward_in_groups(
         return backward(d_outputs[group], *(_samples(d, group) for d in d_states),
                         cache.caches[index], *weights, d_x=_samples(d_x, group), **options)
 
-    results = run_groups(run, len(cache.groups))
+    with blas_for_recurrence():
+        results = run_groups(run, len(cache.groups))
     d_initial = [np.concatenate(parts) for parts in zip(*(r[1:-1] for r in results))]
     grads = dict(results[0][-1])
     for result in results[1:]:
