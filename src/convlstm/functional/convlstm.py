@@ -24,7 +24,9 @@ The equations of a step stand once, in this internal order, above :class:`_StepF
 cell update) and above :class:`_StepBackward` (its BPTT); ``recurrence.Skips`` is all the mask
 handling. The elementwise work of a step (activations, cell update, writing the output
 channels-last) and the window gather and scatter are split by samples over threads
-(``functional.threads``).
+(``functional.threads``); the layer runs a large batch as groups of samples, one call of these
+kernels per group (``recurrence.forward_in_groups``), and then each group's thread does its
+steps alone.
 
 Training cache size, per layer, in floats: ``B*H'*W'*F*(6T + 2)`` (activated gates ``4T``, cell
 states ``T+1``, hidden states ``T+1``), plus a reference to the input.

@@ -11,6 +11,10 @@ threads keep spinning on their cores for a while after each product: there they 
 elementwise threads (measured: see README, Design for speed). :func:`recurrence` therefore runs a
 layer's time loop with BLAS on one thread when threadpoolctl is importable (it is optional; without
 it the environment decides), unless ``CONVLSTM_BLAS_THREADS`` says otherwise.
+
+A recurrence over a batch of several samples runs coarser still: :func:`run_groups` gives each
+thread whole groups of samples (:func:`sample_groups`) for the whole time loop, so work changes
+hands once per call instead of several times per step.
 """
 
 from __future__ import annotations
