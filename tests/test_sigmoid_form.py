@@ -1,6 +1,9 @@
 """The sigmoid's two forms (through exp, through tanh), the once-per-process choice between them,
 and the environment variable that fixes it."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -33,3 +36,27 @@ def test_the_choice_is_made_once_and_the_environment_overrides_it(monkeypatch):
         x = np.linspace(-5, 5, 11)
         expected = (activations._sigmoid_exp if form == "exp" else activations._sigmoid_tanh)(x)
         np.testing.assert_array_equal(activations.ACTIVATIONS["sigmoid"](x), expected)
+
+
+def test_threads_asking_at_once_share_one_timing(monkeypatch):
+    """Sample groups reach their first sigmoid together: one thread times the forms, every
+    thread gets its answer."""
+    monkeypatch.delenv("CONVLSTM_SIGMOID", raising=False)
+    monkeypatch.setattr(activations, "_sigmoid_choice", [])
+    timings, answers = [], []
+    faster = activations._faster_sigmoid
+
+    def timed():
+        timings.append(None)
+        time.sleep(0.05)  # long enough for every thread to arrive while the first times
+        return faster()
+
+    monkeypatch.setattr(activations, "_faster_sigmoid", timed)
+    workers = [threading.Thread(target=lambda: answers.append(activations.sigmoid_form()))
+               for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert len(timings) == 1 and len(answers) == 4 and len(set(answers)) == 1
+    assert activations._sigmoid_choice == answers[:1]

@@ -9,6 +9,7 @@ pre-activations are then gone, every derivative is written in terms of the outpu
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ def _sigmoid_tanh(x, out=None):
 
 SIGMOID_VARIABLE = "CONVLSTM_SIGMOID"
 _sigmoid_choice: list[str] = []  # "exp" or "tanh", chosen once per process
+_sigmoid_timing = threading.Lock()  # one thread times the forms; others running wait for it
 
 
 def sigmoid_form() -> str:
@@ -87,16 +89,22 @@ def sigmoid_form() -> str:
     if forced in ("exp", "tanh"):
         return forced
     if not _sigmoid_choice:
-        x = np.linspace(-8.0, 8.0, 1 << 16, dtype=np.float32)
-        out = np.empty_like(x)
-        best = {}
-        for form, function in (("exp", _sigmoid_exp), ("tanh", _sigmoid_tanh)) * 4:
-            start = time.perf_counter()
-            function(x, out=out)
-            elapsed = time.perf_counter() - start
-            best[form] = min(best.get(form, elapsed), elapsed)
-        _sigmoid_choice.append(min(best, key=best.get))
+        with _sigmoid_timing:  # sample groups reach here together on their threads
+            if not _sigmoid_choice:
+                _sigmoid_choice.append(_faster_sigmoid())
     return _sigmoid_choice[0]
+
+
+def _faster_sigmoid() -> str:
+    x = np.linspace(-8.0, 8.0, 1 << 16, dtype=np.float32)
+    out = np.empty_like(x)
+    best = {}
+    for form, function in (("exp", _sigmoid_exp), ("tanh", _sigmoid_tanh)) * 4:
+        start = time.perf_counter()
+        function(x, out=out)
+        elapsed = time.perf_counter() - start
+        best[form] = min(best.get(form, elapsed), elapsed)
+    return min(best, key=best.get)
 
 
 def _sigmoid(x, out=None):
