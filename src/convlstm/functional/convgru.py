@@ -278,6 +278,9 @@ def convgru_backward(
 
     d_U = recurrent.d_weights if cache.reset_after else np.concatenate(
         [recurrent.d_weights, reset.d_weights], axis=1)
+    recurrent.release()
+    if not cache.reset_after:
+        reset.release()
     grads = {"kernel": d_kernel.reshape(kernel.shape),
              "recurrent_kernel": d_U.reshape(recurrent_kernel.shape)}
     if use_bias:

@@ -40,6 +40,7 @@ from functools import partial
 
 import numpy as np
 
+from convlstm.functional import buffers
 from convlstm.functional.activations import ACTIVATIONS, Activation, sigmoid_form
 from convlstm.functional.planes import Windows
 from convlstm.functional.recurrence import (
@@ -259,7 +260,7 @@ def forward_plan(
     P = B * image_pixels
     input_rows = math.prod(window) * C
     recurrent_rows = math.prod(recurrent_window) * F
-    cols = np.empty((input_rows + recurrent_rows + 1, P), dtype)
+    cols = buffers.take((input_rows + recurrent_rows + 1, P), dtype)
     cols[-1] = 1.0  # multiplies the bias column
     input_windows = Windows((C, B, *spatial), tuple(window), stride, pads, dilation, dtype,
                             cols[:input_rows])
@@ -331,7 +332,8 @@ def convlstm_forward(
         (None unless training).
     """
     B, T = x.shape[:2]
-    if plan is None:
+    own_plan = plan is None
+    if own_plan:
         plan = forward_plan(x.shape, x.dtype, kernel, recurrent_kernel, bias, stride=stride,
                             pads=pads, dilation=dilation, activation=activation,
                             recurrent_activation=recurrent_activation, peephole=peephole)
@@ -341,9 +343,9 @@ def convlstm_forward(
     frames = planes(x).swapaxes(1, 2)  # (C, T, B, *spatial)
     input_masks, recurrent_masks = _gate_masks(input_masks), _gate_masks(recurrent_masks)
 
-    if training:  # the whole history, for the backward pass
-        h_states, c_states = np.empty((T + 1, F, P), x.dtype), np.empty((T + 1, F, P), x.dtype)
-        gates = np.empty((T, F4, P), x.dtype)
+    if training:  # the whole history, for the backward pass, which gives it back
+        h_states, c_states = (buffers.take((T + 1, F, P), x.dtype) for _ in range(2))
+        gates = buffers.take((T, F4, P), x.dtype)
     else:  # a ring of two states and one step's gates
         if plan.ring is None:
             plan.ring = (np.empty((2, F, P), x.dtype), np.empty((2, F, P), x.dtype),
@@ -378,6 +380,8 @@ def convlstm_forward(
     h_final = (outputs[:, -1].copy() if mask is None
                else channels_last(h_states[T % slots], np.empty(state_shape, x.dtype)))
     c_final = channels_last(c_states[T % slots], np.empty(state_shape, x.dtype))
+    if own_plan:
+        buffers.give(plan.cols)
     return outputs, h_final, c_final, cache
 
 
@@ -562,6 +566,8 @@ def convlstm_backward(
         grads["bias"][order] = d_gates.sum(axis=(0, 2))
     if d_peephole is not None:
         grads["peephole"] = d_peephole
+    recurrent.release()
+    buffers.give(cache.gates, cache.h_states, cache.c_states)  # the cache is consumed
 
     state_shape = (B, *out_spatial, F)
     return (d_x, channels_last(d_h_next, np.empty(state_shape, dtype)),

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from convlstm.functional import buffers
 from convlstm.functional.planes import Windows
 from convlstm.functional.threads import recurrence as blas_for_recurrence
 from convlstm.functional.threads import (
@@ -168,11 +169,13 @@ class ConvolutionBackward:
         dtype = weight_columns.dtype
         self.pixels = math.prod(output_size(tuple(spatial), window, stride, pads, dilation))
         self.chunk = _samples_per_chunk(batch, self.pixels)
+        rows = math.prod(window) * channels
+        self.columns = buffers.take((rows, self.chunk * self.pixels), dtype)
         self.windows = Windows((channels, self.chunk, *spatial), window, stride, pads, dilation,
-                               dtype)
+                               dtype, self.columns)
         self.weights = weight_columns  # (kh*kw*C, 4F), internal gate order
         self.d_weights = np.zeros(weight_columns.shape, dtype)
-        self.d_columns = np.empty((self.windows.rows, self.chunk * self.pixels), dtype)
+        self.d_columns = buffers.take((rows, self.chunk * self.pixels), dtype)
 
     def __call__(
         self,
@@ -203,6 +206,10 @@ class ConvolutionBackward:
                 if chunk_mask is not None:
                     d_chunk *= chunk_mask
                 d_source[:, samples] += d_chunk
+
+    def release(self) -> None:
+        """Give the scratch buffers back (:mod:`buffers`); call once no more calls follow."""
+        buffers.give(self.columns, self.d_columns)
 
 
 def input_gradients(
@@ -248,6 +255,7 @@ def input_gradients(
         inputs(frames[:, t], d_gates[t], gate_masks, d_frame)
         if d_x is not None:
             d_x[:, t] = channels_last_view(d_frame)
+    inputs.release()
     return d_x, inputs.d_weights
 
 
