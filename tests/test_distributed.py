@@ -303,6 +303,10 @@ def test_a_worker_killed_mid_epoch_costs_a_retry_not_the_run(client, tmp_path, v
     arguments = dict(epochs=2, batch_size=4, seed=5, verbose=0)
     expected = cd.fit(undisturbed, x, y, client=client, **arguments)
     client.wait_for_workers(2, timeout=30)
+    deadline = time.monotonic() + 30
+    while _model_spec_holders(client):  # fit released its spec: the next one is alone
+        assert time.monotonic() < deadline, _model_spec_holders(client)
+        time.sleep(0.05)
     pids = set(client.run(os.getpid).values())
     client.register_plugin(KillOnce(), name="kill-once")
     try:
