@@ -2,12 +2,12 @@
 twice at once, and a kernel that takes a used buffer full of NaN computes what it computes on
 fresh memory."""
 
-import multiprocessing
 import sys
 import threading
 
 import numpy as np
 import pytest
+from forking import in_forked_child
 
 from convlstm import ConvGRU2D, ConvLSTM2D
 from convlstm.functional import buffers, threads
@@ -44,10 +44,6 @@ def test_no_more_than_the_limit_is_kept(monkeypatch):
     assert buffers.take((20,), np.float32) is small
 
 
-def _take_in_child(queue):
-    queue.put(buffers.take((2,), np.float32).shape)
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
 def test_a_forked_child_starts_with_its_own_pool_even_if_the_lock_was_held():
     buffers.give(np.empty((2,), np.float32))
@@ -62,13 +58,8 @@ def test_a_forked_child_starts_with_its_own_pool_even_if_the_lock_was_held():
     holder.start()
     holding.wait(30)
     try:
-        context = multiprocessing.get_context("fork")
-        queue = context.Queue()
-        child = context.Process(target=_take_in_child, args=(queue,))
-        child.start()
-        child.join(timeout=30)
-        assert child.exitcode == 0, "the child hung taking a buffer"
-        assert queue.get(timeout=5) == (2,)
+        shape = in_forked_child(lambda: buffers.take((2,), np.float32).shape, "taking a buffer")
+        assert shape == (2,)
     finally:
         release.set()
         holder.join()

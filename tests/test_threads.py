@@ -1,12 +1,12 @@
 """Elementwise work split over threads: the split helper, and the ConvLSTM kernels giving the
 same numbers on 3 threads as on 1 (the unit tests' arrays are otherwise too small to split)."""
 
-import multiprocessing
 import sys
 import threading
 
 import numpy as np
 import pytest
+from forking import in_forked_child
 from gradcheck import check_gradients
 
 from convlstm import ConvLSTM2D
@@ -195,27 +195,21 @@ def test_gradients_on_three_threads(split_everything):
     check_gradients(layer, rng.normal(size=(3, 3, 4, 4, 2)))
 
 
-def _split_in_child(queue):
+def _split_in_child():
     seen = np.zeros(4, int)
 
     def mark(items):
         seen[items] += 1
 
     threads.split_run(mark, 4, 1)
-    queue.put(seen.tolist())
+    return seen.tolist()
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
 def test_a_forked_child_makes_its_own_threads(split_everything):
     split_everything(2)
     threads.split_run(lambda items: None, 4, 1)  # the parent's pool exists before the fork
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_split_in_child, args=(queue,))
-    child.start()
-    child.join(timeout=30)
-    assert child.exitcode == 0, "the child hung or failed splitting work"
-    assert queue.get(timeout=5) == [1, 1, 1, 1]
+    assert in_forked_child(_split_in_child, "splitting work") == [1, 1, 1, 1]
 
 
 def test_split_products_match_numpy_and_each_other(split_everything, monkeypatch):
