@@ -3,6 +3,7 @@ same numbers on 3 threads as on 1 (the unit tests' arrays are otherwise too smal
 
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -15,13 +16,14 @@ from convlstm.functional import threads
 
 @pytest.fixture
 def hand_offs(monkeypatch):
-    """The (threads, whether groups) of every hand-off of work to the threads, in order."""
+    """(threads, whose pool) of every hand-off of work to the threads, in order: whose is
+    "groups", the slot of the group thread splitting its own work, or None outside groups."""
     seen = []
     hand_off = threads._on_threads
 
-    def spy(function, slices, groups):
-        seen.append((len(slices), groups))
-        hand_off(function, slices, groups)
+    def spy(function, slices, whose):
+        seen.append((len(slices), whose))
+        hand_off(function, slices, whose)
 
     monkeypatch.setattr(threads, "_on_threads", spy)
     return seen
@@ -111,13 +113,13 @@ MASK = np.array([[1, 1, 0, 1], [1, 0, 0, 1], [0, 1, 1, 1], [1, 1, 1, 1], [1, 1, 
 )
 @pytest.mark.parametrize("grouped", [False, True], ids=["steps_split", "sample_groups"])
 def test_convlstm_on_three_threads_matches_one(split_everything, monkeypatch, hand_offs,
-                                              options, mask, grouped):
+                                              pinned_blas, options, mask, grouped):
     monkeypatch.setattr(threads, "MIN_GROUP_PIXELS", 1 if grouped else 10**9)
     split_everything(1)
     expected = _train_step(options, mask)
     split_everything(3)
     actual = _train_step(options, mask)
-    assert (3, grouped) in hand_offs  # the work was split that way
+    assert (3, "groups" if grouped else None) in hand_offs  # the work was split that way
     for got, want in zip(actual, expected):
         np.testing.assert_array_equal(got, want)
 
@@ -128,8 +130,8 @@ def test_convlstm_on_three_threads_matches_one(split_everything, monkeypatch, ha
      ({"use_bias": False, "return_sequences": True}, MASK)],
     ids=["default", "mask", "dropout", "no_bias_sequences"],
 )
-def test_sample_groups_compute_what_one_batch_computes(split_everything, monkeypatch, options,
-                                                       mask):
+def test_sample_groups_compute_what_one_batch_computes(split_everything, monkeypatch,
+                                                       pinned_blas, options, mask):
     """Samples never meet in a recurrence: the groups' outputs, input gradients and weight
     gradients (added group by group) are the whole batch's to float32 rounding (BLAS may
     round a product of fewer rows differently)."""
@@ -152,7 +154,8 @@ def test_sample_groups_are_set_by_the_shape():
     assert threads.sample_groups(3, 7) == [slice(0, 3)]
 
 
-def test_run_groups_gives_each_thread_its_share_and_keeps_order(split_everything):
+def test_run_groups_gives_each_thread_its_share_and_keeps_order(split_everything,
+                                                                pinned_blas):
     split_everything(4)
     seen = threads.run_groups(lambda index: (index, threads.thread_count()), 2)
     assert seen == [(0, 2), (1, 2)]  # two groups at once, each splitting over two threads
@@ -160,7 +163,43 @@ def test_run_groups_gives_each_thread_its_share_and_keeps_order(split_everything
     assert [i for i, _ in threads.run_groups(lambda i: (i, 0), 7)] == list(range(7))
 
 
-def test_splits_inside_groups_do_not_wait_behind_the_groups(split_everything):
+def test_each_group_thread_splits_on_a_pool_of_its_own(split_everything, pinned_blas,
+                                                      hand_offs):
+    """8 threads, 4 groups: each group thread splits its work over 2 threads of its own, not
+    all four over one shared helper."""
+    split_everything(8)
+    threads.run_groups(lambda index: threads.split_run(lambda items: None, 4, 1), 4)
+    splits = {whose for count, whose in hand_offs if whose != "groups"}
+    assert (4, "groups") in hand_offs and len(splits) == 4
+    assert {count for count, whose in hand_offs if whose != "groups"} == {2}
+
+
+def test_groups_run_one_after_another_while_blas_has_its_own_threads(split_everything,
+                                                                    hand_offs):
+    """Without BLAS pinned to one thread (no threadpoolctl, or CONVLSTM_BLAS_THREADS), groups
+    on several threads would each start BLAS's threads: they run here instead, each split
+    over every thread as before."""
+    split_everything(4)
+    assert threads.run_groups(lambda index: threads.thread_count(), 3) == [4, 4, 4]
+    assert all(whose != "groups" for _, whose in hand_offs)
+
+
+def test_a_failing_slice_returns_only_when_every_slice_is_done(split_everything):
+    split_everything(3)
+    finished = []
+
+    def work(items):
+        if items.start == 1:
+            raise ValueError("a helper's slice fails at once")
+        time.sleep(0.2 * items.start)
+        finished.append(items.start)
+
+    with pytest.raises(ValueError, match="fails at once"):
+        threads.split_run(work, 3, 1)
+    assert sorted(finished) == [0, 2]  # the slowest slice had finished too
+
+
+def test_splits_inside_groups_do_not_wait_behind_the_groups(split_everything, pinned_blas):
     """Groups and the splits inside them use separate pools: with 4 threads, 2 groups each
     split over 2 threads would deadlock on one shared 2-thread pool."""
     split_everything(4)
@@ -178,7 +217,7 @@ def test_splits_inside_groups_do_not_wait_behind_the_groups(split_everything):
     np.testing.assert_array_equal(counted, np.full(8, 2))
 
 
-def test_gradients_in_sample_groups(split_everything, monkeypatch):
+def test_gradients_in_sample_groups(split_everything, monkeypatch, pinned_blas):
     split_everything(2)
     monkeypatch.setattr(threads, "MIN_GROUP_PIXELS", 16)
     rng = np.random.default_rng(3)

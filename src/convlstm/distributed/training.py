@@ -73,6 +73,8 @@ class Trainer:
             try:
                 return self._send(function, parts)
             except CancelledError:
+                if self.client.status != "running":  # closing, not lost data: stop here
+                    raise
                 self.spec = self._scatter(ModelSpec(self.model, weights=False))
         return self._send(function, parts)
 

@@ -77,6 +77,15 @@ _sigmoid_choice: list[str] = []  # "exp" or "tanh", chosen once per process
 _sigmoid_timing = threading.Lock()  # one thread times the forms; others running wait for it
 
 
+def _new_timing_lock() -> None:
+    global _sigmoid_timing
+    _sigmoid_timing = threading.Lock()  # a child forked mid-timing must not inherit it held
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_timing_lock)
+
+
 def sigmoid_form() -> str:
     """How this process computes float sigmoids: ``"tanh"`` or ``"exp"``.
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
 MAX_KEPT_BYTES = 1 << 30
-"""At most this many bytes of free buffers are kept; beyond it a given buffer is let go."""
+"""At most this many bytes of free buffers are kept; beyond it the longest-kept go first."""
 
-_free: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
+_free: OrderedDict[tuple[tuple[int, ...], str], list[np.ndarray]] = OrderedDict()  # oldest
+# shape first, so that buffers of shapes no longer used are the first to go
 _kept = [0]  # bytes in _free
 _lock = threading.Lock()  # sample groups take and give from several threads
 
@@ -39,12 +41,20 @@ def give(*arrays: np.ndarray | None) -> None:
     hold no other reference that it will read or write again."""
     with _lock:
         for array in arrays:
-            if array is None or _kept[0] + array.nbytes > MAX_KEPT_BYTES:
+            if array is None or array.nbytes > MAX_KEPT_BYTES:
                 continue
-            kept = _free.setdefault((array.shape, array.dtype.str), [])
-            if not any(other is array for other in kept):  # given twice, kept once
-                kept.append(array)
-                _kept[0] += array.nbytes
+            key = (array.shape, array.dtype.str)
+            kept = _free.setdefault(key, [])
+            _free.move_to_end(key)
+            if any(other is array for other in kept):  # given twice, kept once
+                continue
+            kept.append(array)
+            _kept[0] += array.nbytes
+            while _kept[0] > MAX_KEPT_BYTES:  # let the longest-kept go
+                oldest = next(iter(_free))
+                _kept[0] -= _free[oldest].pop(0).nbytes
+                if not _free[oldest]:
+                    del _free[oldest]
 
 
 def clear() -> None:

@@ -274,8 +274,8 @@ def dropout_masks(
 class GroupCaches:
     """The training caches of a recurrence run by :func:`forward_in_groups`, one per group."""
 
-    groups: list[slice]
-    caches: list[Any]
+    groups: list[slice]  # of the batch's samples
+    caches: list[Any]  # the kernel's cache of each group, for the samples of that group
     input_shape: tuple[int, ...]  # (B, T, ..., C)
     dtype: np.dtype
 
@@ -310,7 +310,7 @@ def forward_in_groups(
         As ``forward``: outputs and final states joined along the batch, and a
         :class:`GroupCaches` (None unless ``training``).
     """
-    groups = sample_groups(x.shape[0], math.prod(x.shape[2:-1]))
+    groups = sample_groups(x.shape[0], math.prod(states[0].shape[1:-1]))  # output pixels
     if len(groups) == 1:
         return forward(x, *states, mask=mask, input_masks=input_masks,
                        recurrent_masks=recurrent_masks, training=training, **options)
@@ -346,6 +346,10 @@ def backward_in_groups(
         backward: the kernel's BPTT.
         d_outputs: (B, T, ..., F); d_states: each (B, ...) or None; cache: the forward's.
         weights, options: passed on.
+
+    Returns:
+        As ``backward``: d_x (B, T, ..., C) (or None), the initial states' gradients (each
+        (B, ...)) joined along the batch, and the weight gradients summed over the groups.
     """
     if not isinstance(cache, GroupCaches):
         return backward(d_outputs, *d_states, cache, *weights, **options)

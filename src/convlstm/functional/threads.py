@@ -24,7 +24,7 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 import numpy as np
@@ -44,12 +44,14 @@ MAX_GROUPS = 8
 """A recurrence over a batch runs as groups of whole samples (:func:`sample_groups`), each of
 at least this many pixels a step, at most this many groups."""
 
-_pools: dict[tuple[int, int, bool], ThreadPoolExecutor] = {}  # by (process id, threads of a
-# split, whether it splits groups); the pool holds one fewer thread, the caller being the
-# other. Groups and the splits inside them use separate pools, so that no pool's thread waits
-# for work queued behind itself. A forked child inherits the parent's pools without their
-# threads, so it must make its own.
-_share = threading.local()  # .threads: this thread's share of the threads, inside a group
+_pools: dict[tuple[int, int, Any], ThreadPoolExecutor] = {}  # by (process id, threads of a
+# split, whose: "groups", or the group thread splitting, None outside groups); the pool holds
+# one fewer thread, the caller being the other. Groups and the splits inside each group
+# thread use pools of their own, so that no pool's thread waits for work queued behind
+# itself and each group thread gets its whole share. A forked child inherits the parent's
+# pools without their threads, so it must make its own.
+_pools_lock = threading.Lock()
+_share = threading.local()  # inside a group: .threads (this thread's share), .slot (which)
 
 
 def thread_count() -> int:
@@ -80,7 +82,7 @@ def split_run(function: Callable[[slice], None], count: int, elements_per_item: 
     if threads <= 1:
         function(slice(0, count))
         return
-    _on_threads(function, _even_slices(count, threads), groups=False)
+    _on_threads(function, _even_slices(count, threads), getattr(_share, "slot", None))
 
 
 def _even_slices(count: int, parts: int) -> list[slice]:
@@ -88,18 +90,22 @@ def _even_slices(count: int, parts: int) -> list[slice]:
     return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
 
 
-def _on_threads(function: Callable[[slice], None], slices: list[slice], groups: bool) -> None:
-    """``function(items)`` for each of ``slices`` at once, one thread each; the calling thread
-    takes the first slice itself (one thread fewer to wake per call)."""
-    key = (os.getpid(), len(slices), groups)
-    if key not in _pools:
-        _pools[key] = ThreadPoolExecutor(len(slices) - 1, thread_name_prefix="convlstm")
+def _on_threads(function: Callable[[slice], None], slices: list[slice], whose: Any) -> None:
+    """``function(items)`` for each of ``slices`` at once, one thread each, on the pool of
+    ``whose`` (see ``_pools``); the calling thread takes the first slice itself (one thread
+    fewer to wake per call). Returns once every slice is done, then re-raises the first
+    error."""
+    key = (os.getpid(), len(slices), whose)
+    with _pools_lock:
+        if key not in _pools:
+            _pools[key] = ThreadPoolExecutor(len(slices) - 1, thread_name_prefix="convlstm")
     others = [_pools[key].submit(function, items) for items in slices[1:]]
     try:
         function(slices[0])
     finally:
-        for other in others:
-            other.result()  # waits for every slice; re-raises a worker's exception here
+        wait(others)  # no slice may still be running when this returns, error or not
+    for other in others:
+        other.result()  # re-raises a worker's exception here
 
 
 def sample_groups(batch: int, sample_pixels: int) -> list[slice]:
@@ -118,23 +124,24 @@ def run_groups(function: Callable[[int], Result], count: int) -> list[Result]:
     threads: each thread runs a contiguous run of groups, one after another, and splits its own
     work over its share of the threads (:func:`thread_count` inside ``function``). A
     recurrence run this way hands work between threads once per call instead of several times
-    per step."""
+    per step. Only while BLAS runs on one thread (inside :func:`recurrence`, pinned): else the
+    groups run here, one after another, each split over every thread as before."""
+    threads = min(thread_count(), count) if _single_blas[0] else 1
+    if threads <= 1:
+        return [function(index) for index in range(count)]
     results: list[Any] = [None] * count
-    threads = min(thread_count(), count)
     share = max(1, thread_count() // threads)
 
     def run(indices: slice) -> None:
-        outer, _share.threads = getattr(_share, "threads", None), share
+        outer = getattr(_share, "threads", None), getattr(_share, "slot", None)
+        _share.threads, _share.slot = share, indices.start
         try:
             for index in range(indices.start, indices.stop):
                 results[index] = function(index)
         finally:
-            _share.threads = outer
+            _share.threads, _share.slot = outer
 
-    if threads <= 1:
-        run(slice(0, count))
-    else:
-        _on_threads(run, _even_slices(count, threads), groups=True)
+    _on_threads(run, _even_slices(count, threads), "groups")
     return results
 
 

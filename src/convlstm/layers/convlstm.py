@@ -62,10 +62,11 @@ class ConvLSTMCell(ConvRNNCell):
                 outputs, h, c, cache = convlstm_forward(x, *weights, h0, c0, mask=mask,
                                                         plan=plan, **geometry, **kwargs)
             else:
-                outputs, h, c, cache = forward_in_groups(
-                    lambda *group, **arguments: convlstm_forward(group[0], *weights, *group[1:],
-                                                                 **arguments),
-                    x, (h0, c0), mask=mask, **geometry, **kwargs)
+                def kernel(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, **arguments: Any):
+                    return convlstm_forward(x, *weights, h0, c0, **arguments)
+
+                outputs, h, c, cache = forward_in_groups(kernel, x, (h0, c0), mask=mask,
+                                                         **geometry, **kwargs)
         return outputs, (h, c), cache
 
     def backprop(self, owner: str, d_outputs: np.ndarray,

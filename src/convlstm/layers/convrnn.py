@@ -399,6 +399,11 @@ class ConvRNN(_BuiltOnFirstCall):
         else:
             d_sequence = np.zeros(stack.output_shape, dtype)
             d_sequence[:, -1] = d_output
+        for cell in self.cells:
+            cell.check_derivatives(owner)
+        # Consumed from here on, even if BPTT fails part way: its kernels give the cache's
+        # buffers back for reuse (functional.buffers), so it must never be read again.
+        self._cache = None
         state_grads = []
         for index in reversed(range(self.num_layers)):
             cache = stack.layers[index]
@@ -406,13 +411,11 @@ class ConvRNN(_BuiltOnFirstCall):
                 d_sequence = leaky_relu_backward(d_sequence, cache.positive,
                                                  self.leaky_relu_slope)
             last = index == self.num_layers - 1
-            self.cells[index].check_derivatives(owner)
             d_sequence, d_starting = self.cells[index].backprop(
                 owner, d_sequence, d_states if last else [None] * len(names), cache.bptt,
                 need_d_x=input_gradient or index > 0,
             )
             state_grads.append(d_starting)
-        self._cache = None
         self._state_grads = state_grads[::-1]
         if d_sequence is None:
             return None
