@@ -55,14 +55,14 @@ def test_a_backward_that_fails_part_way_leaves_no_cache_to_read_again():
     layer = ConvLSTM2D(2, 3, num_layers=2, return_sequences=True)
     output = layer.forward(rng.normal(size=(2, 3, 4, 4, 2)).astype(np.float32), training=True)
 
-    class Interrupted(Exception):
+    class BackpropInterruptedError(Exception):
         pass
 
     def fail(*args, **kwargs):
-        raise Interrupted
+        raise BackpropInterruptedError
 
     layer.cells[0].backprop = fail  # the top layer's BPTT has run and given its buffers back
-    with pytest.raises(Interrupted):
+    with pytest.raises(BackpropInterruptedError):
         layer.backward(np.ones_like(output))
     assert buffers._free  # it had
     with pytest.raises(RuntimeError, match="no training forward to differentiate"):
