@@ -16,7 +16,6 @@ import numpy as np
 
 from convlstm.functional import buffers
 from convlstm.functional.planes import Windows
-from convlstm.functional.threads import recurrence as blas_for_recurrence
 from convlstm.functional.threads import (
     run_groups,
     sample_groups,
@@ -293,7 +292,9 @@ def forward_in_groups(
     **options)``, a recurrence's kernel writing ``outputs`` (shaped ``(B, T)`` + a state's
     sample shape) and returning ``(outputs, *final_states, cache)``, run over groups of
     whole samples (:func:`~convlstm.functional.threads.sample_groups`) at once on the threads,
-    each group's whole time loop on one thread (or its share of them).
+    each group's whole time loop on one thread (or its share of them), when called inside
+    :func:`~convlstm.functional.threads.recurrence` with BLAS pinned to one thread; else one
+    group after another.
 
     Samples never meet in a recurrence, so this equals one call over the batch to float
     rounding (BLAS may round a product of fewer rows differently; the weight gradients of
@@ -324,8 +325,7 @@ def forward_in_groups(
                        recurrent_masks=_samples(recurrent_masks, group, 1),
                        training=training, outputs=outputs[group], **options)
 
-    with blas_for_recurrence():  # the groups are the threads' work: BLAS on one thread
-        results = run_groups(run, len(groups))
+    results = run_groups(run, len(groups))  # on the threads only inside threads.recurrence()
     final_states = [np.concatenate(parts) for parts in zip(*(result[1:-1] for result in results))]
     cache = (GroupCaches(groups, [result[-1] for result in results], x.shape, x.dtype)
              if training else None)
@@ -361,8 +361,7 @@ def backward_in_groups(
         return backward(d_outputs[group], *(_samples(d, group) for d in d_states),
                         cache.caches[index], *weights, d_x=_samples(d_x, group), **options)
 
-    with blas_for_recurrence():
-        results = run_groups(run, len(cache.groups))
+    results = run_groups(run, len(cache.groups))
     d_initial = [np.concatenate(parts) for parts in zip(*(r[1:-1] for r in results))]
     grads = dict(results[0][-1])
     for result in results[1:]:

@@ -96,10 +96,14 @@ def _on_threads(function: Callable[[slice], None], slices: list[slice], whose: A
     fewer to wake per call). Returns once every slice is done, then re-raises the first
     error."""
     key = (os.getpid(), len(slices), whose)
-    with _pools_lock:
-        if key not in _pools:
-            _pools[key] = ThreadPoolExecutor(len(slices) - 1, thread_name_prefix="convlstm")
-    others = [_pools[key].submit(function, items) for items in slices[1:]]
+    pool = _pools.get(key)
+    if pool is None:  # made once per key; the lock only keeps two threads from both making it
+        with _pools_lock:
+            pool = _pools.get(key)
+            if pool is None:
+                pool = _pools[key] = ThreadPoolExecutor(len(slices) - 1,
+                                                        thread_name_prefix="convlstm")
+    others = [pool.submit(function, items) for items in slices[1:]]
     try:
         function(slices[0])
     finally:
@@ -199,9 +203,7 @@ def _column_parts(columns: int) -> list[slice]:
     """The column blocks a split product works on: set by the shape alone (at most
     ``MAX_PRODUCT_PARTS`` blocks of at least ``MIN_PRODUCT_COLUMNS``), never by the thread
     count, so any number of threads computes the same bits."""
-    parts = max(1, min(MAX_PRODUCT_PARTS, columns // MIN_PRODUCT_COLUMNS))
-    bounds = [columns * k // parts for k in range(parts + 1)]
-    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
+    return _even_slices(columns, max(1, min(MAX_PRODUCT_PARTS, columns // MIN_PRODUCT_COLUMNS)))
 
 
 def split_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
